@@ -1,0 +1,382 @@
+//! Who may subscribe: Medusa admin users, proven by a JWT or by a short-lived ticket bought with one.
+//!
+//! The algorithm is pinned by configuration and never read from the token, so `alg: none` and
+//! HS/RS key confusion fail before any signature maths. Medusa v2 admin tokens (HS256 over its
+//! `JWT_SECRET`, `actor_type: "user"`) pass unchanged; so do the Medusa kit's dedicated tokens.
+//!
+//! Browsers cannot put headers on `WebSocket` or `EventSource`, and a JWT in a URL ends up in proxy
+//! logs, so they exchange the JWT for a ticket: 128 random bits, single use, seconds to live, carrying
+//! the token's subject and expiry. A raw token in the URL is refused outright.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::Mutex,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header, header::Header as _},
+};
+use actix_web_httpauth::headers::authorization::{Authorization, Bearer};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    problem,
+    settings::{AuthSettings, SettingsError},
+};
+
+/// An authenticated admin: who, and until when the connection may live.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub actor_id: String,
+    /// Unix seconds after which the credential is no longer honoured (`exp` + leeway).
+    pub valid_until: u64,
+}
+
+impl Principal {
+    /// Time left before the credential lapses, from now.
+    pub fn remaining(&self) -> Duration {
+        Duration::from_secs(self.valid_until.saturating_sub(unix_now()))
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing credentials: send `Authorization: Bearer <admin JWT>` or `?ticket=`")]
+    Missing,
+    #[error(
+        "tokens are not accepted in the URL; exchange the token for a ticket at POST /admin-ws/ticket"
+    )]
+    TokenInUrl,
+    #[error("invalid token: {0}")]
+    InvalidToken(&'static str),
+    #[error("invalid ticket: unknown, already used or expired")]
+    InvalidTicket,
+    #[error("actor type {0:?} may not subscribe")]
+    ForbiddenActor(String),
+    #[error("origin {0:?} is not allowed")]
+    ForbiddenOrigin(String),
+    #[error("too many tickets pending; retry shortly")]
+    TicketsExhausted,
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AuthError::ForbiddenActor(_) | AuthError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            AuthError::TicketsExhausted => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut builder = problem::builder(status);
+        let code = match status {
+            StatusCode::UNAUTHORIZED => {
+                builder
+                    .insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
+                "unauthorized"
+            }
+            StatusCode::FORBIDDEN => "forbidden",
+            _ => {
+                builder.insert_header((header::RETRY_AFTER, "1"));
+                "unavailable"
+            }
+        };
+        problem::finish(builder, code, &self.to_string())
+    }
+}
+
+/// The claims admin-push reads; everything else in a Medusa token is ignored.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    #[serde(default)]
+    actor_id: String,
+    #[serde(default)]
+    actor_type: String,
+    exp: u64,
+}
+
+/// Checks admin JWTs against the configured key, algorithm and claims.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    actor_types: Vec<String>,
+    leeway: u64,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .field("actor_types", &self.actor_types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    pub fn new(settings: &AuthSettings) -> Result<Self, SettingsError> {
+        let invalid = |key, problem: String| SettingsError::Invalid { key, problem };
+        let algorithm: Algorithm = settings.algorithm.parse().map_err(|_| {
+            invalid(
+                "auth.algorithm",
+                format!("unknown algorithm {:?}", settings.algorithm),
+            )
+        })?;
+        let key = match (algorithm, &settings.jwt_public_key) {
+            (Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512, _) => {
+                DecodingKey::from_secret(settings.jwt_secret.expose_secret().as_bytes())
+            }
+            (Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512, Some(pem)) => {
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
+                    invalid(
+                        "auth.jwt_public_key",
+                        format!("not an RSA public key PEM: {e}"),
+                    )
+                })?
+            }
+            (Algorithm::ES256 | Algorithm::ES384, Some(pem)) => {
+                DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| {
+                    invalid(
+                        "auth.jwt_public_key",
+                        format!("not an EC public key PEM: {e}"),
+                    )
+                })?
+            }
+            (_, None) => {
+                return Err(invalid(
+                    "auth.jwt_public_key",
+                    format!("required for {:?}", settings.algorithm),
+                ));
+            }
+            (other, Some(_)) => {
+                return Err(invalid(
+                    "auth.algorithm",
+                    format!("{other:?} is not supported"),
+                ));
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = settings.leeway_secs;
+        validation.validate_nbf = true;
+        // A configured audience or issuer must be present, not merely right when present.
+        let mut required = vec!["exp"];
+        match &settings.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &settings.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(Self {
+            key,
+            validation,
+            actor_types: settings.actor_types.clone(),
+            leeway: settings.leeway_secs,
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| AuthError::InvalidToken(describe(e.kind())))?
+            .claims;
+        if !self.actor_types.contains(&claims.actor_type) {
+            return Err(AuthError::ForbiddenActor(claims.actor_type));
+        }
+        if claims.actor_id.is_empty() {
+            return Err(AuthError::InvalidToken("empty actor_id"));
+        }
+        Ok(Principal {
+            actor_id: claims.actor_id,
+            valid_until: claims.exp.saturating_add(self.leeway),
+        })
+    }
+}
+
+fn describe(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::ImmatureSignature => "not valid yet (nbf)",
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "algorithm not accepted",
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "aud" => "missing audience",
+            "iss" => "missing issuer",
+            _ => "missing exp",
+        },
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
+        ErrorKind::Json(_) => "claims are not valid JSON of the expected shape",
+        _ => "malformed",
+    }
+}
+
+/// Mints a development admin token, as Medusa would: HS256, `actor_type: "user"`.
+pub fn mint_token(
+    settings: &AuthSettings,
+    actor_id: &str,
+    ttl: Duration,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    #[derive(Serialize)]
+    struct DevClaims<'a> {
+        actor_id: &'a str,
+        actor_type: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        aud: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        iss: Option<&'a str>,
+        iat: u64,
+        exp: u64,
+    }
+    let now = unix_now();
+    let claims = DevClaims {
+        actor_id,
+        actor_type: settings.actor_types.first().map_or("user", String::as_str),
+        aud: settings.audience.as_deref(),
+        iss: settings.issuer.as_deref(),
+        iat: now,
+        exp: now + ttl.as_secs(),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(settings.jwt_secret.expose_secret().as_bytes()),
+    )
+}
+
+/// Single-use tickets, bounded in number; expired ones are swept whenever a new one is issued.
+#[derive(Debug)]
+pub struct Tickets {
+    pending: Mutex<HashMap<String, (Principal, Instant)>>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl Tickets {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            pending: Mutex::new(HashMap::new()),
+            ttl,
+            capacity,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn issue(&self, principal: Principal) -> Result<String, AuthError> {
+        let ticket = format!("{:032x}", rand::random::<u128>());
+        let expires = Instant::now() + self.ttl.min(principal.remaining());
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() >= self.capacity {
+            let now = Instant::now();
+            pending.retain(|_, (_, expires)| *expires > now);
+            if pending.len() >= self.capacity {
+                return Err(AuthError::TicketsExhausted);
+            }
+        }
+        pending.insert(ticket.clone(), (principal, expires));
+        Ok(ticket)
+    }
+
+    pub fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.remove(ticket) {
+            Some((principal, expires)) if expires > Instant::now() => Ok(principal),
+            _ => Err(AuthError::InvalidTicket),
+        }
+    }
+}
+
+/// Refuses browser requests from origins not listed in `auth.allowed_origins` (empty: any).
+/// Requests without `Origin` are not from a browser page and cannot be hijacked cross-site.
+pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), AuthError> {
+    match req.headers().get(header::ORIGIN) {
+        Some(origin) if !allowed.is_empty() => {
+            let origin = origin.to_str().unwrap_or_default();
+            if allowed.iter().any(|a| a == origin) {
+                Ok(())
+            } else {
+                Err(AuthError::ForbiddenOrigin(
+                    origin.chars().take(200).collect(),
+                ))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The bearer token of a request, if it sent one.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        return Ok(None);
+    }
+    Authorization::<Bearer>::parse(req)
+        .map(|auth| Some(auth.into_scheme().token().to_string()))
+        .map_err(|_| AuthError::InvalidToken("Authorization is not a Bearer credential"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(secs: u64) -> Principal {
+        Principal {
+            actor_id: "user_1".into(),
+            valid_until: unix_now() + secs,
+        }
+    }
+
+    #[test]
+    fn a_ticket_is_good_exactly_once() {
+        let tickets = Tickets::new(Duration::from_secs(30), 10);
+        let ticket = tickets.issue(principal(60)).expect("room");
+        assert_eq!(ticket.len(), 32, "128 bits in hex");
+        assert_eq!(
+            tickets.redeem(&ticket).expect("first use").actor_id,
+            "user_1"
+        );
+        assert!(matches!(
+            tickets.redeem(&ticket),
+            Err(AuthError::InvalidTicket)
+        ));
+    }
+
+    #[test]
+    fn the_ticket_store_is_bounded() {
+        let tickets = Tickets::new(Duration::from_secs(30), 2);
+        tickets.issue(principal(60)).expect("room");
+        tickets.issue(principal(60)).expect("room");
+        assert!(matches!(
+            tickets.issue(principal(60)),
+            Err(AuthError::TicketsExhausted)
+        ));
+    }
+
+    #[test]
+    fn a_ticket_never_outlives_its_token() {
+        let tickets = Tickets::new(Duration::from_secs(30), 10);
+        let ticket = tickets.issue(principal(0)).expect("room");
+        assert!(matches!(
+            tickets.redeem(&ticket),
+            Err(AuthError::InvalidTicket)
+        ));
+    }
+}

@@ -1,0 +1,269 @@
+//! `POST /internal/emit`: the publishing webhook Medusa subscribers and admin routes call.
+//!
+//! Thin on purpose: authenticate the caller (bearer secret, constant-time), insist on JSON within the
+//! size limit, let `event::Catalog` turn the body into typed events (all-or-nothing), hand them to
+//! the hub, and answer `202` as soon as the hub has accepted them, never after the fan-out.
+//! An `Idempotency-Key` makes a caller's retries safe: a repeat gets the first answer and publishes
+//! nothing.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header},
+    web,
+};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::{auth, event::PublishError, hub::HubError, problem, startup::AppState};
+
+/// Idempotency keys longer than this are refused: they are opaque tokens, not documents.
+const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error("missing or wrong emit secret")]
+    Unauthorized,
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("could not read the body: {0}")]
+    Body(String),
+    #[error("Idempotency-Key must be 1 to 200 visible ASCII characters")]
+    BadIdempotencyKey,
+    #[error("a request with this Idempotency-Key is still in progress")]
+    InProgress,
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error("the hub cannot accept events right now; retry")]
+    Unavailable(#[from] HubError),
+}
+
+impl ResponseError for EmitError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            EmitError::Unauthorized => StatusCode::UNAUTHORIZED,
+            EmitError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            EmitError::BodyTooLarge(_)
+            | EmitError::Publish(
+                PublishError::BatchTooLarge { .. } | PublishError::DataTooLarge { .. },
+            ) => StatusCode::PAYLOAD_TOO_LARGE,
+            EmitError::Body(_)
+            | EmitError::BadIdempotencyKey
+            | EmitError::Publish(PublishError::Malformed(_)) => StatusCode::BAD_REQUEST,
+            EmitError::InProgress => StatusCode::CONFLICT,
+            EmitError::Publish(PublishError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            EmitError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut builder = problem::builder(status);
+        let code = match status {
+            StatusCode::UNAUTHORIZED => {
+                builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+                "unauthorized"
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::UNPROCESSABLE_ENTITY => "invalid_event",
+            StatusCode::SERVICE_UNAVAILABLE => {
+                builder.insert_header((header::RETRY_AFTER, "1"));
+                // The cause chain goes to the log; the caller only needs to know to retry.
+                tracing::warn!(error = ?self, "emit refused: hub unavailable");
+                "unavailable"
+            }
+            _ => "bad_request",
+        };
+        problem::finish(builder, code, &self.to_string())
+    }
+}
+
+pub async fn emit(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, EmitError> {
+    authorize(&req, &state.settings.internal.secrets)?;
+    require_json(&req)?;
+    let body = read_body(payload, state.settings.emit.max_body_bytes).await?;
+    let batch = state.catalog.parse_body(&body)?;
+    let key = idempotency_key(&req)?;
+    let Some(key) = key else {
+        return Ok(accepted(publish(&state, batch).await?));
+    };
+    match state.idempotency.begin(&key) {
+        Begin::Replay(answer) => Ok(accepted(answer)),
+        Begin::InProgress => Err(EmitError::InProgress),
+        Begin::First => match publish(&state, batch).await {
+            Ok(answer) => {
+                state.idempotency.finish(&key, answer.clone());
+                Ok(accepted(answer))
+            }
+            Err(e) => {
+                state.idempotency.abandon(&key);
+                Err(e)
+            }
+        },
+    }
+}
+
+async fn publish(state: &AppState, batch: crate::event::Batch) -> Result<Bytes, EmitError> {
+    let is_batch = batch.is_batch;
+    let ids = state.hub.publish(batch.events).await?;
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let body = if is_batch {
+        json!({ "ids": ids })
+    } else {
+        json!({ "id": ids[0] })
+    };
+    Ok(Bytes::from(body.to_string()))
+}
+
+fn accepted(body: Bytes) -> HttpResponse {
+    HttpResponse::Accepted()
+        .content_type("application/json")
+        .body(body)
+}
+
+/// Accepts any configured secret (several, for rotation). Every secret is compared, in constant
+/// time, so neither the match nor its position leaks through timing.
+fn authorize(req: &HttpRequest, secrets: &[SecretString]) -> Result<(), EmitError> {
+    let token = auth::bearer_token(req)
+        .ok()
+        .flatten()
+        .ok_or(EmitError::Unauthorized)?;
+    let matched = secrets
+        .iter()
+        .fold(subtle::Choice::from(0), |found, secret| {
+            found | secret.expose_secret().as_bytes().ct_eq(token.as_bytes())
+        });
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(EmitError::Unauthorized)
+    }
+}
+
+fn require_json(req: &HttpRequest) -> Result<(), EmitError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(EmitError::UnsupportedMediaType)
+    }
+}
+
+/// Reads the body, refusing as soon as it grows past `limit` (a lying Content-Length cannot help).
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, EmitError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| EmitError::Body(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(EmitError::BodyTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, EmitError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| EmitError::BadIdempotencyKey)?;
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_BYTES
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(EmitError::BadIdempotencyKey);
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// What the idempotency cache says about a key.
+#[derive(Debug)]
+pub enum Begin {
+    First,
+    InProgress,
+    Replay(Bytes),
+}
+
+/// Remembers the answer to each `Idempotency-Key` for a while; bounded, oldest forgotten first.
+#[derive(Debug)]
+pub struct Idempotency {
+    entries: Mutex<Entries>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    answers: HashMap<String, (Instant, Option<Bytes>)>,
+    order: VecDeque<(Instant, String)>,
+}
+
+impl Idempotency {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(Entries::default()),
+            ttl,
+            capacity,
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn begin(&self, key: &str) -> Begin {
+        let now = Instant::now();
+        let mut entries = self.entries();
+        let Entries { answers, order } = &mut *entries;
+        // Forget what expired, and the oldest when full: memory stays bounded by `capacity`.
+        while let Some((at, oldest)) = order.front() {
+            if now.duration_since(*at) < self.ttl && answers.len() < self.capacity {
+                break;
+            }
+            if answers.get(oldest).is_some_and(|(stamp, _)| stamp == at) {
+                answers.remove(oldest);
+            }
+            order.pop_front();
+        }
+        match answers.get(key) {
+            Some((_, Some(answer))) => Begin::Replay(answer.clone()),
+            Some((_, None)) => Begin::InProgress,
+            None => {
+                answers.insert(key.to_owned(), (now, None));
+                order.push_back((now, key.to_owned()));
+                Begin::First
+            }
+        }
+    }
+
+    pub fn finish(&self, key: &str, answer: Bytes) {
+        if let Some((_, slot)) = self.entries().answers.get_mut(key) {
+            *slot = Some(answer);
+        }
+    }
+
+    pub fn abandon(&self, key: &str) {
+        self.entries().answers.remove(key);
+    }
+}

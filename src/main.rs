@@ -1,0 +1,106 @@
+//! The `admin-push` binary: settings → telemetry → `Application::build` → `run_until_stopped`,
+//! plus two helpers for trying it out (`token`, `emit`).
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use admin_push::{Application, Settings, auth, telemetry};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+#[derive(Parser)]
+#[command(name = "admin-push", version, about)]
+struct Cli {
+    /// Configuration file; every key can be overridden by ADMIN_PUSH__SECTION__KEY.
+    #[arg(long, short, global = true, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Print a development admin JWT signed with the configured `auth.jwt_secret`.
+    Token {
+        #[arg(long, default_value = "user_dev")]
+        actor_id: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Publish one event through the configured emit URL, e.g. `emit product.updated '{"id":"prod_1"}'`.
+    Emit { event: String, data: String },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.config) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("admin-push: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Token { actor_id, ttl } => {
+            auth::mint_token(&settings.auth, &actor_id, Duration::from_secs(ttl))
+                .map(|token| println!("{token}"))
+                .map_err(|e| format!("cannot sign a token: {e}"))
+        }
+        Command::Emit { event, data } => emit(&settings, &event, &data).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("admin-push: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    telemetry::init(&settings.log);
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    app.run_until_stopped().await.map_err(|e| error_chain(&e))
+}
+
+async fn emit(settings: &Settings, event: &str, data: &str) -> Result<(), String> {
+    let data: serde_json::Value =
+        serde_json::from_str(data).map_err(|e| format!("data is not JSON: {e}"))?;
+    let secret = settings
+        .internal
+        .secrets
+        .first()
+        .ok_or("internal.secrets is empty")?;
+    let response = reqwest::Client::new()
+        .post(format!("{}/internal/emit", settings.emit_url()))
+        .bearer_auth(secret.expose_secret())
+        .json(&serde_json::json!({ "event": event, "data": data }))
+        .send()
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    println!("{} {body}", status.as_u16());
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("emit refused ({status})"))
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

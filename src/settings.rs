@@ -1,0 +1,435 @@
+//! Configuration: one typed tree loaded from `config.toml` plus `ADMIN_PUSH__SECTION__KEY`
+//! environment overrides.
+//!
+//! Every section rejects unknown keys and every value is checked once here, at start-up, so the rest
+//! of the program can trust what it is handed. A mistake stops the start with a message that names the
+//! key (`hub.history: must be at least 1`) instead of surfacing later as odd behaviour.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The development secrets shipped in `config.toml`. Running with any of them earns a loud warning,
+/// and `server.production = true` refuses to start.
+pub const DEV_JWT_SECRET: &str = "supersecret";
+pub const DEV_INTERNAL_SECRET: &str = "dev-internal-secret";
+
+/// Secrets shorter than this are refused in production: an HS256 key should carry at least 256 bits.
+const MIN_PRODUCTION_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub internal: InternalSettings,
+    pub emit: EmitSettings,
+    pub events: EventsSettings,
+    pub hub: HubSettings,
+    pub ws: WsSettings,
+    pub sse: SseSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub internal_bind: Option<SocketAddr>,
+    pub drain_secs: u64,
+    pub production: bool,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Base URL the `emit` subcommand posts to; derived from the binds when unset.
+    pub emit_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub jwt_secret: SecretString,
+    pub jwt_public_key: Option<String>,
+    pub algorithm: String,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub actor_types: Vec<String>,
+    pub leeway_secs: u64,
+    pub allowed_origins: Vec<String>,
+    pub ticket_ttl_secs: u64,
+    /// Tickets issued but not yet used; beyond it the ticket route answers 503.
+    pub max_pending_tickets: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InternalSettings {
+    pub secrets: Vec<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmitSettings {
+    pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub max_data_bytes: usize,
+    pub idempotency_ttl_secs: u64,
+    /// Idempotency keys remembered at once; the oldest are forgotten first.
+    pub idempotency_capacity: usize,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HubBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSettings {
+    pub backend: HubBackend,
+    pub history: usize,
+    /// Events a connection may fall behind the live broadcast before it is told `resync{lagged}`.
+    pub buffer: usize,
+    pub redis_url: SecretString,
+    pub stream_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsSettings {
+    pub ping_interval_secs: u64,
+    pub pong_timeout_secs: u64,
+    /// Largest client frame accepted; a bigger one closes the socket with 1009.
+    pub max_frame_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SseSettings {
+    pub keepalive_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub max_connections: usize,
+    pub max_connections_per_actor: usize,
+    pub send_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `admin_push=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            internal_bind: None,
+            drain_secs: 10,
+            production: false,
+            workers: 0,
+            emit_url: None,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: SecretString::from(DEV_JWT_SECRET),
+            jwt_public_key: None,
+            algorithm: "HS256".to_owned(),
+            issuer: None,
+            audience: None,
+            actor_types: vec!["user".to_owned()],
+            leeway_secs: 30,
+            allowed_origins: Vec::new(),
+            ticket_ttl_secs: 30,
+            max_pending_tickets: 100_000,
+        }
+    }
+}
+
+impl Default for InternalSettings {
+    fn default() -> Self {
+        Self {
+            secrets: vec![SecretString::from(DEV_INTERNAL_SECRET)],
+        }
+    }
+}
+
+impl Default for EmitSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 65_536,
+            max_batch: 100,
+            max_data_bytes: 4096,
+            idempotency_ttl_secs: 300,
+            idempotency_capacity: 100_000,
+        }
+    }
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            backend: HubBackend::Memory,
+            history: 10_000,
+            buffer: 1024,
+            redis_url: SecretString::from("redis://127.0.0.1:6379"),
+            stream_key: "admin-push:events".to_owned(),
+        }
+    }
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        Self {
+            ping_interval_secs: 20,
+            pong_timeout_secs: 60,
+            max_frame_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Default for SseSettings {
+    fn default() -> Self {
+        Self { keepalive_secs: 15 }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            max_connections_per_actor: 32,
+            send_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Why the configuration was refused. The message always names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        problem: problem.into(),
+    }
+}
+
+impl Settings {
+    /// Loads `path` (a missing file is allowed: the defaults stand in), then the environment.
+    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        Self::from_figment(
+            Figment::new()
+                .merge(Toml::file(path))
+                .merge(Env::prefixed("ADMIN_PUSH__").split("__")),
+        )
+    }
+
+    /// Loads from an explicit figment; tests use it to layer overrides on the defaults.
+    pub fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        let at_least_one = [
+            ("server.drain_secs", self.server.drain_secs as usize),
+            ("auth.ticket_ttl_secs", self.auth.ticket_ttl_secs as usize),
+            ("auth.max_pending_tickets", self.auth.max_pending_tickets),
+            ("emit.max_body_bytes", self.emit.max_body_bytes),
+            ("emit.max_batch", self.emit.max_batch),
+            ("emit.max_data_bytes", self.emit.max_data_bytes),
+            (
+                "emit.idempotency_ttl_secs",
+                self.emit.idempotency_ttl_secs as usize,
+            ),
+            ("emit.idempotency_capacity", self.emit.idempotency_capacity),
+            ("hub.history", self.hub.history),
+            ("hub.buffer", self.hub.buffer),
+            ("ws.ping_interval_secs", self.ws.ping_interval_secs as usize),
+            ("ws.max_frame_bytes", self.ws.max_frame_bytes),
+            ("sse.keepalive_secs", self.sse.keepalive_secs as usize),
+            ("limits.max_connections", self.limits.max_connections),
+            (
+                "limits.max_connections_per_actor",
+                self.limits.max_connections_per_actor,
+            ),
+            (
+                "limits.send_timeout_secs",
+                self.limits.send_timeout_secs as usize,
+            ),
+        ];
+        for (key, value) in at_least_one {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.auth.ticket_ttl_secs > 30 {
+            return Err(invalid("auth.ticket_ttl_secs", "must be at most 30"));
+        }
+        if self.ws.pong_timeout_secs <= self.ws.ping_interval_secs {
+            return Err(invalid(
+                "ws.pong_timeout_secs",
+                "must be longer than ws.ping_interval_secs",
+            ));
+        }
+        if self.auth.actor_types.is_empty() {
+            return Err(invalid(
+                "auth.actor_types",
+                "must name at least one actor type",
+            ));
+        }
+        if self
+            .internal
+            .secrets
+            .iter()
+            .any(|s| s.expose_secret().is_empty())
+        {
+            return Err(invalid("internal.secrets", "a secret must not be empty"));
+        }
+        if let Some(origin) = self.auth.allowed_origins.iter().find(|o| !is_origin(o)) {
+            return Err(invalid(
+                "auth.allowed_origins",
+                format!("{origin:?} is not an origin like \"https://admin.example.com\""),
+            ));
+        }
+        if self.hub.stream_key.is_empty() {
+            return Err(invalid("hub.stream_key", "must not be empty"));
+        }
+        if self.server.production {
+            self.check_production()?;
+        }
+        Ok(())
+    }
+
+    fn check_production(&self) -> Result<(), SettingsError> {
+        if self.auth.jwt_public_key.is_none() {
+            let secret = self.auth.jwt_secret.expose_secret();
+            if secret == DEV_JWT_SECRET || secret.len() < MIN_PRODUCTION_SECRET_BYTES {
+                return Err(invalid(
+                    "auth.jwt_secret",
+                    "production needs a secret of at least 32 bytes that is not the development default",
+                ));
+            }
+        }
+        if self.internal.secrets.is_empty() {
+            return Err(invalid(
+                "internal.secrets",
+                "production needs at least one secret",
+            ));
+        }
+        for secret in &self.internal.secrets {
+            let secret = secret.expose_secret();
+            if secret == DEV_INTERNAL_SECRET || secret.len() < MIN_PRODUCTION_SECRET_BYTES {
+                return Err(invalid(
+                    "internal.secrets",
+                    "production needs secrets of at least 32 bytes that are not the development default",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when a shipped development secret is in use: the server warns at every start.
+    pub fn uses_development_secrets(&self) -> bool {
+        (self.auth.jwt_public_key.is_none()
+            && self.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET)
+            || self
+                .internal
+                .secrets
+                .iter()
+                .any(|s| s.expose_secret() == DEV_INTERNAL_SECRET)
+    }
+
+    /// Where the `emit` subcommand posts: the internal listener when there is one.
+    pub fn emit_url(&self) -> String {
+        if let Some(url) = &self.server.emit_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let addr = self.server.internal_bind.unwrap_or(self.server.bind);
+        format!("http://{addr}")
+    }
+}
+
+/// `scheme://host[:port]` and nothing else: what browsers send in `Origin`.
+fn is_origin(value: &str) -> bool {
+    value.parse::<actix_web::http::Uri>().is_ok_and(|uri| {
+        uri.scheme().is_some()
+            && uri.authority().is_some()
+            && uri
+                .path_and_query()
+                .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/")
+            && !value.ends_with('/')
+    })
+}
+
+impl ServerSettings {
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_secs)
+    }
+}
+
+impl WsSettings {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs)
+    }
+    pub fn pong_timeout(&self) -> Duration {
+        Duration::from_secs(self.pong_timeout_secs)
+    }
+}
+
+impl SseSettings {
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_secs)
+    }
+}
+
+impl LimitSettings {
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_secs(self.send_timeout_secs)
+    }
+}
