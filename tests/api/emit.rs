@@ -1,0 +1,268 @@
+//! `POST /internal/emit`: every rejection, batches, idempotency.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{EMIT_SECRET, Transport, spawn_app, spawn_app_with};
+
+async fn post(
+    app: &crate::helpers::TestApp,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let response = app
+        .http
+        .post(format!("{}/internal/emit", app.internal_base))
+        .bearer_auth(EMIT_SECRET)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("every answer is JSON"))
+}
+
+fn assert_problem((status, body): (u16, Value), expected: u16, says: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.contains(says),
+        "{message:?} should mention {says:?}"
+    );
+}
+
+#[tokio::test]
+async fn emit_without_the_secret_is_401() {
+    let app = spawn_app().await;
+    let url = format!("{}/internal/emit", app.internal_base);
+    let event = json!({ "event": "product.updated", "data": { "id": "p" } });
+    let missing = app
+        .http
+        .post(&url)
+        .json(&event)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status(), 401);
+    let wrong = app
+        .http
+        .post(&url)
+        .bearer_auth("nope")
+        .json(&event)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong.status(), 401);
+    let body: Value = wrong.json().await.expect("json");
+    assert_eq!(body["error"], "unauthorized");
+}
+
+#[tokio::test]
+async fn every_configured_secret_is_accepted_for_rotation() {
+    let app = spawn_app_with(json!({ "internal": { "secrets": ["old-secret-000000000000000000000000", "new-secret-000000000000000000000000"] } })).await;
+    for secret in [
+        "old-secret-000000000000000000000000",
+        "new-secret-000000000000000000000000",
+    ] {
+        let response = app
+            .http
+            .post(format!("{}/internal/emit", app.internal_base))
+            .bearer_auth(secret)
+            .json(&json!({ "event": "product.updated", "data": { "id": "p" } }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 202);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_content_type_is_415() {
+    let app = spawn_app().await;
+    assert_problem(
+        post(
+            &app,
+            "text/plain",
+            r#"{"event":"product.updated","data":{"id":"p"}}"#,
+        )
+        .await,
+        415,
+        "application/json",
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = spawn_app_with(json!({ "emit": { "max_body_bytes": 64 } })).await;
+    let body = format!(
+        r#"{{"event":"product.updated","data":{{"id":"{}"}}}}"#,
+        "p".repeat(100)
+    );
+    assert_problem(post(&app, "application/json", body).await, 413, "64 bytes");
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let app = spawn_app().await;
+    assert_problem(
+        post(&app, "application/json", "{\"event\":").await,
+        400,
+        "malformed",
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_422_naming_the_field() {
+    let app = spawn_app().await;
+    assert_problem(
+        post(
+            &app,
+            "application/json",
+            r#"{"event":"cart.updated","data":{"id":"c"}}"#,
+        )
+        .await,
+        422,
+        "event: unknown event \"cart.updated\"",
+    );
+}
+
+#[tokio::test]
+async fn invalid_data_is_422_naming_the_field() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            r#"{"event":"product.updated","data":{"id":"p","name":"x"}}"#,
+            "unknown field `name`",
+        ),
+        (
+            r#"{"event":"product.updated","data":{}}"#,
+            "missing field `id`",
+        ),
+        (
+            r#"{"event":"product.updated","data":{"id":""}}"#,
+            "must not be empty",
+        ),
+        (
+            r#"{"event":"banner.updated","data":{"action":"exploded"}}"#,
+            "unknown variant `exploded`",
+        ),
+        (
+            r#"{"event":"order.updated","data":{"id":42}}"#,
+            "invalid type",
+        ),
+        (r#"{"event":"order.updated"}"#, "missing field `data`"),
+        (
+            r#"{"event":"order.updated","data":{"id":"o"},"extra":1}"#,
+            "unknown field `extra`",
+        ),
+    ];
+    for (body, says) in cases {
+        assert_problem(post(&app, "application/json", body).await, 422, says);
+    }
+}
+
+#[tokio::test]
+async fn oversized_data_is_413() {
+    let app = spawn_app_with(json!({ "emit": { "max_data_bytes": 32 } })).await;
+    let body = format!(
+        r#"{{"event":"product.updated","data":{{"id":"{}"}}}}"#,
+        "p".repeat(40)
+    );
+    assert_problem(post(&app, "application/json", body).await, 413, "data is");
+}
+
+#[tokio::test]
+async fn extra_events_from_the_config_are_accepted() {
+    let app = spawn_app_with(json!({ "events": { "extra": ["collection.updated"] } })).await;
+    let mut subscriber = app.subscribe(Transport::Ws, "").await;
+    subscriber.ready().await;
+    let response = app
+        .emit(&json!({ "event": "collection.updated", "data": { "id": "col_1", "title": "x" } }))
+        .await;
+    assert_eq!(response.status(), 202);
+    let event = subscriber.expect("collection.updated").await;
+    assert_eq!(event.data, json!({ "id": "col_1", "title": "x" }));
+}
+
+#[tokio::test]
+async fn a_batch_is_published_in_order_and_answers_every_id() {
+    let app = spawn_app().await;
+    let mut subscriber = app.subscribe(Transport::Sse, "").await;
+    subscriber.ready().await;
+    let response = app
+        .emit(&json!([
+            { "event": "banner.updated", "data": { "action": "reordered", "ids": ["hb_2", "hb_1"] } },
+            { "event": "product.updated", "data": { "id": "prod_1" } },
+            { "event": "order.updated", "data": { "id": "order_1" } },
+        ]))
+        .await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.expect("json");
+    let ids: Vec<String> = serde_json::from_value(body["ids"].clone()).expect("ids");
+    let events = subscriber.events(3).await;
+    let received: Vec<String> = events.iter().filter_map(|e| e.id.clone()).collect();
+    assert_eq!(received, ids);
+    assert_eq!(
+        events[0].data,
+        json!({ "action": "reordered", "ids": ["hb_2", "hb_1"] })
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_batch_publishes_nothing() {
+    let app = spawn_app().await;
+    let mut subscriber = app.subscribe(Transport::Ws, "").await;
+    subscriber.ready().await;
+    let response = app
+        .emit(&json!([
+            { "event": "product.updated", "data": { "id": "first" } },
+            { "event": "product.updated", "data": { "sku": "broken" } },
+        ]))
+        .await;
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("events[1].data")
+    );
+    // The next event a subscriber sees is one emitted afterwards: nothing of the batch went out.
+    let marker = app.emit_product("marker").await;
+    assert_eq!(subscriber.expect("product.updated").await.id, Some(marker));
+}
+
+#[tokio::test]
+async fn a_batch_over_the_limit_is_413() {
+    let app = spawn_app_with(json!({ "emit": { "max_batch": 2 } })).await;
+    let one = json!({ "event": "product.updated", "data": { "id": "p" } });
+    let (status, body) = post(&app, "application/json", json!([one, one, one]).to_string()).await;
+    assert_problem((status, body), 413, "at most 2");
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_gets_the_first_answer_and_broadcasts_once() {
+    let app = spawn_app().await;
+    let mut subscriber = app.subscribe(Transport::Ws, "").await;
+    subscriber.ready().await;
+    let send = || {
+        app.http
+            .post(format!("{}/internal/emit", app.internal_base))
+            .bearer_auth(EMIT_SECRET)
+            .header("idempotency-key", "order_1-placed")
+            .json(&json!({ "event": "order.updated", "data": { "id": "order_1" } }))
+            .send()
+    };
+    let first: Value = send().await.expect("request").json().await.expect("json");
+    let second = send().await.expect("request");
+    assert_eq!(second.status(), 202);
+    assert_eq!(second.json::<Value>().await.expect("json"), first);
+
+    let marker = app.emit_product("marker").await;
+    assert_eq!(
+        subscriber.expect("order.updated").await.id.as_deref(),
+        first["id"].as_str()
+    );
+    assert_eq!(subscriber.expect("product.updated").await.id, Some(marker));
+}

@@ -1,0 +1,10 @@
+//! One integration binary: every test starts a real server on port 0 and talks to it over real
+//! sockets.
+
+mod auth;
+mod emit;
+mod helpers;
+mod kit;
+mod resume;
+mod shutdown;
+mod transports;
