@@ -17,16 +17,23 @@ use std::{
 
 use tokio::sync::broadcast;
 
-use crate::event::{Event, EventId, PendingEvent};
+use crate::{
+    backplane::{Backplane, BackplaneError},
+    event::{Event, EventId, PendingEvent, ResyncReason},
+};
 
-/// What the broadcast carries.
+/// What the broadcast carries: an event, or word that the history was lost and began anew.
 #[derive(Debug, Clone)]
 pub enum HubMessage {
     Event(Arc<Event>),
+    Reset(ResyncReason),
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HubError {}
+pub enum HubError {
+    #[error("the backplane cannot accept events")]
+    Unavailable(#[from] BackplaneError),
+}
 
 /// How a new subscription starts, decided from the resume id it presented.
 #[derive(Debug)]
@@ -64,6 +71,8 @@ struct Inner {
 enum Source {
     /// Ids are `<boot ms>-<seq>`: unique across restarts, recognisably foreign after one.
     Memory { epoch: u64 },
+    /// Ids come from the Redis stream; the backplane's reader feeds events back in.
+    Redis(Backplane),
 }
 
 /// A bounded, id-ordered window of recent events.
@@ -124,6 +133,11 @@ impl Hub {
         )
     }
 
+    /// A hub fed by a Redis stream; its history starts empty until the reader has loaded.
+    pub fn redis(backplane: Backplane, history: usize, buffer: usize) -> Self {
+        Self::with_source(Source::Redis(backplane), EventId::ZERO, history, buffer)
+    }
+
     fn with_source(source: Source, floor: EventId, history: usize, buffer: usize) -> Self {
         let (sender, _) = broadcast::channel(buffer);
         Self {
@@ -158,6 +172,24 @@ impl Hub {
                     .collect();
                 Ok(ids)
             }
+            Source::Redis(backplane) => Ok(backplane.append(&events).await?),
+        }
+    }
+
+    /// Adds an event read from the backplane; ids at or below the head (re-reads) are ignored.
+    pub(crate) fn ingest(&self, event: Arc<Event>) {
+        let mut history = self.history();
+        if event.id > history.head() {
+            self.ingest_locked(&mut history, event);
+        }
+    }
+
+    /// Starts the history anew at `floor`; with a reason, tells every connection to resync.
+    pub(crate) fn reset(&self, floor: EventId, notify: Option<ResyncReason>) {
+        let mut history = self.history();
+        *history = History::new(floor, history.capacity);
+        if let Some(reason) = notify {
+            let _ = self.inner.sender.send(HubMessage::Reset(reason));
         }
     }
 
@@ -206,6 +238,7 @@ impl Hub {
     pub fn is_ready(&self) -> Result<(), String> {
         match &self.inner.source {
             Source::Memory { .. } => Ok(()),
+            Source::Redis(backplane) => backplane.health(),
         }
     }
 }
@@ -281,8 +314,10 @@ mod tests {
         let later = hub.publish(pending(2)).await.expect("memory never fails");
         assert_eq!(replayed(&sub), first[1..]);
         for id in later {
-            let HubMessage::Event(event) = sub.receiver.recv().await.expect("open");
-            assert_eq!(event.id, id);
+            match sub.receiver.recv().await.expect("open") {
+                HubMessage::Event(event) => assert_eq!(event.id, id),
+                other => panic!("unexpected {other:?}"),
+            }
         }
     }
 }

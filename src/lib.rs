@@ -10,6 +10,7 @@
 //! - [`auth`] — admin JWTs, tickets, origins.
 //! - [`event`] — event ids, names, typed payloads, wire forms.
 //! - [`hub`] — history and live broadcast; where events enter.
+//! - [`backplane`] — the Redis Streams log several instances share.
 //! - [`session`] — one connection's loop, shared by both transports.
 //! - [`ws`], [`sse`] — the two transports.
 //! - [`emit`] — the publishing webhook.
@@ -17,6 +18,7 @@
 //! - [`problem`] — the JSON error body every rejection uses.
 
 pub mod auth;
+pub mod backplane;
 pub mod emit;
 pub mod event;
 pub mod hub;

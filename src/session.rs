@@ -452,6 +452,11 @@ impl<T: Transport> Connection<'_, T> {
                 }
                 Ok(())
             }
+            Ok(HubMessage::Reset(reason)) => {
+                // A new history may number below the old one; nothing of it was sent yet.
+                self.last_sent = EventId::ZERO;
+                self.send_control(Control::Resync(reason)).await
+            }
             Err(RecvError::Lagged(_)) => {
                 self.send_control(Control::Resync(ResyncReason::Lagged))
                     .await

@@ -19,12 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{self, Tickets, Verifier},
+    backplane::Backplane,
     emit::{self, Idempotency},
     event::Catalog,
     hub::Hub,
     problem,
     session::Admission,
-    settings::{Settings, SettingsError},
+    settings::{HubBackend, Settings, SettingsError},
     sse, ws,
 };
 
@@ -81,18 +82,32 @@ impl Application {
                  server, and set server.production = true to enforce it."
             );
         }
-        let hub = Hub::memory(settings.hub.history, settings.hub.buffer);
+        let shutdown = CancellationToken::new();
+        let catalog = Catalog::new(
+            &settings.events.extra,
+            settings.emit.max_batch,
+            settings.emit.max_data_bytes,
+        );
+        let hub = match settings.hub.backend {
+            HubBackend::Memory => Hub::memory(settings.hub.history, settings.hub.buffer),
+            HubBackend::Redis => {
+                let backplane =
+                    Backplane::new(&settings.hub).map_err(|e| SettingsError::Invalid {
+                        key: "hub.redis_url",
+                        problem: e.to_string(),
+                    })?;
+                let hub = Hub::redis(backplane.clone(), settings.hub.history, settings.hub.buffer);
+                tokio::spawn(backplane.run_reader(hub.clone(), catalog.clone(), shutdown.clone()));
+                hub
+            }
+        };
         let state = web::Data::new(AppState {
             verifier: Verifier::new(&settings.auth)?,
             tickets: Tickets::new(
                 Duration::from_secs(settings.auth.ticket_ttl_secs),
                 settings.auth.max_pending_tickets,
             ),
-            catalog: Catalog::new(
-                &settings.events.extra,
-                settings.emit.max_batch,
-                settings.emit.max_data_bytes,
-            ),
+            catalog,
             admission: Arc::new(Admission::new(
                 settings.limits.max_connections,
                 settings.limits.max_connections_per_actor,
@@ -102,7 +117,7 @@ impl Application {
                 settings.emit.idempotency_capacity,
             ),
             hub,
-            shutdown: CancellationToken::new(),
+            shutdown,
             settings,
         });
 

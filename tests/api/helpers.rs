@@ -368,3 +368,152 @@ pub fn require(program: &str) -> bool {
     }
     found
 }
+
+/// Polls `condition` until it holds, for things with no event to wait on (a port opening, a
+/// backplane reconnecting); fails after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+impl TestApp {
+    pub async fn ready_status(&self) -> u16 {
+        match self.http.get(format!("{}/readyz", self.base)).send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// A real `redis-server` on a free port, with nothing on disk; killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// `None` (after a loud skip) when redis-server is not installed outside CI.
+    pub async fn start() -> Option<Self> {
+        if !require("redis-server") {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart().await;
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (like a crash: no persistence, so its data is gone).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again, empty) on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let port = self.port;
+        eventually("redis-server to accept connections", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An instance on the Redis backplane, once it is ready.
+pub async fn spawn_redis_app(redis: &RedisServer, stream_key: &str) -> TestApp {
+    let app = spawn_app_with(json!({
+        "hub": { "backend": "redis", "redis_url": redis.url(), "stream_key": stream_key },
+    }))
+    .await;
+    eventually("the instance to follow the stream", || async {
+        app.ready_status().await == 200
+    })
+    .await;
+    app
+}
+
+/// The real binary as a child process (so a test can `kill -9` it), with `env` overrides.
+pub struct Process {
+    pub child: std::process::Child,
+    pub app: TestApp,
+}
+
+pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
+    use std::io::{BufRead, BufReader};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_admin-push"));
+    command
+        .args(["--config", "/nonexistent/config.toml"])
+        .env("ADMIN_PUSH__SERVER__BIND", "127.0.0.1:0")
+        .env("ADMIN_PUSH__SERVER__DRAIN_SECS", "1")
+        .env("ADMIN_PUSH__AUTH__JWT_SECRET", JWT_SECRET)
+        .env(
+            "ADMIN_PUSH__INTERNAL__SECRETS",
+            format!("[\"{EMIT_SECRET}\"]"),
+        )
+        .env("ADMIN_PUSH__LOG__FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let port = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let listening = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|line| line.contains("\"listening\""))
+            .expect("logs its port");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let log: Value = serde_json::from_str(&listening).expect("json log line");
+        log["port"].as_u64().expect("port") as u16
+    })
+    .await
+    .expect("reader");
+    let app = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        ws_base: format!("ws://127.0.0.1:{port}"),
+        internal_base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::new(),
+        shutdown: CancellationToken::new(),
+        stopped: tokio::spawn(async { Ok(()) }),
+    };
+    Process { child, app }
+}

@@ -1,0 +1,320 @@
+//! The Redis Streams backplane: how several instances share one ordered, durable event log.
+//!
+//! Publishing appends to one stream (`XADD <stream_key> MAXLEN ~ <history>`); the stream assigns the
+//! id, so ids are global and ordered. Every instance runs one reader that follows the stream with
+//! `XREAD BLOCK` from the last id it saw and feeds its local hub, so each instance's history mirrors
+//! the stream and a resume id from any instance works on any other. A stream, not pub/sub: after a
+//! dropped connection the reader continues from its last id and nothing is skipped.
+//!
+//! Redis without persistence can come back empty. The reader notices (the last id it delivered is no
+//! longer in the stream) and starts the local history anew, telling every connection
+//! `resync{restart}`; old ids are then simply not found, so they get `resync{gap}`. An empty stream
+//! gets an epoch marker entry, so even a stream with no events has a unique id to resume from.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    event::{Catalog, Event, EventId, PendingEvent, ResyncReason},
+    hub::Hub,
+    settings::HubSettings,
+};
+
+/// How long one `XREAD` blocks; also bounds how late the reader notices shutdown.
+const READ_BLOCK: Duration = Duration::from_millis(1000);
+/// Entries taken per `XREAD`.
+const READ_COUNT: usize = 512;
+/// A publisher waits this long for Redis before the emit answers 503.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reconnect backoff for the reader.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Stream entry fields.
+const FIELD_EVENT: &str = "event";
+const FIELD_DATA: &str = "data";
+const FIELD_EPOCH: &str = "epoch";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackplaneError {
+    #[error("redis")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis returned an id that is not a stream id: {0:?}")]
+    BadId(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Backplane {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: redis::Client,
+    stream_key: String,
+    history: usize,
+    writer: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    reader_up: AtomicBool,
+    last_error: Mutex<String>,
+}
+
+/// One stream entry: `(id, [field, value, field, value, …])`.
+type Entry = (String, Vec<String>);
+/// `XREAD` reply: `[(stream key, entries)]`, or nil when the block timed out.
+type ReadReply = Option<Vec<(String, Vec<Entry>)>>;
+
+impl Backplane {
+    pub fn new(settings: &HubSettings) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(settings.redis_url.expose_secret())?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                stream_key: settings.stream_key.clone(),
+                history: settings.history,
+                writer: tokio::sync::Mutex::new(None),
+                reader_up: AtomicBool::new(false),
+                last_error: Mutex::new("not connected to redis yet".to_owned()),
+            }),
+        })
+    }
+
+    async fn connect(
+        &self,
+        response_timeout: Duration,
+    ) -> Result<MultiplexedConnection, BackplaneError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(response_timeout));
+        Ok(self
+            .inner
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?)
+    }
+
+    /// Appends events in order, atomically; returns their stream ids once Redis has them.
+    pub async fn append(&self, events: &[PendingEvent]) -> Result<Vec<EventId>, BackplaneError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for event in events {
+            pipe.cmd("XADD")
+                .arg(&self.inner.stream_key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.inner.history)
+                .arg("*")
+                .arg(FIELD_EVENT)
+                .arg(event.name.as_str())
+                .arg(FIELD_DATA)
+                .arg(&*event.data);
+        }
+        let mut writer = self.inner.writer.lock().await;
+        let connection = match writer.as_mut() {
+            Some(connection) => connection,
+            None => writer.insert(self.connect(WRITE_TIMEOUT).await?),
+        };
+        match pipe.query_async::<Vec<String>>(connection).await {
+            Ok(ids) => ids.iter().map(|id| parse_id(id)).collect(),
+            Err(e) => {
+                // Reconnect on the next publish rather than reuse a connection in an unknown state.
+                *writer = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Whether this instance is following the stream; the reason when it is not.
+    pub fn health(&self) -> Result<(), String> {
+        if self.inner.reader_up.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(format!(
+                "backplane unavailable: {}",
+                self.inner
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            ))
+        }
+    }
+
+    fn set_down(&self, error: &BackplaneError) {
+        let mut message = error.to_string();
+        if let BackplaneError::Redis(cause) = error {
+            message = format!("{message}: {cause}");
+        }
+        tracing::warn!(error = %message, "backplane reader lost redis; reconnecting");
+        *self
+            .inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = message;
+        self.inner.reader_up.store(false, Ordering::Relaxed);
+    }
+
+    /// Follows the stream into `hub` until `shutdown`, reconnecting with backoff.
+    pub async fn run_reader(self, hub: Hub, catalog: Catalog, shutdown: CancellationToken) {
+        let mut reader = Reader {
+            backplane: self,
+            hub,
+            catalog,
+            last: None,
+        };
+        let mut backoff = BACKOFF_MIN;
+        while !shutdown.is_cancelled() {
+            match reader.follow(&shutdown).await {
+                Ok(()) => return,
+                Err(e) => {
+                    reader.backplane.set_down(&e);
+                    let pause = rand::random_range(backoff / 2..=backoff);
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+            if reader.backplane.inner.reader_up.load(Ordering::Relaxed) {
+                backoff = BACKOFF_MIN;
+            }
+        }
+    }
+}
+
+struct Reader {
+    backplane: Backplane,
+    hub: Hub,
+    catalog: Catalog,
+    /// The newest stream id this instance has taken in.
+    last: Option<EventId>,
+}
+
+impl Reader {
+    /// One connection's worth of following: (re)load or verify, then `XREAD` until an error.
+    async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), BackplaneError> {
+        let key = self.backplane.inner.stream_key.clone();
+        let mut connection = self.backplane.connect(READ_BLOCK * 3).await?;
+        let continuous = match self.last {
+            Some(last) => {
+                let at: Vec<Entry> = redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg(last.to_string())
+                    .arg(last.to_string())
+                    .query_async(&mut connection)
+                    .await?;
+                !at.is_empty()
+            }
+            None => false,
+        };
+        if !continuous {
+            self.load(&mut connection).await?;
+        }
+        self.backplane
+            .inner
+            .reader_up
+            .store(true, Ordering::Relaxed);
+        let last = self.last.unwrap_or(EventId::ZERO);
+        let mut from = last.to_string();
+        loop {
+            let mut read = redis::cmd("XREAD");
+            read.arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(&from);
+            let reply: ReadReply = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                reply = read.query_async(&mut connection) => reply?,
+            };
+            for (_, entries) in reply.unwrap_or_default() {
+                for entry in entries {
+                    from.clone_from(&entry.0);
+                    self.take(entry, Some(ResyncReason::Restart))?;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the local history from the stream's newest `history` entries. When this instance had
+    /// been following an earlier history, its connections may have missed events: they are told.
+    async fn load(&mut self, connection: &mut MultiplexedConnection) -> Result<(), BackplaneError> {
+        let key = &self.backplane.inner.stream_key;
+        let mut entries: Vec<Entry> = redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(self.backplane.inner.history)
+            .query_async(connection)
+            .await?;
+        if entries.is_empty() {
+            let id: String = redis::cmd("XADD")
+                .arg(key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.backplane.inner.history)
+                .arg("*")
+                .arg(FIELD_EPOCH)
+                .arg(format!("{:032x}", rand::random::<u128>()))
+                .query_async(connection)
+                .await?;
+            entries.push((id, Vec::new()));
+        }
+        entries.reverse();
+        let notify = self.last.is_some().then_some(ResyncReason::Restart);
+        let mut entries = entries.into_iter();
+        if let Some((oldest, _)) = entries.next() {
+            // The oldest entry is the floor: resuming from it replays everything after it.
+            let floor = parse_id(&oldest)?;
+            self.hub.reset(floor, notify);
+            self.last = Some(floor);
+        }
+        for entry in entries {
+            self.take(entry, None)?;
+        }
+        Ok(())
+    }
+
+    /// Takes one entry in: an event goes to the hub; an epoch marker read live means the stream was
+    /// recreated under us, so the history starts anew there.
+    fn take(
+        &mut self,
+        (id, fields): Entry,
+        on_marker: Option<ResyncReason>,
+    ) -> Result<(), BackplaneError> {
+        let id = parse_id(&id)?;
+        self.last = Some(id);
+        let field = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|pair| pair[0] == name)
+                .map(|pair| pair[1].as_str())
+        };
+        match (
+            field(FIELD_EVENT).and_then(|n| self.catalog.name(n)),
+            field(FIELD_DATA),
+        ) {
+            (Some(name), Some(data)) => self.hub.ingest(Arc::new(Event::new(id, name, data))),
+            _ if field(FIELD_EPOCH).is_some() => self.hub.reset(id, on_marker),
+            // Written by a newer version or by hand: not ours to deliver.
+            _ => tracing::debug!(%id, "skipping a stream entry that is not an event"),
+        }
+        Ok(())
+    }
+}
+
+fn parse_id(id: &str) -> Result<EventId, BackplaneError> {
+    id.parse().map_err(|_| BackplaneError::BadId(id.to_owned()))
+}

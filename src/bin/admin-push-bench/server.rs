@@ -1,0 +1,122 @@
+//! The server under test: optionally started by the tool (so it controls the configuration), and
+//! sampled through `/proc/<pid>/status` (RSS) and `/proc/<pid>/stat` (CPU time).
+
+use std::{
+    path::Path,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::process::{Child, Command};
+
+/// Kernel clock ticks per second for `/proc/<pid>/stat` (`USER_HZ`, 100 on every Linux ABI we run on).
+pub const TICKS_PER_SEC: f64 = 100.0;
+
+/// The process being measured, if the tool knows it.
+#[derive(Debug)]
+pub struct Server {
+    pub pid: Option<u32>,
+    /// Kept so the server dies with the tool (`kill_on_drop`).
+    child: Option<Child>,
+}
+
+/// How to start an admin-push server.
+#[derive(Debug)]
+pub struct SpawnConfig<'a> {
+    pub path: &'a Path,
+    pub port: u16,
+    pub jwt_secret: &'a str,
+    pub internal_secret: &'a str,
+    /// Extra `KEY=VALUE` environment entries, e.g. `ADMIN_PUSH__HUB__BUFFER=4096`.
+    pub extra_env: &'a [String],
+}
+
+impl Server {
+    /// A server started elsewhere, optionally with a known pid.
+    pub fn external(pid: Option<u32>) -> Self {
+        Self { pid, child: None }
+    }
+
+    /// Starts admin-push with a bench configuration and waits until `/healthz` answers.
+    pub async fn spawn(config: &SpawnConfig<'_>) -> Result<Self, String> {
+        let mut command = Command::new(config.path);
+        command
+            .arg("--config")
+            .arg("/nonexistent.toml")
+            .env("ADMIN_PUSH__SERVER__BIND", format!("127.0.0.1:{}", config.port))
+            .env("ADMIN_PUSH__AUTH__JWT_SECRET", config.jwt_secret)
+            .env(
+                "ADMIN_PUSH__INTERNAL__SECRETS",
+                format!(r#"["{}"]"#, config.internal_secret),
+            )
+            .env("ADMIN_PUSH__LIMITS__MAX_CONNECTIONS_PER_ACTOR", "1000000")
+            .env("ADMIN_PUSH__LOG__LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for entry in config.extra_env {
+            let (key, value) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("--server-env {entry}: expected KEY=VALUE"))?;
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", config.path.display()))?;
+        let pid = child.id();
+        let health = format!("http://127.0.0.1:{}/healthz", config.port);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("the server exited at start: {status}"));
+            }
+            if let Ok(response) = client.get(&health).send().await
+                && response.status().is_success()
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{health} did not answer within 15 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self {
+            pid,
+            child: Some(child),
+        })
+    }
+
+    /// Resident set size now, KiB.
+    pub fn rss_kb(&self) -> Option<u64> {
+        self.status_field("VmRSS:")
+    }
+
+    /// Peak resident set size, KiB.
+    pub fn peak_rss_kb(&self) -> Option<u64> {
+        self.status_field("VmHWM:")
+    }
+
+    /// CPU time used so far (user + system), clock ticks.
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        crate::proto::cpu_ticks(&self.pid?.to_string())
+    }
+
+    fn status_field(&self, name: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse().ok())
+    }
+
+    /// Stops a server the tool started.
+    pub async fn stop(mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Several instances on one Redis stream, against a real `redis-server`: global ids, resume
+//! anywhere, outages and an empty restart.
+
+use serde_json::json;
+
+use crate::helpers::{
+    BOTH, Message, RedisServer, Transport, eventually, spawn_binary, spawn_redis_app,
+};
+
+fn ids(events: &[Message]) -> Vec<String> {
+    events.iter().filter_map(|e| e.id.clone()).collect()
+}
+
+#[tokio::test]
+async fn an_event_emitted_on_one_instance_reaches_the_other_with_the_same_id() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = spawn_redis_app(&redis, "t:fanout").await;
+    let b = spawn_redis_app(&redis, "t:fanout").await;
+    for transport in BOTH {
+        let mut on_a = a.subscribe(transport, "").await;
+        let mut on_b = b.subscribe(transport, "").await;
+        on_a.ready().await;
+        on_b.ready().await;
+        let id = a.emit_product("prod_1").await;
+        assert_eq!(on_b.expect("product.updated").await.id, Some(id.clone()));
+        assert_eq!(on_a.expect("product.updated").await.id, Some(id));
+    }
+}
+
+#[tokio::test]
+async fn an_id_delivered_by_one_instance_resumes_on_the_other() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = spawn_redis_app(&redis, "t:resume").await;
+    let b = spawn_redis_app(&redis, "t:resume").await;
+    let mut tab = b.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+    let seen = a.emit_product("first").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(seen.clone()));
+    drop(tab);
+    let missed = vec![b.emit_product("x").await, a.emit_product("y").await];
+    let mut back = a
+        .subscribe(Transport::Sse, &format!("last_event_id={seen}"))
+        .await;
+    back.ready().await;
+    assert_eq!(ids(&back.events(2).await), missed);
+}
+
+#[tokio::test]
+async fn a_tab_of_a_killed_instance_resumes_on_the_other_with_nothing_lost() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let env = [
+        ("ADMIN_PUSH__HUB__BACKEND", "redis".to_owned()),
+        ("ADMIN_PUSH__HUB__REDIS_URL", redis.url()),
+        ("ADMIN_PUSH__HUB__STREAM_KEY", "t:kill".to_owned()),
+    ];
+    let mut doomed = spawn_binary(&env).await;
+    let survivor = spawn_redis_app(&redis, "t:kill").await;
+    eventually("the doomed instance to be ready", || async {
+        doomed.app.ready_status().await == 200
+    })
+    .await;
+
+    let mut tab = doomed.app.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+    let seen = survivor.emit_product("before").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(seen.clone()));
+
+    doomed.child.kill().expect("kill -9");
+    doomed.child.wait().expect("reaped");
+    let missed = vec![
+        survivor.emit_product("during-1").await,
+        survivor.emit_product("during-2").await,
+    ];
+
+    let mut resumed = survivor
+        .subscribe(Transport::Ws, &format!("last_event_id={seen}"))
+        .await;
+    assert_eq!(resumed.ready().await, seen);
+    assert_eq!(ids(&resumed.events(2).await), missed);
+}
+
+#[tokio::test]
+async fn while_redis_is_down_emit_is_503_readiness_is_503_and_tabs_stay_connected() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let app = spawn_redis_app(&redis, "t:outage").await;
+    let mut tab = app.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+    let before = app.emit_product("before").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(before));
+
+    redis.stop();
+    let response = app
+        .emit(&json!({ "event": "product.updated", "data": { "id": "lost?" } }))
+        .await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "unavailable");
+    eventually("readiness to turn 503", || async {
+        app.ready_status().await == 503
+    })
+    .await;
+
+    // The same connection carries on once Redis is back (empty: it kept nothing on disk).
+    redis.restart().await;
+    eventually("readiness to come back", || async {
+        app.ready_status().await == 200
+    })
+    .await;
+    let after = app.emit_product("after").await;
+    let mut next = tab.next().await.expect("tab still connected");
+    if next.event == "resync" {
+        assert_eq!(next.data["reason"], "restart");
+        next = tab.next().await.expect("tab still connected");
+    }
+    assert_eq!(next.id, Some(after));
+}
+
+#[tokio::test]
+async fn after_redis_restarts_empty_old_ids_get_resync_gap_and_emits_work_again() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let app = spawn_redis_app(&redis, "t:wipe").await;
+    let old = app.emit_product("before-wipe").await;
+
+    redis.restart().await;
+    eventually("emits to be accepted again", || async {
+        app.emit(&json!({ "event": "product.updated", "data": { "id": "probe" } }))
+            .await
+            .status()
+            == 202
+    })
+    .await;
+    eventually("the instance to follow the new stream", || async {
+        app.ready_status().await == 200
+    })
+    .await;
+
+    for transport in BOTH {
+        let mut tab = app
+            .subscribe(transport, &format!("last_event_id={old}"))
+            .await;
+        tab.ready().await;
+        assert_eq!(
+            tab.expect("resync").await.data["reason"],
+            "gap",
+            "{transport:?}"
+        );
+        let fresh = app.emit_product("after-wipe").await;
+        assert_eq!(tab.expect("product.updated").await.id, Some(fresh));
+    }
+}
+
+/// Thousands of events published alternately through both instances; one client on each sees
+/// every id exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_events_across_both_instances_reach_each_client_once_in_order() {
+    const EVENTS: usize = 2000;
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = spawn_redis_app(&redis, "t:long").await;
+    let b = spawn_redis_app(&redis, "t:long").await;
+    let mut on_a = a.subscribe(Transport::Ws, "").await;
+    let mut on_b = b.subscribe(Transport::Sse, "").await;
+    on_a.ready().await;
+    on_b.ready().await;
+
+    let readers =
+        [on_a, on_b].map(|mut tab| tokio::spawn(async move { ids(&tab.events(EVENTS).await) }));
+    let mut emitted = Vec::with_capacity(EVENTS);
+    for chunk in 0..EVENTS / 20 {
+        let via = if chunk % 2 == 0 { &a } else { &b };
+        let batch: Vec<_> = (0..20)
+            .map(|i| json!({ "event": "order.updated", "data": { "id": format!("o{chunk}-{i}") } }))
+            .collect();
+        let answer: serde_json::Value = via.emit(&json!(batch)).await.json().await.expect("json");
+        emitted.extend(
+            answer["ids"]
+                .as_array()
+                .expect("ids")
+                .iter()
+                .map(|v| v.as_str().expect("id").to_owned()),
+        );
+    }
+    for reader in readers {
+        assert_eq!(reader.await.expect("reader"), emitted);
+    }
+}
