@@ -70,6 +70,21 @@ pub enum AuthError {
     TicketsExhausted,
 }
 
+impl AuthError {
+    /// A stable label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::TokenInUrl => "token_in_url",
+            AuthError::InvalidToken(_) => "invalid_token",
+            AuthError::InvalidTicket => "invalid_ticket",
+            AuthError::ForbiddenActor(_) => "forbidden_actor",
+            AuthError::ForbiddenOrigin(_) => "forbidden_origin",
+            AuthError::TicketsExhausted => "tickets_exhausted",
+        }
+    }
+}
+
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {

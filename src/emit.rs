@@ -67,26 +67,34 @@ impl ResponseError for EmitError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        let mut builder = problem::builder(status);
-        let code = match status {
-            StatusCode::UNAUTHORIZED => {
+        let mut builder = problem::builder(self.status_code());
+        match self {
+            EmitError::Unauthorized => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-                "unauthorized"
             }
+            EmitError::Unavailable(_) => {
+                builder.insert_header((header::RETRY_AFTER, "1"));
+                // The cause chain goes to the log; the caller only needs to know to retry.
+                tracing::warn!(error = ?self, "emit refused: hub unavailable");
+            }
+            _ => {}
+        }
+        problem::finish(builder, self.code(), &self.to_string())
+    }
+}
+
+impl EmitError {
+    /// The `error` field of the answer, and the metrics label.
+    fn code(&self) -> &'static str {
+        match self.status_code() {
+            StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
             StatusCode::CONFLICT => "conflict",
             StatusCode::UNPROCESSABLE_ENTITY => "invalid_event",
-            StatusCode::SERVICE_UNAVAILABLE => {
-                builder.insert_header((header::RETRY_AFTER, "1"));
-                // The cause chain goes to the log; the caller only needs to know to retry.
-                tracing::warn!(error = ?self, "emit refused: hub unavailable");
-                "unavailable"
-            }
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "bad_request",
-        };
-        problem::finish(builder, code, &self.to_string())
+        }
     }
 }
 
@@ -95,18 +103,31 @@ pub async fn emit(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, EmitError> {
+    let answer = handle(&req, payload, &state).await;
+    if let Err(e) = &answer {
+        state.metrics.emit_rejected(e.code());
+    }
+    answer
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, EmitError> {
+    let req = req.clone();
     authorize(&req, &state.settings.internal.secrets)?;
     require_json(&req)?;
     let body = read_body(payload, state.settings.emit.max_body_bytes).await?;
     let batch = state.catalog.parse_body(&body)?;
     let key = idempotency_key(&req)?;
     let Some(key) = key else {
-        return Ok(accepted(publish(&state, batch).await?));
+        return Ok(accepted(publish(state, batch).await?));
     };
     match state.idempotency.begin(&key) {
         Begin::Replay(answer) => Ok(accepted(answer)),
         Begin::InProgress => Err(EmitError::InProgress),
-        Begin::First => match publish(&state, batch).await {
+        Begin::First => match publish(state, batch).await {
             Ok(answer) => {
                 state.idempotency.finish(&key, answer.clone());
                 Ok(accepted(answer))
@@ -121,7 +142,11 @@ pub async fn emit(
 
 async fn publish(state: &AppState, batch: crate::event::Batch) -> Result<Bytes, EmitError> {
     let is_batch = batch.is_batch;
+    let names: Vec<_> = batch.events.iter().map(|e| e.name.clone()).collect();
     let ids = state.hub.publish(batch.events).await?;
+    for name in &names {
+        state.metrics.published(name.as_str());
+    }
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let body = if is_batch {
         json!({ "ids": ids })

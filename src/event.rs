@@ -312,6 +312,8 @@ pub struct Event {
     pub name: EventName,
     pub ws_frame: ByteString,
     pub sse_record: Bytes,
+    /// When this instance's hub took it in: the start of its delivery latency.
+    pub received: std::time::Instant,
 }
 
 impl Event {
@@ -323,6 +325,7 @@ impl Event {
             name,
             ws_frame: ByteString::from(ws_frame),
             sse_record: Bytes::from(sse_record),
+            received: std::time::Instant::now(),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`session`] — one connection's loop, shared by both transports.
 //! - [`ws`], [`sse`] — the two transports.
 //! - [`emit`] — the publishing webhook.
+//! - [`metrics`] — Prometheus counters, kept off the allocation path.
 //! - [`startup`] — wiring, listeners, routes, shutdown.
 //! - [`problem`] — the JSON error body every rejection uses.
 
@@ -22,6 +23,7 @@ pub mod backplane;
 pub mod emit;
 pub mod event;
 pub mod hub;
+pub mod metrics;
 pub mod problem;
 pub mod session;
 pub mod settings;

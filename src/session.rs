@@ -183,18 +183,12 @@ pub fn admit(
     if state.shutdown.is_cancelled() {
         return Err(SubscribeError::Draining);
     }
-    auth::check_origin(req, &state.settings.auth.allowed_origins)?;
-    let query = actix_web::web::Query::<SubscribeQuery>::from_query(req.query_string())
-        .map_err(|e| SubscribeError::BadRequest(format!("query string: {e}")))?
-        .into_inner();
-    if query.token.is_some() || query.access_token.is_some() || query.jwt.is_some() {
-        return Err(AuthError::TokenInUrl.into());
-    }
-    let principal = match (auth::bearer_token(req)?, &query.ticket) {
-        (Some(token), _) => state.verifier.verify(&token)?,
-        (None, Some(ticket)) => state.tickets.redeem(ticket)?,
-        (None, None) => return Err(AuthError::Missing.into()),
-    };
+    let query = parse_query(req)?;
+    let principal = authenticate(req, state, &query).inspect_err(|e| {
+        if let SubscribeError::Auth(e) = e {
+            state.metrics.auth_failed(e.reason());
+        }
+    })?;
     let filter = query
         .events
         .as_deref()
@@ -217,6 +211,31 @@ pub fn admit(
         subscription: state.hub.subscribe(resume),
         filter,
         _slot: slot,
+    })
+}
+
+fn parse_query(req: &HttpRequest) -> Result<SubscribeQuery, SubscribeError> {
+    Ok(
+        actix_web::web::Query::<SubscribeQuery>::from_query(req.query_string())
+            .map_err(|e| SubscribeError::BadRequest(format!("query string: {e}")))?
+            .into_inner(),
+    )
+}
+
+/// Origin, then credentials: a bearer token, else a ticket. A token in the URL is refused.
+fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    query: &SubscribeQuery,
+) -> Result<Principal, SubscribeError> {
+    auth::check_origin(req, &state.settings.auth.allowed_origins)?;
+    if query.token.is_some() || query.access_token.is_some() || query.jwt.is_some() {
+        return Err(AuthError::TokenInUrl.into());
+    }
+    Ok(match (auth::bearer_token(req)?, &query.ticket) {
+        (Some(token), _) => state.verifier.verify(&token)?,
+        (None, Some(ticket)) => state.tickets.redeem(ticket)?,
+        (None, None) => return Err(AuthError::Missing.into()),
     })
 }
 
@@ -313,6 +332,7 @@ pub async fn run<T: Transport>(
     );
     async move {
         let opened = Instant::now();
+        state.metrics.connection_opened(T::KIND);
         tracing::info!("connection opened");
         let exit = Connection {
             transport,
@@ -323,6 +343,7 @@ pub async fn run<T: Transport>(
         }
         .serve()
         .await;
+        state.metrics.connection_closed(T::KIND);
         tracing::info!(
             reason = exit.as_str(),
             duration_ms = opened.elapsed().as_millis() as u64,
@@ -449,6 +470,9 @@ impl<T: Transport> Connection<'_, T> {
                 // Ids at or below the last sent were already covered by the replay.
                 if event.id > self.last_sent && wanted {
                     self.send_event(&event).await?;
+                    self.state
+                        .metrics
+                        .delivered(T::KIND, event.received.elapsed());
                 }
                 Ok(())
             }
@@ -490,6 +514,9 @@ impl<T: Transport> Connection<'_, T> {
     }
 
     async fn send_control(&mut self, control: Control) -> Result<(), Exit> {
+        if let Control::Resync(reason) = control {
+            self.state.metrics.resync(reason);
+        }
         match timeout(self.timings.send_timeout, self.transport.control(control)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Exit::SendFailed),

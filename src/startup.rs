@@ -23,6 +23,7 @@ use crate::{
     emit::{self, Idempotency},
     event::Catalog,
     hub::Hub,
+    metrics::Metrics,
     problem,
     session::Admission,
     settings::{HubBackend, Settings, SettingsError},
@@ -42,6 +43,7 @@ pub struct AppState {
     pub catalog: Catalog,
     pub admission: Arc<Admission>,
     pub idempotency: Idempotency,
+    pub metrics: Metrics,
     pub shutdown: CancellationToken,
 }
 
@@ -49,6 +51,8 @@ pub struct AppState {
 pub enum StartupError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    #[error("cannot register metrics")]
+    Metrics(#[source] prometheus::Error),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -117,6 +121,7 @@ impl Application {
                 settings.emit.idempotency_capacity,
             ),
             hub,
+            metrics: Metrics::new().map_err(StartupError::Metrics)?,
             shutdown,
             settings,
         });
@@ -273,7 +278,8 @@ fn cors(allowed_origins: &[String]) -> Cors {
 }
 
 fn internal_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/internal/emit", web::post().to(emit::emit));
+    cfg.route("/internal/emit", web::post().to(emit::emit))
+        .route("/metrics", web::get().to(metrics));
 }
 
 /// `POST /admin-ws/ticket`: trades an admin JWT for a single-use ticket a browser can put in a URL.
@@ -281,16 +287,23 @@ async fn ticket(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, auth::AuthError> {
-    auth::check_origin(&req, &state.settings.auth.allowed_origins)?;
-    let token = auth::bearer_token(&req)?.ok_or(auth::AuthError::Missing)?;
-    let principal = state.verifier.verify(&token)?;
-    let ticket = state.tickets.issue(principal)?;
+    let issued = auth::check_origin(&req, &state.settings.auth.allowed_origins)
+        .and_then(|()| auth::bearer_token(&req)?.ok_or(auth::AuthError::Missing))
+        .and_then(|token| state.verifier.verify(&token))
+        .and_then(|principal| state.tickets.issue(principal));
+    let ticket = issued.inspect_err(|e| state.metrics.auth_failed(e.reason()))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({
             "ticket": ticket,
             "expires_in": state.tickets.ttl().as_secs(),
         })))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }
 
 async fn healthz() -> HttpResponse {

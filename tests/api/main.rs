@@ -5,6 +5,7 @@ mod auth;
 mod emit;
 mod helpers;
 mod kit;
+mod operations;
 mod redis;
 mod resume;
 mod shutdown;

@@ -1,0 +1,151 @@
+//! Prometheus metrics, served at `GET /metrics` (on the internal listener when there is one).
+//!
+//! Label sets are small and fixed, so every per-delivery handle is resolved once at start-up: on
+//! the fan-out path counting is an atomic add and a histogram bucket increment, never a lookup or an
+//! allocation.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::event::{ResyncReason, TransportKind};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    connections: [IntGauge; 2],
+    deliveries: [IntCounter; 2],
+    resyncs: [IntCounter; 3],
+    events: IntCounterVec,
+    emit_rejected: IntCounterVec,
+    auth_failures: IntCounterVec,
+    delivery_seconds: Histogram,
+}
+
+fn index(transport: TransportKind) -> usize {
+    match transport {
+        TransportKind::Ws => 0,
+        TransportKind::Sse => 1,
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let connections = IntGaugeVec::new(
+            Opts::new("admin_push_connections", "Open subscriber connections"),
+            &["transport"],
+        )?;
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "admin_push_deliveries_total",
+                "Events handed to subscriber sockets",
+            ),
+            &["transport"],
+        )?;
+        let resyncs = IntCounterVec::new(
+            Opts::new(
+                "admin_push_resyncs_total",
+                "resync messages sent, by reason",
+            ),
+            &["reason"],
+        )?;
+        let events = IntCounterVec::new(
+            Opts::new("admin_push_events_total", "Events accepted for publishing"),
+            &["event"],
+        )?;
+        let emit_rejected = IntCounterVec::new(
+            Opts::new(
+                "admin_push_emit_rejected_total",
+                "Refused emit requests, by reason",
+            ),
+            &["reason"],
+        )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "admin_push_auth_failures_total",
+                "Refused subscriber credentials, by reason",
+            ),
+            &["reason"],
+        )?;
+        let delivery_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "admin_push_delivery_seconds",
+                "From the hub taking an event in to its frame being handed to a socket",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(resyncs.clone()))?;
+        registry.register(Box::new(events.clone()))?;
+        registry.register(Box::new(emit_rejected.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(delivery_seconds.clone()))?;
+        let by_transport = |t: TransportKind| t.as_str();
+        Ok(Self {
+            connections: [TransportKind::Ws, TransportKind::Sse]
+                .map(|t| connections.with_label_values(&[by_transport(t)])),
+            deliveries: [TransportKind::Ws, TransportKind::Sse]
+                .map(|t| deliveries.with_label_values(&[by_transport(t)])),
+            resyncs: [
+                ResyncReason::Gap,
+                ResyncReason::Lagged,
+                ResyncReason::Restart,
+            ]
+            .map(|r| resyncs.with_label_values(&[r.as_str()])),
+            registry,
+            events,
+            emit_rejected,
+            auth_failures,
+            delivery_seconds,
+        })
+    }
+
+    pub fn connection_opened(&self, transport: TransportKind) {
+        self.connections[index(transport)].inc();
+    }
+
+    pub fn connection_closed(&self, transport: TransportKind) {
+        self.connections[index(transport)].dec();
+    }
+
+    pub fn delivered(&self, transport: TransportKind, latency: Duration) {
+        self.deliveries[index(transport)].inc();
+        self.delivery_seconds.observe(latency.as_secs_f64());
+    }
+
+    pub fn resync(&self, reason: ResyncReason) {
+        let at = match reason {
+            ResyncReason::Gap => 0,
+            ResyncReason::Lagged => 1,
+            ResyncReason::Restart => 2,
+        };
+        self.resyncs[at].inc();
+    }
+
+    pub fn published(&self, event: &str) {
+        self.events.with_label_values(&[event]).inc();
+    }
+
+    pub fn emit_rejected(&self, reason: &str) {
+        self.emit_rejected.with_label_values(&[reason]).inc();
+    }
+
+    pub fn auth_failed(&self, reason: &str) {
+        self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        buffer
+    }
+}
