@@ -66,11 +66,7 @@ async fn a_medusa_admin_token_is_accepted_unchanged() {
 async fn missing_credentials_are_rejected_with_401() {
     let app = spawn_app().await;
     for transport in BOTH {
-        let (status, body) = app
-            .connect(transport, "", None, &[])
-            .await
-            .err()
-            .expect("refused");
+        let (status, body) = app.refusal(transport, "", None, &[]).await;
         assert_eq!(status, 401);
         assert!(
             body["message"]
@@ -197,10 +193,8 @@ async fn a_token_in_the_url_is_never_accepted() {
     for param in ["token", "access_token", "jwt"] {
         for transport in BOTH {
             let (status, body) = app
-                .connect(transport, &format!("{param}={token}"), None, &[])
-                .await
-                .err()
-                .expect("refused");
+                .refusal(transport, &format!("{param}={token}"), None, &[])
+                .await;
             assert_eq!(status, 401);
             assert!(
                 body["message"]
@@ -223,10 +217,8 @@ async fn a_ticket_opens_either_transport_exactly_once() {
             .unwrap_or_else(|e| panic!("ticket refused: {e:?}"));
         subscriber.ready().await;
         let (status, _) = app
-            .connect(transport, &format!("ticket={ticket}"), None, &[])
-            .await
-            .err()
-            .expect("second use refused");
+            .refusal(transport, &format!("ticket={ticket}"), None, &[])
+            .await;
         assert_eq!(status, 401);
     }
 }
@@ -250,10 +242,8 @@ async fn an_expired_ticket_is_rejected_with_401() {
     // Expiry is the behaviour under test: outlive the ticket's one-second life.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (status, body) = app
-        .connect(Transport::Ws, &format!("ticket={ticket}"), None, &[])
-        .await
-        .err()
-        .expect("expired ticket refused");
+        .refusal(Transport::Ws, &format!("ticket={ticket}"), None, &[])
+        .await;
     assert_eq!(status, 401);
     assert!(
         body["message"]
@@ -267,10 +257,8 @@ async fn an_expired_ticket_is_rejected_with_401() {
 async fn a_garbage_ticket_and_a_non_bearer_header_are_401() {
     let app = spawn_app().await;
     let (status, _) = app
-        .connect(Transport::Sse, "ticket=deadbeef", None, &[])
-        .await
-        .err()
-        .expect("refused");
+        .refusal(Transport::Sse, "ticket=deadbeef", None, &[])
+        .await;
     assert_eq!(status, 401);
     let response = app
         .http

@@ -143,6 +143,31 @@ impl TestApp {
         body["ticket"].as_str().expect("ticket").to_owned()
     }
 
+    /// Emits a batch and returns the ids the hub assigned, in order.
+    pub async fn emit_batch(&self, batch: &[Value]) -> Vec<String> {
+        let answer: Value = self.emit(&json!(batch)).await.json().await.expect("json");
+        answer["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_str().expect("id").to_owned())
+            .collect()
+    }
+
+    /// Connects and insists the server refuses; returns the status and JSON body.
+    pub async fn refusal(
+        &self,
+        transport: Transport,
+        query: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        match self.connect(transport, query, bearer, headers).await {
+            Ok(_) => panic!("{transport:?} connection with {query:?} was accepted"),
+            Err(refusal) => refusal,
+        }
+    }
+
     /// Connects a subscriber with a bearer token and the given query string.
     pub async fn subscribe(&self, transport: Transport, query: &str) -> Subscriber {
         self.connect(transport, query, Some(&admin_token("user_1")), &[])

@@ -183,14 +183,7 @@ async fn thousands_of_events_across_both_instances_reach_each_client_once_in_ord
         let batch: Vec<_> = (0..20)
             .map(|i| json!({ "event": "order.updated", "data": { "id": format!("o{chunk}-{i}") } }))
             .collect();
-        let answer: serde_json::Value = via.emit(&json!(batch)).await.json().await.expect("json");
-        emitted.extend(
-            answer["ids"]
-                .as_array()
-                .expect("ids")
-                .iter()
-                .map(|v| v.as_str().expect("id").to_owned()),
-        );
+        emitted.extend(via.emit_batch(&batch).await);
     }
     for reader in readers {
         assert_eq!(reader.await.expect("reader"), emitted);

@@ -113,15 +113,13 @@ async fn an_unknown_name_in_the_events_filter_is_400() {
     let app = spawn_app().await;
     for transport in BOTH {
         let (status, body) = app
-            .connect(
+            .refusal(
                 transport,
                 "events=nope.updated",
                 Some(&admin_token("u")),
                 &[],
             )
-            .await
-            .err()
-            .expect("refused");
+            .await;
         assert_eq!(status, 400);
         assert!(
             body["message"]
