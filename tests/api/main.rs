@@ -2,6 +2,7 @@
 //! sockets.
 
 mod auth;
+mod browser;
 mod emit;
 mod helpers;
 mod kit;

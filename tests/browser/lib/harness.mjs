@@ -227,8 +227,6 @@ export async function openPage(browser, origin) {
   page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
   page.on("console", (msg) => {
     const { url } = msg.location();
-    // Chromium asks every origin for /favicon.ico; the console page declares none (see report).
-    if (url.endsWith("/favicon.ico")) return;
     if (msg.type() === "error" || msg.type() === "warning") problems.push(`console.${msg.type()}: ${msg.text()} (${url})`);
   });
   page.on("response", (res) => {

@@ -72,7 +72,7 @@ describe("the browser client", () => {
     await waitForEvents(page, afterIds);
 
     const seen = await recorded(page);
-    t.diagnostic(`drain took ${drainedIn} ms; client open again ${reopenedIn} ms after the new process was healthy`);
+    t.diagnostic(`drain took ${drainedIn} ms; client open again (${seen.statuses.at(-1).transport}) ${reopenedIn} ms after the new process was healthy; ${seen.errors.length} connect errors while it was down`);
     assertReceivedInOrder(seen.events, beforeIds, "before the restart");
     assertReceivedInOrder(seen.events, afterIds, "after the restart");
     const resyncs = seen.control.filter((c) => c.event === "resync");

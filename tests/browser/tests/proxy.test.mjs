@@ -75,5 +75,17 @@ describe("behind an nginx that refuses WebSocket upgrades", () => {
     assert.ok(latencies.every((ms) => ms < 2000));
     const seen = await recorded(page);
     assert.equal(seen.statuses.at(-1).transport, "sse");
+
+    // nginx consumes X-Accel-Buffering, so check at the source that the service sends it (nginx
+    // 1.22 happens to pass partial buffers on promptly anyway; other versions and setups may not).
+    const direct = await fetch(`${service.base}/admin-sse`, {
+      headers: { Authorization: `Bearer ${adminToken()}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    await direct.body.cancel();
+    assert.equal(direct.status, 200);
+    assert.equal(direct.headers.get("x-accel-buffering"), "no");
+    assert.equal(direct.headers.get("cache-control"), "no-cache");
+    assert.match(direct.headers.get("content-type"), /^text\/event-stream/);
   });
 });
