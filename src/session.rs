@@ -100,6 +100,8 @@ pub struct Admission {
     open: Mutex<OpenConnections>,
     max_total: usize,
     max_per_actor: usize,
+    /// Woken whenever the last open connection closes (shutdown waits on it).
+    idle: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +116,7 @@ impl Admission {
             open: Mutex::new(OpenConnections::default()),
             max_total,
             max_per_actor,
+            idle: tokio::sync::Notify::new(),
         }
     }
 
@@ -138,6 +141,18 @@ impl Admission {
     pub fn open(&self) -> usize {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).total
     }
+
+    /// Resolves once no connection is open.
+    pub async fn all_closed(&self) {
+        loop {
+            // Registered before the check, so a close in between still wakes it.
+            let idle = self.idle.notified();
+            if self.open() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 /// A held connection slot; dropping it frees the slot, whichever way the connection ended.
@@ -155,6 +170,9 @@ impl Drop for Slot {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         open.total -= 1;
+        if open.total == 0 {
+            self.admission.idle.notify_waiters();
+        }
         if let Some(mine) = open.per_actor.get_mut(&self.actor_id) {
             *mine -= 1;
             if *mine == 0 {
@@ -378,7 +396,11 @@ impl<T: Transport> Connection<'_, T> {
         if let Some(control) = farewell {
             let _ = timeout(self.timings.send_timeout, self.transport.control(control)).await;
         }
-        self.transport.close(exit).await;
+        // A client that could not take a write cannot take a close frame either: just drop it.
+        // Any other goodbye is bounded like every write.
+        if exit != Exit::SendFailed {
+            let _ = timeout(self.timings.send_timeout, self.transport.close(exit)).await;
+        }
         exit
     }
 

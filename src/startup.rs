@@ -166,8 +166,12 @@ impl Application {
         self.state.shutdown.clone()
     }
 
+    /// Serves until SIGTERM/SIGINT or [`Self::shutdown_token`], then drains: readiness turns 503
+    /// and new subscribers are refused while the listeners stay up, every connection is told to
+    /// reconnect and closes, and once none is left (or the drain window is over) the servers stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = self.state.shutdown.clone();
+        let state = self.state.clone();
         let handles: Vec<_> = self.servers.iter().map(Server::handle).collect();
         tokio::spawn(async move {
             tokio::select! {
@@ -175,6 +179,16 @@ impl Application {
                 () = shutdown.cancelled() => tracing::info!("shutdown requested: draining"),
             }
             shutdown.cancel();
+            let window = state.settings.server.drain() + SHUTDOWN_MARGIN;
+            if tokio::time::timeout(window, state.admission.all_closed())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    open = state.admission.open(),
+                    "drain window over; dropping the rest"
+                );
+            }
             for handle in handles {
                 handle.stop(true).await;
             }
@@ -232,7 +246,8 @@ fn serve(
             .default_service(web::to(not_found))
     })
     .disable_signals()
-    .shutdown_timeout((settings.server.drain() + SHUTDOWN_MARGIN).as_secs())
+    // Connections have been drained by then; this only bounds flushing their last bytes.
+    .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
     // Per worker; admission enforces the real limit with a clear 503 before this one bites.
     .max_connections(settings.limits.max_connections.saturating_add(1024));
     if settings.server.workers > 0 {

@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use crate::helpers::{End, Transport, WAIT, spawn_app, spawn_binary};
+use serde_json::json;
+
+use crate::helpers::{End, Transport, WAIT, admin_token, spawn_app, spawn_app_with, spawn_binary};
 
 #[tokio::test]
 async fn shutdown_tells_every_connection_to_reconnect_and_closes_it() {
@@ -25,6 +27,47 @@ async fn shutdown_tells_every_connection_to_reconnect_and_closes_it() {
         .await
         .expect("stops in time");
     stopped.expect("task").expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_draining_readiness_is_503_and_new_subscribers_are_refused() {
+    let app = spawn_app_with(json!({
+        "limits": { "send_timeout_secs": 1 },
+        "events": { "extra": ["bulk.updated"] },
+        "emit": { "max_body_bytes": 262144 },
+    }))
+    .await;
+    // A reader that never reads, sent ~20 MB: every buffer towards it fills, so its connection is
+    // stuck in a write (for up to send_timeout) and holds the drain open.
+    let mut stuck = app.subscribe(Transport::Ws, "").await;
+    stuck.ready().await;
+    let filler = "x".repeat(3000);
+    for chunk in 0..140 {
+        let batch: Vec<_> = (0..50)
+            .map(|i| json!({ "event": "bulk.updated", "data": { "id": format!("{chunk}-{i}"), "filler": filler } }))
+            .collect();
+        app.emit_batch(&batch).await;
+    }
+
+    app.shutdown.cancel();
+
+    assert_eq!(app.ready_status().await, 503);
+    let (status, body) = app
+        .refusal(Transport::Sse, "", Some(&admin_token("someone")), &[])
+        .await;
+    assert_eq!(status, 503);
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("shutting down")
+    );
+    // Once the stuck write gives up, the server finishes stopping on its own.
+    tokio::time::timeout(WAIT, app.stopped)
+        .await
+        .expect("stops once the stuck connection times out")
+        .expect("task")
+        .expect("clean stop");
 }
 
 #[tokio::test]
