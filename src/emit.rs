@@ -14,24 +14,39 @@ use std::{
 
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
-    http::{StatusCode, header},
+    http::{StatusCode, header, header::HeaderValue},
     web,
 };
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::{auth, event::PublishError, hub::HubError, problem, startup::AppState};
+use crate::{
+    auth,
+    event::PublishError,
+    hub::HubError,
+    problem,
+    settings::{EmitAuth, InternalSettings},
+    startup::AppState,
+};
+
+/// The signed-emit header and how far its timestamp may be from now (replay window).
+const SIGNATURE_HEADER: &str = "x-admin-push-signature";
+const SIGNATURE_WINDOW_SECS: u64 = 300;
+
+type HmacSha256 = Hmac<Sha256>;
 
 /// Idempotency keys longer than this are refused: they are opaque tokens, not documents.
 const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
-    #[error("missing or wrong emit secret")]
-    Unauthorized,
+    #[error("{0}")]
+    Unauthorized(&'static str),
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("body is larger than {0} bytes")]
@@ -51,7 +66,7 @@ pub enum EmitError {
 impl ResponseError for EmitError {
     fn status_code(&self) -> StatusCode {
         match self {
-            EmitError::Unauthorized => StatusCode::UNAUTHORIZED,
+            EmitError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             EmitError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             EmitError::BodyTooLarge(_)
             | EmitError::Publish(
@@ -69,7 +84,7 @@ impl ResponseError for EmitError {
     fn error_response(&self) -> HttpResponse {
         let mut builder = problem::builder(self.status_code());
         match self {
-            EmitError::Unauthorized => {
+            EmitError::Unauthorized(_) => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             EmitError::Unavailable(_) => {
@@ -116,9 +131,10 @@ async fn handle(
     state: &AppState,
 ) -> Result<HttpResponse, EmitError> {
     let req = req.clone();
-    authorize(&req, &state.settings.internal.secrets)?;
-    require_json(&req)?;
+    // The body comes first (bounded) because a signature covers it.
     let body = read_body(payload, state.settings.emit.max_body_bytes).await?;
+    authorize(&req, &body, &state.settings.internal)?;
+    require_json(&req)?;
     let batch = state.catalog.parse_body(&body)?;
     let key = idempotency_key(&req)?;
     let Some(key) = key else {
@@ -162,13 +178,24 @@ fn accepted(body: Bytes) -> HttpResponse {
         .body(body)
 }
 
+/// Checks the caller as `internal.auth` says: a bearer secret, a body signature, or either (a
+/// request that carries a signature is judged by it).
+fn authorize(req: &HttpRequest, body: &[u8], internal: &InternalSettings) -> Result<(), EmitError> {
+    let signature = req.headers().get(SIGNATURE_HEADER);
+    match (internal.auth, signature) {
+        (EmitAuth::Bearer, _) | (EmitAuth::Either, None) => bearer(req, &internal.secrets),
+        (EmitAuth::Hmac | EmitAuth::Either, Some(signature)) => {
+            signed(signature, body, &internal.hmac_secrets, unix_now())
+        }
+        (EmitAuth::Hmac, None) => Err(EmitError::Unauthorized("missing X-Admin-Push-Signature")),
+    }
+}
+
 /// Accepts any configured secret (several, for rotation). Every secret is compared, in constant
 /// time, so neither the match nor its position leaks through timing.
-fn authorize(req: &HttpRequest, secrets: &[SecretString]) -> Result<(), EmitError> {
-    let token = auth::bearer_token(req)
-        .ok()
-        .flatten()
-        .ok_or(EmitError::Unauthorized)?;
+fn bearer(req: &HttpRequest, secrets: &[SecretString]) -> Result<(), EmitError> {
+    let wrong = EmitError::Unauthorized("missing or wrong emit secret");
+    let token = auth::bearer_token(req).ok().flatten().ok_or(wrong)?;
     let matched = secrets
         .iter()
         .fold(subtle::Choice::from(0), |found, secret| {
@@ -177,8 +204,59 @@ fn authorize(req: &HttpRequest, secrets: &[SecretString]) -> Result<(), EmitErro
     if bool::from(matched) {
         Ok(())
     } else {
-        Err(EmitError::Unauthorized)
+        Err(EmitError::Unauthorized("missing or wrong emit secret"))
     }
+}
+
+/// Verifies `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` against every key (for
+/// rotation), in constant time per key, and refuses timestamps outside the replay window.
+fn signed(
+    header: &HeaderValue,
+    body: &[u8],
+    secrets: &[SecretString],
+    now: u64,
+) -> Result<(), EmitError> {
+    let malformed =
+        || EmitError::Unauthorized("X-Admin-Push-Signature must be t=<unix seconds>,v1=<hex>");
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.to_str().map_err(|_| malformed())?.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = Some(t),
+            Some(("v1", v1)) => signatures.push(hex::decode(v1).map_err(|_| malformed())?),
+            _ => {}
+        }
+    }
+    let t = timestamp.ok_or_else(malformed)?;
+    let seconds: u64 = t.parse().map_err(|_| malformed())?;
+    if seconds.abs_diff(now) > SIGNATURE_WINDOW_SECS {
+        return Err(EmitError::Unauthorized(
+            "signature timestamp is outside the ±300 s window",
+        ));
+    }
+    let mut matched = false;
+    for secret in secrets {
+        let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()) else {
+            continue;
+        };
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        for signature in &signatures {
+            matched |= mac.clone().verify_slice(signature).is_ok();
+        }
+    }
+    if matched {
+        Ok(())
+    } else {
+        Err(EmitError::Unauthorized("signature does not match"))
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn require_json(req: &HttpRequest) -> Result<(), EmitError> {

@@ -70,6 +70,21 @@ pub struct AuthSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct InternalSettings {
     pub secrets: Vec<SecretString>,
+    /// Keys for `X-Admin-Push-Signature` (HMAC-SHA256); several, for rotation.
+    pub hmac_secrets: Vec<SecretString>,
+    pub auth: EmitAuth,
+}
+
+/// How `/internal/emit` callers prove themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmitAuth {
+    /// `Authorization: Bearer <one of internal.secrets>`.
+    Bearer,
+    /// `X-Admin-Push-Signature` over the body with one of `internal.hmac_secrets`.
+    Hmac,
+    /// Either of the above.
+    Either,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +194,8 @@ impl Default for InternalSettings {
     fn default() -> Self {
         Self {
             secrets: vec![SecretString::from(DEV_INTERNAL_SECRET)],
+            hmac_secrets: Vec::new(),
+            auth: EmitAuth::Bearer,
         }
     }
 }
@@ -323,13 +340,19 @@ impl Settings {
                 "must name at least one actor type",
             ));
         }
-        if self
-            .internal
-            .secrets
-            .iter()
-            .any(|s| s.expose_secret().is_empty())
-        {
-            return Err(invalid("internal.secrets", "a secret must not be empty"));
+        for (key, secrets) in [
+            ("internal.secrets", &self.internal.secrets),
+            ("internal.hmac_secrets", &self.internal.hmac_secrets),
+        ] {
+            if secrets.iter().any(|s| s.expose_secret().is_empty()) {
+                return Err(invalid(key, "a secret must not be empty"));
+            }
+        }
+        if self.internal.auth != EmitAuth::Bearer && self.internal.hmac_secrets.is_empty() {
+            return Err(invalid(
+                "internal.hmac_secrets",
+                "internal.auth accepts signatures, so at least one HMAC secret is needed",
+            ));
         }
         if let Some(origin) = self.auth.allowed_origins.iter().find(|o| !is_origin(o)) {
             return Err(invalid(
@@ -356,19 +379,24 @@ impl Settings {
                 ));
             }
         }
-        if self.internal.secrets.is_empty() {
+        if self.internal.auth != EmitAuth::Hmac && self.internal.secrets.is_empty() {
             return Err(invalid(
                 "internal.secrets",
                 "production needs at least one secret",
             ));
         }
-        for secret in &self.internal.secrets {
-            let secret = secret.expose_secret();
-            if secret == DEV_INTERNAL_SECRET || secret.len() < MIN_PRODUCTION_SECRET_BYTES {
-                return Err(invalid(
-                    "internal.secrets",
-                    "production needs secrets of at least 32 bytes that are not the development default",
-                ));
+        for (key, secrets) in [
+            ("internal.secrets", &self.internal.secrets),
+            ("internal.hmac_secrets", &self.internal.hmac_secrets),
+        ] {
+            for secret in secrets {
+                let secret = secret.expose_secret();
+                if secret == DEV_INTERNAL_SECRET || secret.len() < MIN_PRODUCTION_SECRET_BYTES {
+                    return Err(invalid(
+                        key,
+                        "production needs secrets of at least 32 bytes that are not the development default",
+                    ));
+                }
             }
         }
         Ok(())

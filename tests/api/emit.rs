@@ -266,3 +266,93 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_and_broadcasts_once() 
     );
     assert_eq!(subscriber.expect("product.updated").await.id, Some(marker));
 }
+
+const HMAC_OLD: &str = "hmac-key-old-00000000000000000000000000";
+const HMAC_NEW: &str = "hmac-key-new-00000000000000000000000000";
+
+fn signature(key: &str, t: u64, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn signed_post(
+    app: &crate::helpers::TestApp,
+    header: Option<String>,
+    body: &str,
+) -> (u16, Value) {
+    let mut request = app
+        .http
+        .post(format!("{}/internal/emit", app.internal_base))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(header) = header {
+        request = request.header("x-admin-push-signature", header);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+async fn hmac_app(mode: &str) -> crate::helpers::TestApp {
+    spawn_app_with(json!({ "internal": { "auth": mode, "hmac_secrets": [HMAC_OLD, HMAC_NEW] } }))
+        .await
+}
+
+#[tokio::test]
+async fn a_valid_signature_from_any_rotated_key_is_accepted() {
+    let app = hmac_app("hmac").await;
+    let body = r#"{"event":"product.updated","data":{"id":"p"}}"#;
+    let now = crate::helpers::unix_now();
+    for key in [HMAC_OLD, HMAC_NEW] {
+        let (status, answer) = signed_post(&app, Some(signature(key, now, body)), body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_stale_a_tampered_or_a_missing_signature_is_401() {
+    let app = hmac_app("hmac").await;
+    let body = r#"{"event":"product.updated","data":{"id":"p"}}"#;
+    let now = crate::helpers::unix_now();
+    let cases = [
+        (Some(signature(HMAC_NEW, now - 301, body)), "window"),
+        (Some(signature(HMAC_NEW, now + 301, body)), "window"),
+        (
+            Some(signature(
+                HMAC_NEW,
+                now,
+                r#"{"event":"product.updated","data":{"id":"q"}}"#,
+            )),
+            "does not match",
+        ),
+        (
+            Some(signature("some-other-key-000000000000000000000", now, body)),
+            "does not match",
+        ),
+        (Some(format!("t={now},v1=zz")), "must be t="),
+        (Some("garbage".to_owned()), "must be t="),
+        (None, "missing X-Admin-Push-Signature"),
+    ];
+    for (header, says) in cases {
+        assert_problem(signed_post(&app, header, body).await, 401, says);
+    }
+    // In hmac mode the bearer secret alone is not enough.
+    let response = app.emit(&serde_json::from_str(body).expect("json")).await;
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn either_mode_accepts_a_bearer_or_a_signature() {
+    let app = hmac_app("either").await;
+    app.emit_product("via-bearer").await; // asserts the 202
+    let body = r#"{"event":"product.updated","data":{"id":"via-signature"}}"#;
+    let (status, _) = signed_post(
+        &app,
+        Some(signature(HMAC_OLD, crate::helpers::unix_now(), body)),
+        body,
+    )
+    .await;
+    assert_eq!(status, 202);
+}
