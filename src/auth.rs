@@ -394,4 +394,25 @@ mod tests {
             Err(AuthError::InvalidTicket)
         ));
     }
+
+    mod hostile_input {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::settings::AuthSettings;
+
+        proptest! {
+            #[test]
+            fn any_token_is_refused_never_a_panic(
+                token in prop_oneof![
+                    ".{0,300}",
+                    "[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,60}",
+                    "eyJ[A-Za-z0-9_-]{0,40}\\.eyJ[A-Za-z0-9_-]{0,120}\\.[A-Za-z0-9_-]{0,43}",
+                ]
+            ) {
+                let verifier = Verifier::new(&AuthSettings::default()).expect("default settings");
+                prop_assert!(verifier.verify(&token).is_err());
+            }
+        }
+    }
 }

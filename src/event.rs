@@ -544,4 +544,76 @@ mod tests {
             "id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\"}\n\n"
         );
     }
+
+    mod hostile_input {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::*;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                ".{0,24}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::hash_map(
+                        "id|ids|action|status|event|data|[a-z]{1,6}",
+                        inner,
+                        0..6
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn envelope() -> impl Strategy<Value = Value> {
+            let name = prop_oneof![
+                Just("banner.updated"),
+                Just("product.updated"),
+                Just("order.updated"),
+                Just("coupon.updated"),
+                Just("nope"),
+            ];
+            (name, json())
+                .prop_map(|(event, data)| serde_json::json!({ "event": event, "data": data }))
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_get_an_answer_never_a_panic(body in prop::collection::vec(any::<u8>(), 0..600)) {
+                let _ = catalog().parse_body(&body);
+            }
+
+            #[test]
+            fn any_json_gets_an_answer_never_a_panic(value in json()) {
+                let _ = catalog().parse_body(value.to_string().as_bytes());
+            }
+
+            #[test]
+            fn accepted_envelopes_always_render_single_line_data(batch in prop::collection::vec(envelope(), 1..4)) {
+                if let Ok(parsed) = catalog().parse_body(Value::from(batch).to_string().as_bytes()) {
+                    for event in parsed.events {
+                        prop_assert!(!event.data.contains('\n'));
+                        prop_assert!(serde_json::from_str::<Value>(&event.data).is_ok_and(|v| v.is_object()));
+                    }
+                }
+            }
+
+            #[test]
+            fn any_string_is_an_event_id_or_an_error(text in ".{0,48}") {
+                let _ = text.parse::<EventId>();
+            }
+
+            #[test]
+            fn event_ids_round_trip(ms in any::<u64>(), seq in any::<u64>()) {
+                let id = EventId::new(ms, seq);
+                prop_assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+            }
+        }
+    }
 }

@@ -277,6 +277,7 @@ pub enum Exit {
     PongTimeout,
     SendFailed,
     FrameTooLarge,
+    Flood,
     ProtocolError,
 }
 
@@ -290,6 +291,7 @@ impl Exit {
             Exit::PongTimeout => "pong timeout",
             Exit::SendFailed => "send failed or timed out",
             Exit::FrameTooLarge => "client frame too large",
+            Exit::Flood => "client frame flood",
             Exit::ProtocolError => "protocol error",
         }
     }
@@ -319,6 +321,38 @@ pub struct Timings {
     pub liveness: Option<Duration>,
     pub send_timeout: Duration,
     pub drain: Duration,
+    /// Client frames allowed per second before the connection is closed as a flood.
+    pub max_client_frames_per_sec: u32,
+}
+
+/// Counts client frames in one-second windows.
+struct FrameBudget {
+    window: Instant,
+    used: u32,
+    per_sec: u32,
+}
+
+impl FrameBudget {
+    fn new(per_sec: u32) -> Self {
+        Self {
+            window: Instant::now(),
+            used: 0,
+            per_sec,
+        }
+    }
+
+    fn spend(&mut self) -> Result<(), Exit> {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        self.used += 1;
+        if self.used > self.per_sec {
+            Err(Exit::Flood)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// What woke the connection loop.
@@ -435,6 +469,7 @@ impl<T: Transport> Connection<'_, T> {
             self.timings.heartbeat,
         );
         let mut last_heard = Instant::now();
+        let mut budget = FrameBudget::new(self.timings.max_client_frames_per_sec);
         loop {
             let wake = tokio::select! {
                 biased;
@@ -465,13 +500,14 @@ impl<T: Transport> Connection<'_, T> {
                 Wake::Client(inbound) => {
                     last_heard = Instant::now();
                     match inbound {
+                        Inbound::Gone(exit) => Err(exit),
+                        _ if budget.spend().is_err() => Err(Exit::Flood),
                         Inbound::Alive => Ok(()),
                         Inbound::Text(text) => self.on_client_text(&text).map(|renewed| {
                             if let Some(deadline) = renewed {
                                 expiry.as_mut().reset(deadline);
                             }
                         }),
-                        Inbound::Gone(exit) => Err(exit),
                     }
                 }
             };

@@ -42,6 +42,8 @@ pub struct Settings {
 pub struct ServerSettings {
     pub bind: SocketAddr,
     pub internal_bind: Option<SocketAddr>,
+    /// A client must finish sending its request head within this (slow-header defence).
+    pub header_timeout_secs: u64,
     pub drain_secs: u64,
     pub production: bool,
     /// Worker threads; 0 means one per CPU core.
@@ -129,6 +131,8 @@ pub struct WsSettings {
     pub pong_timeout_secs: u64,
     /// Largest client frame accepted; a bigger one closes the socket with 1009.
     pub max_frame_bytes: usize,
+    /// Client frames (pongs included) accepted per second; more closes the socket with 1008.
+    pub max_client_frames_per_sec: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +169,7 @@ impl Default for ServerSettings {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             internal_bind: None,
+            header_timeout_secs: 5,
             drain_secs: 10,
             production: false,
             workers: 0,
@@ -230,6 +235,7 @@ impl Default for WsSettings {
             ping_interval_secs: 20,
             pong_timeout_secs: 60,
             max_frame_bytes: 16 * 1024,
+            max_client_frames_per_sec: 50,
         }
     }
 }
@@ -309,6 +315,14 @@ impl Settings {
             ("hub.buffer", self.hub.buffer),
             ("ws.ping_interval_secs", self.ws.ping_interval_secs as usize),
             ("ws.max_frame_bytes", self.ws.max_frame_bytes),
+            (
+                "ws.max_client_frames_per_sec",
+                self.ws.max_client_frames_per_sec as usize,
+            ),
+            (
+                "server.header_timeout_secs",
+                self.server.header_timeout_secs as usize,
+            ),
             ("sse.keepalive_secs", self.sse.keepalive_secs as usize),
             ("limits.max_connections", self.limits.max_connections),
             (

@@ -49,6 +49,7 @@ pub fn open(req: &HttpRequest, state: web::Data<AppState>) -> Result<HttpRespons
         liveness: None,
         send_timeout: state.settings.limits.send_timeout(),
         drain: state.settings.server.drain(),
+        max_client_frames_per_sec: u32::MAX,
     };
     actix_web::rt::spawn(session::run(
         SseTransport { body },

@@ -246,6 +246,7 @@ fn serve(
             .default_service(web::to(not_found))
     })
     .disable_signals()
+    .client_request_timeout(Duration::from_secs(settings.server.header_timeout_secs))
     // Connections have been drained by then; this only bounds flushing their last bytes.
     .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
     // Per worker; admission enforces the real limit with a clear 503 before this one bites.

@@ -51,6 +51,7 @@ pub async fn admin_ws(
         liveness: Some(ws.pong_timeout()),
         send_timeout: state.settings.limits.send_timeout(),
         drain: state.settings.server.drain(),
+        max_client_frames_per_sec: ws.max_client_frames_per_sec,
     };
     actix_web::rt::spawn(session::run(transport, subscriber, state, timings));
     Ok(response)
@@ -122,6 +123,7 @@ impl Transport for WsTransport {
             Exit::PongTimeout => (CloseCode::Away, "no pong"),
             Exit::SendFailed => (CloseCode::Away, "too slow to take writes"),
             Exit::FrameTooLarge => (CloseCode::Size, "frame too large"),
+            Exit::Flood => (CloseCode::Policy, "too many frames"),
             Exit::ProtocolError => (CloseCode::Protocol, "protocol error"),
         };
         let reason = CloseReason {

@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod emit;
 mod helpers;
+mod hostile;
 mod kit;
 mod operations;
 mod redis;

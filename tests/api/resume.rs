@@ -337,29 +337,3 @@ async fn an_invalid_refresh_closes_with_4401() {
         assert_eq!(tab.end().await, End::Closed(4401));
     }
 }
-
-#[tokio::test]
-async fn other_client_frames_are_ignored_safely() {
-    use tokio_tungstenite::tungstenite::Message;
-    let app = spawn_app().await;
-    let mut tab = app.subscribe(Transport::Ws, "").await;
-    tab.ready().await;
-    tab.send_text("hello").await;
-    tab.send_text(r#"{"type":"subscribe","channel":"x"}"#).await;
-    tab.send_raw(Message::binary(vec![0u8; 100])).await;
-    for _ in 0..1000 {
-        tab.send_text("{}").await;
-    }
-    let id = app.emit_product("still-here").await;
-    assert_eq!(tab.expect("product.updated").await.id, Some(id));
-}
-
-#[tokio::test]
-async fn an_oversized_client_frame_closes_with_1009() {
-    use tokio_tungstenite::tungstenite::Message;
-    let app = spawn_app_with(json!({ "ws": { "max_frame_bytes": 1024 } })).await;
-    let mut tab = app.subscribe(Transport::Ws, "").await;
-    tab.ready().await;
-    tab.send_raw(Message::text("x".repeat(4096))).await;
-    assert_eq!(tab.end().await, End::Closed(1009));
-}
