@@ -118,16 +118,75 @@ impl Backplane {
                 .arg(FIELD_DATA)
                 .arg(&*event.data);
         }
-        let mut writer = self.inner.writer.lock().await;
-        let connection = match writer.as_mut() {
-            Some(connection) => connection,
-            None => writer.insert(self.connect(WRITE_TIMEOUT).await?),
+        let ids: Vec<String> = self.run(&pipe).await?;
+        ids.iter().map(|id| parse_id(id)).collect()
+    }
+
+    /// Claims an idempotency key for one request (`SET NX EX`): true if this request is the first.
+    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, BackplaneError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.idempotency_key(key))
+            .arg("")
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl.as_secs());
+        let (claimed,): (Option<String>,) = self.run(&pipe).await?;
+        Ok(claimed.is_some())
+    }
+
+    /// The stored answer for a claimed key: `Some(empty)` while the first request is in flight.
+    pub async fn answer(&self, key: &str) -> Result<Option<Vec<u8>>, BackplaneError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(self.idempotency_key(key));
+        let (answer,): (Option<Vec<u8>>,) = self.run(&pipe).await?;
+        Ok(answer)
+    }
+
+    /// Stores the first request's answer (`SET XX EX`), or forgets the claim when `answer` is None.
+    pub async fn settle(
+        &self,
+        key: &str,
+        answer: Option<&[u8]>,
+        ttl: Duration,
+    ) -> Result<(), BackplaneError> {
+        let mut pipe = redis::pipe();
+        match answer {
+            Some(answer) => pipe
+                .cmd("SET")
+                .arg(self.idempotency_key(key))
+                .arg(answer)
+                .arg("XX")
+                .arg("EX")
+                .arg(ttl.as_secs()),
+            None => pipe.cmd("DEL").arg(self.idempotency_key(key)),
         };
-        match pipe.query_async::<Vec<String>>(connection).await {
-            Ok(ids) => ids.iter().map(|id| parse_id(id)).collect(),
+        self.run::<redis::Value>(&pipe).await.map(drop)
+    }
+
+    /// Our keys live under the stream key, so they never collide with Medusa's.
+    fn idempotency_key(&self, key: &str) -> String {
+        format!("{}:idempotency:{key}", self.inner.stream_key)
+    }
+
+    /// Runs `pipe` on the shared writer connection, connecting first if needed. The connection is
+    /// multiplexed, so concurrent publishers pipeline on it instead of queueing behind a lock.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, BackplaneError> {
+        let mut connection = {
+            let mut writer = self.inner.writer.lock().await;
+            match writer.as_ref() {
+                Some(connection) => connection.clone(),
+                None => writer.insert(self.connect(WRITE_TIMEOUT).await?).clone(),
+            }
+        };
+        match pipe.query_async(&mut connection).await {
+            Ok(value) => Ok(value),
             Err(e) => {
-                // Reconnect on the next publish rather than reuse a connection in an unknown state.
-                *writer = None;
+                // Reconnect on the next call rather than reuse a connection in an unknown state.
+                *self.inner.writer.lock().await = None;
                 Err(e.into())
             }
         }

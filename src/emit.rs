@@ -27,6 +27,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     auth,
+    backplane::{Backplane, BackplaneError},
     event::PublishError,
     hub::HubError,
     problem,
@@ -140,19 +141,14 @@ async fn handle(
     let Some(key) = key else {
         return Ok(accepted(publish(state, batch).await?));
     };
-    match state.idempotency.begin(&key) {
+    match state.idempotency.begin(&key).await? {
         Begin::Replay(answer) => Ok(accepted(answer)),
         Begin::InProgress => Err(EmitError::InProgress),
-        Begin::First => match publish(state, batch).await {
-            Ok(answer) => {
-                state.idempotency.finish(&key, answer.clone());
-                Ok(accepted(answer))
-            }
-            Err(e) => {
-                state.idempotency.abandon(&key);
-                Err(e)
-            }
-        },
+        Begin::First => {
+            let answer = publish(state, batch).await;
+            state.idempotency.settle(&key, answer.as_ref().ok()).await;
+            Ok(accepted(answer?))
+        }
     }
 }
 
@@ -300,17 +296,60 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, EmitError> {
     Ok(Some(key.to_owned()))
 }
 
-/// What the idempotency cache says about a key.
+/// What the idempotency store says about a key.
 #[derive(Debug)]
-pub enum Begin {
+enum Begin {
     First,
     InProgress,
     Replay(Bytes),
 }
 
+/// Where `Idempotency-Key` answers are remembered: in this process, or in Redis so that a retry
+/// landing on another instance behind the load balancer is still recognised.
+#[derive(Debug)]
+pub enum Idempotency {
+    Local(LocalAnswers),
+    Shared { backplane: Backplane, ttl: Duration },
+}
+
+impl Idempotency {
+    async fn begin(&self, key: &str) -> Result<Begin, EmitError> {
+        let shared = |e: BackplaneError| EmitError::Unavailable(HubError::from(e));
+        match self {
+            Idempotency::Local(answers) => Ok(answers.begin(key)),
+            Idempotency::Shared { backplane, ttl } => {
+                if backplane.claim(key, *ttl).await.map_err(shared)? {
+                    return Ok(Begin::First);
+                }
+                Ok(match backplane.answer(key).await.map_err(shared)? {
+                    Some(answer) if !answer.is_empty() => Begin::Replay(Bytes::from(answer)),
+                    _ => Begin::InProgress,
+                })
+            }
+        }
+    }
+
+    /// Records the first request's answer, or forgets the key when it failed (so a retry runs).
+    async fn settle(&self, key: &str, answer: Option<&Bytes>) {
+        match self {
+            Idempotency::Local(answers) => match answer {
+                Some(answer) => answers.finish(key, answer.clone()),
+                None => answers.abandon(key),
+            },
+            Idempotency::Shared { backplane, ttl } => {
+                let stored = backplane.settle(key, answer.map(|a| &a[..]), *ttl).await;
+                if let Err(e) = stored {
+                    // The claim expires on its own after the TTL; until then retries get 409.
+                    tracing::warn!(error = ?e, "could not record an idempotent answer");
+                }
+            }
+        }
+    }
+}
+
 /// Remembers the answer to each `Idempotency-Key` for a while; bounded, oldest forgotten first.
 #[derive(Debug)]
-pub struct Idempotency {
+pub struct LocalAnswers {
     entries: Mutex<Entries>,
     ttl: Duration,
     capacity: usize,
@@ -322,7 +361,7 @@ struct Entries {
     order: VecDeque<(Instant, String)>,
 }
 
-impl Idempotency {
+impl LocalAnswers {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             entries: Mutex::new(Entries::default()),
@@ -335,7 +374,7 @@ impl Idempotency {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn begin(&self, key: &str) -> Begin {
+    fn begin(&self, key: &str) -> Begin {
         let now = Instant::now();
         let mut entries = self.entries();
         let Entries { answers, order } = &mut *entries;
@@ -360,13 +399,13 @@ impl Idempotency {
         }
     }
 
-    pub fn finish(&self, key: &str, answer: Bytes) {
+    fn finish(&self, key: &str, answer: Bytes) {
         if let Some((_, slot)) = self.entries().answers.get_mut(key) {
             *slot = Some(answer);
         }
     }
 
-    pub fn abandon(&self, key: &str) {
+    fn abandon(&self, key: &str) {
         self.entries().answers.remove(key);
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     auth::{self, Tickets, Verifier},
     backplane::Backplane,
-    emit::{self, Idempotency},
+    emit::{self, Idempotency, LocalAnswers},
     event::Catalog,
     hub::Hub,
     metrics::Metrics,
@@ -92,8 +92,15 @@ impl Application {
             settings.emit.max_batch,
             settings.emit.max_data_bytes,
         );
-        let hub = match settings.hub.backend {
-            HubBackend::Memory => Hub::memory(settings.hub.history, settings.hub.buffer),
+        let idempotency_ttl = Duration::from_secs(settings.emit.idempotency_ttl_secs);
+        let (hub, idempotency) = match settings.hub.backend {
+            HubBackend::Memory => (
+                Hub::memory(settings.hub.history, settings.hub.buffer),
+                Idempotency::Local(LocalAnswers::new(
+                    idempotency_ttl,
+                    settings.emit.idempotency_capacity,
+                )),
+            ),
             HubBackend::Redis => {
                 let backplane =
                     Backplane::new(&settings.hub).map_err(|e| SettingsError::Invalid {
@@ -101,8 +108,16 @@ impl Application {
                         problem: e.to_string(),
                     })?;
                 let hub = Hub::redis(backplane.clone(), settings.hub.history, settings.hub.buffer);
-                tokio::spawn(backplane.run_reader(hub.clone(), catalog.clone(), shutdown.clone()));
-                hub
+                let reader =
+                    backplane
+                        .clone()
+                        .run_reader(hub.clone(), catalog.clone(), shutdown.clone());
+                tokio::spawn(reader);
+                let shared = Idempotency::Shared {
+                    backplane,
+                    ttl: idempotency_ttl,
+                };
+                (hub, shared)
             }
         };
         let state = web::Data::new(AppState {
@@ -116,10 +131,7 @@ impl Application {
                 settings.limits.max_connections,
                 settings.limits.max_connections_per_actor,
             )),
-            idempotency: Idempotency::new(
-                Duration::from_secs(settings.emit.idempotency_ttl_secs),
-                settings.emit.idempotency_capacity,
-            ),
+            idempotency,
             hub,
             metrics: Metrics::new().map_err(StartupError::Metrics)?,
             shutdown,

@@ -189,3 +189,39 @@ async fn thousands_of_events_across_both_instances_reach_each_client_once_in_ord
         assert_eq!(reader.await.expect("reader"), emitted);
     }
 }
+
+#[tokio::test]
+async fn an_idempotency_key_is_honoured_across_instances() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = spawn_redis_app(&redis, "t:idem").await;
+    let b = spawn_redis_app(&redis, "t:idem").await;
+    let mut tab = a.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+    let send = |app: &crate::helpers::TestApp| {
+        app.http
+            .post(format!("{}/internal/emit", app.internal_base))
+            .bearer_auth(crate::helpers::EMIT_SECRET)
+            .header("idempotency-key", "order_9-placed")
+            .json(&json!({ "event": "order.updated", "data": { "id": "order_9" } }))
+            .send()
+    };
+    let first = send(&a).await.expect("request");
+    assert_eq!(first.status(), 202);
+    let first: serde_json::Value = first.json().await.expect("json");
+    // The retry lands on the other instance, as it would behind a load balancer.
+    let retry = send(&b).await.expect("request");
+    assert_eq!(retry.status(), 202);
+    assert_eq!(
+        retry.json::<serde_json::Value>().await.expect("json"),
+        first
+    );
+
+    let marker = b.emit_product("marker").await;
+    assert_eq!(
+        tab.expect("order.updated").await.id.as_deref(),
+        first["id"].as_str()
+    );
+    assert_eq!(tab.expect("product.updated").await.id, Some(marker));
+}
