@@ -25,6 +25,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    backplane::Backplane,
     problem,
     settings::{AuthSettings, SettingsError},
 };
@@ -68,6 +69,8 @@ pub enum AuthError {
     ForbiddenOrigin(String),
     #[error("too many tickets pending; retry shortly")]
     TicketsExhausted,
+    #[error("tickets cannot be stored or checked right now; retry shortly")]
+    TicketStoreUnavailable,
 }
 
 impl AuthError {
@@ -81,6 +84,7 @@ impl AuthError {
             AuthError::ForbiddenActor(_) => "forbidden_actor",
             AuthError::ForbiddenOrigin(_) => "forbidden_origin",
             AuthError::TicketsExhausted => "tickets_exhausted",
+            AuthError::TicketStoreUnavailable => "ticket_store_unavailable",
         }
     }
 }
@@ -89,7 +93,9 @@ impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
             AuthError::ForbiddenActor(_) | AuthError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
-            AuthError::TicketsExhausted => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::TicketsExhausted | AuthError::TicketStoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -275,15 +281,75 @@ pub fn mint_token(
     )
 }
 
-/// Single-use tickets, bounded in number; expired ones are swept whenever a new one is issued.
+/// Where tickets wait to be redeemed: in this process, or in Redis so that a ticket bought from
+/// one instance opens a connection on any other (no sticky sessions behind a load balancer).
 #[derive(Debug)]
-pub struct Tickets {
+pub enum Tickets {
+    Local(LocalTickets),
+    Shared { backplane: Backplane, ttl: Duration },
+}
+
+impl Tickets {
+    pub fn ttl(&self) -> Duration {
+        match self {
+            Tickets::Local(local) => local.ttl,
+            Tickets::Shared { ttl, .. } => *ttl,
+        }
+    }
+
+    pub async fn issue(&self, principal: Principal) -> Result<String, AuthError> {
+        match self {
+            Tickets::Local(local) => local.issue(principal),
+            Tickets::Shared { backplane, ttl } => {
+                let ticket = new_ticket();
+                // `<valid_until>:<actor_id>`: the number first, so any actor id survives.
+                let value = format!("{}:{}", principal.valid_until, principal.actor_id);
+                let life = (*ttl)
+                    .min(principal.remaining())
+                    .max(Duration::from_millis(1));
+                backplane
+                    .put_ticket(&ticket, &value, life)
+                    .await
+                    .map_err(|_| AuthError::TicketStoreUnavailable)?;
+                Ok(ticket)
+            }
+        }
+    }
+
+    pub async fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
+        match self {
+            Tickets::Local(local) => local.redeem(ticket),
+            Tickets::Shared { backplane, .. } => {
+                let value = backplane
+                    .take_ticket(ticket)
+                    .await
+                    .map_err(|_| AuthError::TicketStoreUnavailable)?
+                    .ok_or(AuthError::InvalidTicket)?;
+                let (valid_until, actor_id) =
+                    value.split_once(':').ok_or(AuthError::InvalidTicket)?;
+                Ok(Principal {
+                    actor_id: actor_id.to_owned(),
+                    valid_until: valid_until.parse().map_err(|_| AuthError::InvalidTicket)?,
+                })
+            }
+        }
+    }
+}
+
+fn new_ticket() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Single-use tickets in this process, bounded in number; expired ones are swept whenever a new
+/// one would not fit.
+#[derive(Debug)]
+pub struct LocalTickets {
     pending: Mutex<HashMap<String, (Principal, Instant)>>,
     ttl: Duration,
     capacity: usize,
 }
 
-impl Tickets {
+impl LocalTickets {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             pending: Mutex::new(HashMap::new()),
@@ -292,12 +358,8 @@ impl Tickets {
         }
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    pub fn issue(&self, principal: Principal) -> Result<String, AuthError> {
-        let ticket = format!("{:032x}", rand::random::<u128>());
+    fn issue(&self, principal: Principal) -> Result<String, AuthError> {
+        let ticket = new_ticket();
         let expires = Instant::now() + self.ttl.min(principal.remaining());
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if pending.len() >= self.capacity {
@@ -311,7 +373,7 @@ impl Tickets {
         Ok(ticket)
     }
 
-    pub fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
+    fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         match pending.remove(ticket) {
             Some((principal, expires)) if expires > Instant::now() => Ok(principal),
@@ -361,7 +423,7 @@ mod tests {
 
     #[test]
     fn a_ticket_is_good_exactly_once() {
-        let tickets = Tickets::new(Duration::from_secs(30), 10);
+        let tickets = LocalTickets::new(Duration::from_secs(30), 10);
         let ticket = tickets.issue(principal(60)).expect("room");
         assert_eq!(ticket.len(), 32, "128 bits in hex");
         assert_eq!(
@@ -376,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_ticket_store_is_bounded() {
-        let tickets = Tickets::new(Duration::from_secs(30), 2);
+        let tickets = LocalTickets::new(Duration::from_secs(30), 2);
         tickets.issue(principal(60)).expect("room");
         tickets.issue(principal(60)).expect("room");
         assert!(matches!(
@@ -387,7 +449,7 @@ mod tests {
 
     #[test]
     fn a_ticket_never_outlives_its_token() {
-        let tickets = Tickets::new(Duration::from_secs(30), 10);
+        let tickets = LocalTickets::new(Duration::from_secs(30), 10);
         let ticket = tickets.issue(principal(0)).expect("room");
         assert!(matches!(
             tickets.redeem(&ticket),

@@ -164,9 +164,37 @@ impl Backplane {
         self.run::<redis::Value>(&pipe).await.map(drop)
     }
 
-    /// Our keys live under the stream key, so they never collide with Medusa's.
+    /// Stores a ticket for `life` (`SET PX`).
+    pub async fn put_ticket(
+        &self,
+        ticket: &str,
+        value: &str,
+        life: Duration,
+    ) -> Result<(), BackplaneError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.key("ticket", ticket))
+            .arg(value)
+            .arg("PX")
+            .arg(life.as_millis() as u64);
+        self.run::<redis::Value>(&pipe).await.map(drop)
+    }
+
+    /// Takes a ticket out (`GETDEL`): whichever instance redeems it first gets it, once.
+    pub async fn take_ticket(&self, ticket: &str) -> Result<Option<String>, BackplaneError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("GETDEL").arg(self.key("ticket", ticket));
+        let (value,): (Option<String>,) = self.run(&pipe).await?;
+        Ok(value)
+    }
+
     fn idempotency_key(&self, key: &str) -> String {
-        format!("{}:idempotency:{key}", self.inner.stream_key)
+        self.key("idempotency", key)
+    }
+
+    /// Our keys live under the stream key, so they never collide with Medusa's.
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}:{kind}:{id}", self.inner.stream_key)
     }
 
     /// Runs `pipe` on the shared writer connection, connecting first if needed. The connection is

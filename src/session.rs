@@ -193,7 +193,7 @@ pub struct Subscriber {
 
 /// Authenticates and admits a subscriber. `resume_header` is SSE's `Last-Event-ID`, fresher than
 /// the query's when a browser reconnects on its own, so it wins.
-pub fn admit(
+pub async fn admit(
     req: &HttpRequest,
     state: &AppState,
     resume_header: Option<&str>,
@@ -202,7 +202,7 @@ pub fn admit(
         return Err(SubscribeError::Draining);
     }
     let query = parse_query(req)?;
-    let principal = authenticate(req, state, &query).inspect_err(|e| {
+    let principal = authenticate(req, state, &query).await.inspect_err(|e| {
         if let SubscribeError::Auth(e) = e {
             state.metrics.auth_failed(e.reason());
         }
@@ -241,7 +241,7 @@ fn parse_query(req: &HttpRequest) -> Result<SubscribeQuery, SubscribeError> {
 }
 
 /// Origin, then credentials: a bearer token, else a ticket. A token in the URL is refused.
-fn authenticate(
+async fn authenticate(
     req: &HttpRequest,
     state: &AppState,
     query: &SubscribeQuery,
@@ -252,7 +252,7 @@ fn authenticate(
     }
     Ok(match (auth::bearer_token(req)?, &query.ticket) {
         (Some(token), _) => state.verifier.verify(&token)?,
-        (None, Some(ticket)) => state.tickets.redeem(ticket)?,
+        (None, Some(ticket)) => state.tickets.redeem(ticket).await?,
         (None, None) => return Err(AuthError::Missing.into()),
     })
 }

@@ -31,16 +31,19 @@ pub async fn admin_sse(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, SubscribeError> {
-    open(&req, state)
+    open(&req, state).await
 }
 
 /// Admits the subscriber and answers with its event stream.
-pub fn open(req: &HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, SubscribeError> {
+pub async fn open(
+    req: &HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, SubscribeError> {
     let last_event_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok());
-    let subscriber = session::admit(req, &state, last_event_id)?;
+    let subscriber = session::admit(req, &state, last_event_id).await?;
     let (body, records) = mpsc::channel(BODY_QUEUE);
     // A fresh channel always has room for the first record.
     let _ = body.try_send(Bytes::from_static(RETRY));

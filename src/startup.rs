@@ -18,7 +18,7 @@ use actix_web::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::{self, Tickets, Verifier},
+    auth::{self, LocalTickets, Tickets, Verifier},
     backplane::Backplane,
     emit::{self, Idempotency, LocalAnswers},
     event::Catalog,
@@ -92,15 +92,10 @@ impl Application {
             settings.emit.max_batch,
             settings.emit.max_data_bytes,
         );
-        let idempotency_ttl = Duration::from_secs(settings.emit.idempotency_ttl_secs);
-        let (hub, idempotency) = match settings.hub.backend {
-            HubBackend::Memory => (
-                Hub::memory(settings.hub.history, settings.hub.buffer),
-                Idempotency::Local(LocalAnswers::new(
-                    idempotency_ttl,
-                    settings.emit.idempotency_capacity,
-                )),
-            ),
+        // In Redis mode every instance shares the stream, tickets and idempotency answers, so a
+        // load balancer needs no sticky sessions.
+        let (hub, shared) = match settings.hub.backend {
+            HubBackend::Memory => (Hub::memory(settings.hub.history, settings.hub.buffer), None),
             HubBackend::Redis => {
                 let backplane =
                     Backplane::new(&settings.hub).map_err(|e| SettingsError::Invalid {
@@ -113,19 +108,36 @@ impl Application {
                         .clone()
                         .run_reader(hub.clone(), catalog.clone(), shutdown.clone());
                 tokio::spawn(reader);
-                let shared = Idempotency::Shared {
+                (hub, Some(backplane))
+            }
+        };
+        let idempotency_ttl = Duration::from_secs(settings.emit.idempotency_ttl_secs);
+        let ticket_ttl = Duration::from_secs(settings.auth.ticket_ttl_secs);
+        let (tickets, idempotency) = match shared {
+            Some(backplane) => (
+                Tickets::Shared {
+                    backplane: backplane.clone(),
+                    ttl: ticket_ttl,
+                },
+                Idempotency::Shared {
                     backplane,
                     ttl: idempotency_ttl,
-                };
-                (hub, shared)
-            }
+                },
+            ),
+            None => (
+                Tickets::Local(LocalTickets::new(
+                    ticket_ttl,
+                    settings.auth.max_pending_tickets,
+                )),
+                Idempotency::Local(LocalAnswers::new(
+                    idempotency_ttl,
+                    settings.emit.idempotency_capacity,
+                )),
+            ),
         };
         let state = web::Data::new(AppState {
             verifier: Verifier::new(&settings.auth)?,
-            tickets: Tickets::new(
-                Duration::from_secs(settings.auth.ticket_ttl_secs),
-                settings.auth.max_pending_tickets,
-            ),
+            tickets,
             catalog,
             admission: Arc::new(Admission::new(
                 settings.limits.max_connections,
@@ -315,11 +327,15 @@ async fn ticket(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, auth::AuthError> {
-    let issued = auth::check_origin(&req, &state.settings.auth.allowed_origins)
-        .and_then(|()| auth::bearer_token(&req)?.ok_or(auth::AuthError::Missing))
-        .and_then(|token| state.verifier.verify(&token))
-        .and_then(|principal| state.tickets.issue(principal));
-    let ticket = issued.inspect_err(|e| state.metrics.auth_failed(e.reason()))?;
+    let issued = async {
+        auth::check_origin(&req, &state.settings.auth.allowed_origins)?;
+        let token = auth::bearer_token(&req)?.ok_or(auth::AuthError::Missing)?;
+        let principal = state.verifier.verify(&token)?;
+        state.tickets.issue(principal).await
+    };
+    let ticket = issued
+        .await
+        .inspect_err(|e| state.metrics.auth_failed(e.reason()))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({

@@ -30,7 +30,7 @@ pub async fn admin_ws(
 ) -> actix_web::Result<HttpResponse> {
     if !is_upgrade(&req) {
         return if accepts_event_stream(&req) {
-            Ok(sse::open(&req, state)?)
+            Ok(sse::open(&req, state).await?)
         } else {
             Ok(problem::respond(
                 StatusCode::UPGRADE_REQUIRED,
@@ -39,7 +39,7 @@ pub async fn admin_ws(
             ))
         };
     }
-    let subscriber = session::admit(&req, &state, None)?;
+    let subscriber = session::admit(&req, &state, None).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let ws = &state.settings.ws;
     let transport = WsTransport {

@@ -225,3 +225,24 @@ async fn an_idempotency_key_is_honoured_across_instances() {
     );
     assert_eq!(tab.expect("product.updated").await.id, Some(marker));
 }
+
+#[tokio::test]
+async fn a_ticket_bought_from_one_instance_opens_exactly_one_connection_on_any_instance() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let a = spawn_redis_app(&redis, "t:tickets").await;
+    let b = spawn_redis_app(&redis, "t:tickets").await;
+    for transport in BOTH {
+        let ticket = a.ticket_for("user_1").await;
+        let mut tab = b
+            .connect(transport, &format!("ticket={ticket}"), None, &[])
+            .await
+            .unwrap_or_else(|e| panic!("ticket from A refused on B: {e:?}"));
+        tab.ready().await;
+        let (status, _) = a
+            .refusal(transport, &format!("ticket={ticket}"), None, &[])
+            .await;
+        assert_eq!(status, 401, "a ticket is single-use across instances");
+    }
+}
