@@ -2,6 +2,7 @@
 //! sockets.
 
 mod auth;
+mod bench;
 mod browser;
 mod emit;
 mod helpers;

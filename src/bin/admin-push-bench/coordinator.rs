@@ -99,6 +99,12 @@ pub async fn run(scenario: &Scenario, server: &Server) -> Result<ScenarioResult,
         .map(|k| Ipv4Addr::new(127, 0, 0, u8::try_from(k).unwrap_or(u8::MAX)))
         .collect();
     let procs = scenario.procs.max(1);
+    // A fresh Nchan channel per run, so no message buffered by an earlier run reaches a subscriber.
+    let mut scenario = scenario.clone();
+    if scenario.target == Target::Nchan {
+        scenario.nchan_channel = format!("{}{}", scenario.nchan_channel, crate::proto::unix_ns());
+    }
+    let scenario = &scenario;
     let mut workers = Vec::with_capacity(procs);
     for index in 0..procs {
         let spec = WorkerSpec {
@@ -120,7 +126,7 @@ pub async fn run(scenario: &Scenario, server: &Server) -> Result<ScenarioResult,
 
     let mut result = ScenarioResult {
         scenario: scenario.name.clone(),
-        target: format!("{:?}", scenario.target).to_lowercase(),
+        target: scenario.target.name().to_owned(),
         subscribers: scenario.ws + scenario.sse,
         ws: scenario.ws,
         sse: scenario.sse,
@@ -296,7 +302,7 @@ pub async fn max_rate(
 ) -> Result<MaxRate, String> {
     let mut answer = MaxRate {
         scenario: base.name.clone(),
-        target: format!("{:?}", base.target).to_lowercase(),
+        target: base.target.name().to_owned(),
         subscribers: base.ws + base.sse,
         ws: base.ws,
         sse: base.sse,
@@ -305,7 +311,7 @@ pub async fn max_rate(
         best: None,
         trials: Vec::new(),
     };
-    let mut attempt = async |rate: f64, answer: &mut MaxRate| -> Result<bool, String> {
+    let attempt = async |rate: f64, answer: &mut MaxRate| -> Result<bool, String> {
         let mut scenario = base.clone();
         scenario.rate = rate;
         scenario.events = (rate * trial.as_secs_f64()).ceil() as u64;

@@ -95,7 +95,11 @@ pub async fn run(plan: EmitPlan) -> Result<Emitted, String> {
                 let outcome = match answer {
                     Ok(response) if response.status().is_success() => {
                         // Read the body so the connection goes back to the pool.
-                        response.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+                        response
+                            .bytes()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
                     }
                     Ok(response) => Err(format!("status {}", response.status())),
                     Err(e) => Err(e.to_string()),

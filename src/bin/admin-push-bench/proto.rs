@@ -19,6 +19,16 @@ pub enum Target {
     Nchan,
 }
 
+impl Target {
+    /// The name used on the command line and in the JSON line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AdminPush => "admin-push",
+            Self::Nchan => "nchan",
+        }
+    }
+}
+
 /// Everything one worker process needs to open and watch its share of the subscribers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkerSpec {
@@ -149,10 +159,7 @@ mod tests {
             r#"{{"id":"1-2","event":"product.updated","data":{{"id":"{}"}}}}"#,
             marker(42, 1_700_000_000_123_456_789)
         );
-        assert_eq!(
-            parse_marker(&frame),
-            Some((42, 1_700_000_000_123_456_789))
-        );
+        assert_eq!(parse_marker(&frame), Some((42, 1_700_000_000_123_456_789)));
         assert_eq!(parse_marker(r#"{"event":"ready"}"#), None);
     }
 

@@ -43,7 +43,10 @@ impl Server {
         command
             .arg("--config")
             .arg("/nonexistent.toml")
-            .env("ADMIN_PUSH__SERVER__BIND", format!("127.0.0.1:{}", config.port))
+            .env(
+                "ADMIN_PUSH__SERVER__BIND",
+                format!("127.0.0.1:{}", config.port),
+            )
             .env("ADMIN_PUSH__AUTH__JWT_SECRET", config.jwt_secret)
             .env(
                 "ADMIN_PUSH__INTERNAL__SECRETS",

@@ -89,7 +89,9 @@ impl Tally {
     pub fn latency(&self) -> Histogram<u64> {
         let mut all = new_histogram();
         for shard in &self.latency_shards {
-            let shard = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let shard = shard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             all.add(&*shard).expect("histograms share bounds");
         }
         all
@@ -223,7 +225,9 @@ async fn tcp(endpoint: &Endpoint) -> Result<tokio::net::TcpStream, ConnectError>
     socket
         .bind(SocketAddr::from((endpoint.source, 0)))
         .map_err(|e| format!("bind {}: {e}", endpoint.source))?;
-    socket.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+    socket
+        .set_nodelay(true)
+        .map_err(|e| format!("nodelay: {e}"))?;
     socket
         .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, endpoint.port)))
         .await

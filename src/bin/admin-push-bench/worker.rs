@@ -81,11 +81,8 @@ pub async fn run(spec: WorkerSpec) -> Result<(), String> {
         match gate.await {
             Ok(Ok(took)) => {
                 connected.ok += 1;
-                connect_hist.saturating_record(
-                    u64::try_from(took.as_micros())
-                        .unwrap_or(u64::MAX)
-                        .max(1),
-                );
+                connect_hist
+                    .saturating_record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
             }
             Ok(Err(e)) => {
                 connected.failed += 1;
@@ -118,8 +115,8 @@ pub async fn run(spec: WorkerSpec) -> Result<(), String> {
     };
     let deadline = Instant::now() + Duration::from_millis(collect.grace_ms);
     loop {
-        let done = tally.complete.load(Ordering::Relaxed)
-            + tally.closed_early.load(Ordering::Relaxed);
+        let done =
+            tally.complete.load(Ordering::Relaxed) + tally.closed_early.load(Ordering::Relaxed);
         if done >= ok || spec.events == 0 {
             break;
         }
@@ -127,8 +124,11 @@ pub async fn run(spec: WorkerSpec) -> Result<(), String> {
         if left.is_zero() {
             break;
         }
-        let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), tally.progress.notified())
-            .await;
+        let _ = tokio::time::timeout(
+            left.min(Duration::from_millis(50)),
+            tally.progress.notified(),
+        )
+        .await;
     }
     stop.cancel();
     let outcome = Outcome {
