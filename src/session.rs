@@ -460,7 +460,9 @@ impl<T: Transport> Connection<'_, T> {
     }
 
     async fn live(&mut self) -> Exit {
-        let state = self.state;
+        // Built once, not per turn: re-creating it would register and drop a waiter on the shared
+        // shutdown token for every event on every connection.
+        let mut shutdown = pin!(self.state.shutdown.cancelled());
         let mut expiry = pin!(sleep_until(
             Instant::now() + self.subscriber.principal.remaining()
         ));
@@ -473,7 +475,7 @@ impl<T: Transport> Connection<'_, T> {
         loop {
             let wake = tokio::select! {
                 biased;
-                () = state.shutdown.cancelled() => Wake::Shutdown,
+                () = &mut shutdown => Wake::Shutdown,
                 () = &mut expiry => Wake::Expired,
                 message = self.subscriber.subscription.receiver.recv() => Wake::Hub(message),
                 _ = heartbeat.tick() => Wake::Heartbeat,
