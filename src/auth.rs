@@ -39,13 +39,15 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Time left before the credential lapses, from now.
+    /// Time left before the credential lapses, from now; capped so that deadline arithmetic on it
+    /// can never overflow, however far in the future a token claims to expire.
     pub fn remaining(&self) -> Duration {
-        Duration::from_secs(self.valid_until.saturating_sub(unix_now()))
+        const MAX_SESSION: Duration = Duration::from_secs(365 * 24 * 3600);
+        Duration::from_secs(self.valid_until.saturating_sub(unix_now())).min(MAX_SESSION)
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -126,6 +128,8 @@ struct Claims {
     actor_id: String,
     #[serde(default)]
     actor_type: String,
+    // Defaulted so a missing `exp` is reported as such by the validation (which requires it).
+    #[serde(default)]
     exp: u64,
 }
 
@@ -243,7 +247,7 @@ fn describe(kind: &ErrorKind) -> &'static str {
         },
         ErrorKind::InvalidIssuer => "wrong issuer",
         ErrorKind::InvalidAudience => "wrong audience",
-        ErrorKind::Json(_) => "claims are not valid JSON of the expected shape",
+        ErrorKind::Json(_) => "malformed header or claims (unknown alg, or claims of the wrong shape)",
         _ => "malformed",
     }
 }
@@ -297,23 +301,23 @@ impl Tickets {
         }
     }
 
-    pub async fn issue(&self, principal: Principal) -> Result<String, AuthError> {
+    /// Issues a ticket; returns it with its life, which is shorter than the configured TTL when
+    /// the token expires sooner.
+    pub async fn issue(&self, principal: Principal) -> Result<(String, Duration), AuthError> {
+        let life = self.ttl().min(principal.remaining());
+        let ticket = new_ticket();
         match self {
-            Tickets::Local(local) => local.issue(principal),
-            Tickets::Shared { backplane, ttl } => {
-                let ticket = new_ticket();
+            Tickets::Local(local) => local.issue(&ticket, principal, life)?,
+            Tickets::Shared { backplane, .. } => {
                 // `<valid_until>:<actor_id>`: the number first, so any actor id survives.
                 let value = format!("{}:{}", principal.valid_until, principal.actor_id);
-                let life = (*ttl)
-                    .min(principal.remaining())
-                    .max(Duration::from_millis(1));
                 backplane
-                    .put_ticket(&ticket, &value, life)
+                    .put_ticket(&ticket, &value, life.max(Duration::from_millis(1)))
                     .await
                     .map_err(|_| AuthError::TicketStoreUnavailable)?;
-                Ok(ticket)
             }
         }
+        Ok((ticket, life))
     }
 
     pub async fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
@@ -358,9 +362,8 @@ impl LocalTickets {
         }
     }
 
-    fn issue(&self, principal: Principal) -> Result<String, AuthError> {
-        let ticket = new_ticket();
-        let expires = Instant::now() + self.ttl.min(principal.remaining());
+    fn issue(&self, ticket: &str, principal: Principal, life: Duration) -> Result<(), AuthError> {
+        let expires = Instant::now() + life;
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if pending.len() >= self.capacity {
             let now = Instant::now();
@@ -369,8 +372,8 @@ impl LocalTickets {
                 return Err(AuthError::TicketsExhausted);
             }
         }
-        pending.insert(ticket.clone(), (principal, expires));
-        Ok(ticket)
+        pending.insert(ticket.to_owned(), (principal, expires));
+        Ok(())
     }
 
     fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
@@ -421,10 +424,16 @@ mod tests {
         }
     }
 
+    fn issue(tickets: &LocalTickets, principal: Principal) -> Result<String, AuthError> {
+        let ticket = new_ticket();
+        let life = tickets.ttl.min(principal.remaining());
+        tickets.issue(&ticket, principal, life).map(|()| ticket)
+    }
+
     #[test]
     fn a_ticket_is_good_exactly_once() {
         let tickets = LocalTickets::new(Duration::from_secs(30), 10);
-        let ticket = tickets.issue(principal(60)).expect("room");
+        let ticket = issue(&tickets, principal(60)).expect("room");
         assert_eq!(ticket.len(), 32, "128 bits in hex");
         assert_eq!(
             tickets.redeem(&ticket).expect("first use").actor_id,
@@ -439,10 +448,10 @@ mod tests {
     #[test]
     fn the_ticket_store_is_bounded() {
         let tickets = LocalTickets::new(Duration::from_secs(30), 2);
-        tickets.issue(principal(60)).expect("room");
-        tickets.issue(principal(60)).expect("room");
+        issue(&tickets, principal(60)).expect("room");
+        issue(&tickets, principal(60)).expect("room");
         assert!(matches!(
-            tickets.issue(principal(60)),
+            issue(&tickets, principal(60)),
             Err(AuthError::TicketsExhausted)
         ));
     }
@@ -450,7 +459,7 @@ mod tests {
     #[test]
     fn a_ticket_never_outlives_its_token() {
         let tickets = LocalTickets::new(Duration::from_secs(30), 10);
-        let ticket = tickets.issue(principal(0)).expect("room");
+        let ticket = issue(&tickets, principal(0)).expect("room");
         assert!(matches!(
             tickets.redeem(&ticket),
             Err(AuthError::InvalidTicket)

@@ -1,10 +1,11 @@
 //! `POST /internal/emit`: the publishing webhook Medusa subscribers and admin routes call.
 //!
-//! Thin on purpose: authenticate the caller (bearer secret, constant-time), insist on JSON within the
-//! size limit, let `event::Catalog` turn the body into typed events (all-or-nothing), hand them to
-//! the hub, and answer `202` as soon as the hub has accepted them, never after the fan-out.
+//! Thin on purpose: authenticate the caller (a bearer secret, or an HMAC signature over the body,
+//! as `internal.auth` says; constant-time either way), read the body within its size limit, insist
+//! on JSON, let `event::Catalog` turn it into typed events (all-or-nothing), hand them to the hub,
+//! and answer `202` as soon as the hub has accepted them, never after the fan-out.
 //! An `Idempotency-Key` makes a caller's retries safe: a repeat gets the first answer and publishes
-//! nothing.
+//! nothing; in Redis mode the answers are shared by every instance.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -22,7 +23,7 @@ use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{
@@ -31,7 +32,7 @@ use crate::{
     event::PublishError,
     hub::HubError,
     problem,
-    settings::{EmitAuth, InternalSettings},
+    settings::EmitAuth,
     startup::AppState,
 };
 
@@ -131,13 +132,25 @@ async fn handle(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<HttpResponse, EmitError> {
-    let req = req.clone();
-    // The body comes first (bounded) because a signature covers it.
+    let internal = &state.settings.internal;
+    let signature = match (internal.auth, req.headers().get(SIGNATURE_HEADER)) {
+        (EmitAuth::Bearer, _) | (EmitAuth::Either, None) => {
+            bearer(req, &internal.secrets)?;
+            None
+        }
+        (EmitAuth::Hmac | EmitAuth::Either, Some(signature)) => Some(signature),
+        (EmitAuth::Hmac, None) => {
+            return Err(EmitError::Unauthorized("missing X-Admin-Push-Signature"));
+        }
+    };
+    // The body is read only once a bearer caller is known, or because the signature covers it.
     let body = read_body(payload, state.settings.emit.max_body_bytes).await?;
-    authorize(&req, &body, &state.settings.internal)?;
-    require_json(&req)?;
+    if let Some(signature) = signature {
+        signed(signature, &body, &internal.hmac_secrets, auth::unix_now())?;
+    }
+    require_json(req)?;
     let batch = state.catalog.parse_body(&body)?;
-    let key = idempotency_key(&req)?;
+    let key = idempotency_key(req)?;
     let Some(key) = key else {
         return Ok(accepted(publish(state, batch).await?));
     };
@@ -174,28 +187,16 @@ fn accepted(body: Bytes) -> HttpResponse {
         .body(body)
 }
 
-/// Checks the caller as `internal.auth` says: a bearer secret, a body signature, or either (a
-/// request that carries a signature is judged by it).
-fn authorize(req: &HttpRequest, body: &[u8], internal: &InternalSettings) -> Result<(), EmitError> {
-    let signature = req.headers().get(SIGNATURE_HEADER);
-    match (internal.auth, signature) {
-        (EmitAuth::Bearer, _) | (EmitAuth::Either, None) => bearer(req, &internal.secrets),
-        (EmitAuth::Hmac | EmitAuth::Either, Some(signature)) => {
-            signed(signature, body, &internal.hmac_secrets, unix_now())
-        }
-        (EmitAuth::Hmac, None) => Err(EmitError::Unauthorized("missing X-Admin-Push-Signature")),
-    }
-}
-
 /// Accepts any configured secret (several, for rotation). Every secret is compared, in constant
-/// time, so neither the match nor its position leaks through timing.
+/// time over fixed-length digests, so neither the match, its position nor a secret's length leaks
+/// through timing.
 fn bearer(req: &HttpRequest, secrets: &[SecretString]) -> Result<(), EmitError> {
     let wrong = EmitError::Unauthorized("missing or wrong emit secret");
-    let token = auth::bearer_token(req).ok().flatten().ok_or(wrong)?;
+    let token = Sha256::digest(auth::bearer_token(req).ok().flatten().ok_or(wrong)?);
     let matched = secrets
         .iter()
         .fold(subtle::Choice::from(0), |found, secret| {
-            found | secret.expose_secret().as_bytes().ct_eq(token.as_bytes())
+            found | Sha256::digest(secret.expose_secret()).ct_eq(&token)
         });
     if bool::from(matched) {
         Ok(())
@@ -247,12 +248,6 @@ fn signed(
     } else {
         Err(EmitError::Unauthorized("signature does not match"))
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn require_json(req: &HttpRequest) -> Result<(), EmitError> {

@@ -10,9 +10,10 @@ use secrecy::ExposeSecret;
 #[derive(Parser)]
 #[command(name = "admin-push", version, about)]
 struct Cli {
-    /// Configuration file; every key can be overridden by ADMIN_PUSH__SECTION__KEY.
-    #[arg(long, short, global = true, default_value = "config.toml")]
-    config: PathBuf,
+    /// Configuration file (default: ./config.toml, if present); every key can be overridden by
+    /// ADMIN_PUSH__SECTION__KEY. A file named here must exist.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -36,7 +37,19 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(&cli.config) {
+    let config = match cli.config {
+        // A typo in an explicit path must not silently start on the development defaults.
+        Some(path) if !path.exists() => {
+            eprintln!(
+                "admin-push: configuration file {} not found",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+        Some(path) => path,
+        None => PathBuf::from("config.toml"),
+    };
+    let settings = match Settings::load(&config) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("admin-push: {e}");

@@ -31,7 +31,7 @@ use tracing::Instrument;
 
 use crate::{
     auth::{self, AuthError, Principal},
-    event::{Control, Event, EventId, EventName, ResyncReason, TransportKind},
+    event::{Control, Event, EventName, ResyncReason, TransportKind},
     hub::{HubMessage, Start, Subscription},
     problem,
     startup::AppState,
@@ -191,6 +191,15 @@ pub struct Subscriber {
     _slot: Slot,
 }
 
+impl Subscriber {
+    /// Whether this connection's `?events=` filter lets `event` through (replayed or live).
+    fn wants(&self, event: &Event) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|names| names.contains(&event.name))
+    }
+}
+
 /// Authenticates and admits a subscriber. `resume_header` is SSE's `Last-Event-ID`, fresher than
 /// the query's when a browser reconnects on its own, so it wins.
 pub async fn admit(
@@ -202,34 +211,49 @@ pub async fn admit(
         return Err(SubscribeError::Draining);
     }
     let query = parse_query(req)?;
+    // Everything that can refuse without spending a single-use ticket goes first.
+    let filter = parse_filter(query.events.as_deref(), state)?;
     let principal = authenticate(req, state, &query).await.inspect_err(|e| {
         if let SubscribeError::Auth(e) = e {
             state.metrics.auth_failed(e.reason());
         }
     })?;
-    let filter = query
-        .events
-        .as_deref()
-        .map(|names| {
-            names
-                .split(',')
-                .filter(|n| !n.is_empty())
-                .map(|n| {
-                    state.catalog.name(n).ok_or_else(|| {
-                        SubscribeError::BadRequest(format!("events: unknown event {n:?}"))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
     let slot = state.admission.enter(&principal.actor_id)?;
-    let resume = resume_header.or(query.last_event_id.as_deref());
+    // An empty id is no id: a fresh start rather than a gap.
+    let resume = resume_header
+        .or(query.last_event_id.as_deref())
+        .filter(|id| !id.is_empty());
     Ok(Subscriber {
         principal,
         subscription: state.hub.subscribe(resume),
         filter,
         _slot: slot,
     })
+}
+
+/// `?events=a,b` as known names; absent or empty means every event.
+fn parse_filter(
+    names: Option<&str>,
+    state: &AppState,
+) -> Result<Option<Vec<EventName>>, SubscribeError> {
+    let names: Vec<&str> = names
+        .unwrap_or_default()
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            state
+                .catalog
+                .name(n)
+                .ok_or_else(|| SubscribeError::BadRequest(format!("events: unknown event {n:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn parse_query(req: &HttpRequest) -> Result<SubscribeQuery, SubscribeError> {
@@ -391,7 +415,6 @@ pub async fn run<T: Transport>(
             subscriber,
             state: &state,
             timings,
-            last_sent: EventId::ZERO,
         }
         .serve()
         .await;
@@ -411,7 +434,6 @@ struct Connection<'a, T> {
     subscriber: Subscriber,
     state: &'a AppState,
     timings: Timings,
-    last_sent: EventId,
 }
 
 impl<T: Transport> Connection<'_, T> {
@@ -446,13 +468,14 @@ impl<T: Transport> Connection<'_, T> {
             transport: T::KIND,
         })
         .await?;
-        self.last_sent = resume_point;
         match std::mem::replace(&mut self.subscriber.subscription.start, Start::Fresh) {
             Start::Fresh => Ok(()),
             Start::Gap => self.send_control(Control::Resync(ResyncReason::Gap)).await,
             Start::Replay(events) => {
                 for event in &events {
-                    self.send_event(event).await?;
+                    if self.subscriber.wants(event) {
+                        self.send_event(event).await?;
+                    }
                 }
                 Ok(())
             }
@@ -477,9 +500,11 @@ impl<T: Transport> Connection<'_, T> {
                 biased;
                 () = &mut shutdown => Wake::Shutdown,
                 () = &mut expiry => Wake::Expired,
-                message = self.subscriber.subscription.receiver.recv() => Wake::Hub(message),
-                _ = heartbeat.tick() => Wake::Heartbeat,
+                // Client frames and the heartbeat before the hub: a backlog of events must not
+                // starve pongs into a false timeout (client frames are rate-limited anyway).
                 inbound = self.transport.inbound() => Wake::Client(inbound),
+                _ = heartbeat.tick() => Wake::Heartbeat,
+                message = self.subscriber.subscription.receiver.recv() => Wake::Hub(message),
             };
             let step = match wake {
                 Wake::Shutdown => Err(Exit::Draining),
@@ -522,13 +547,7 @@ impl<T: Transport> Connection<'_, T> {
     async fn deliver(&mut self, message: Result<HubMessage, RecvError>) -> Result<(), Exit> {
         match message {
             Ok(HubMessage::Event(event)) => {
-                let wanted = self
-                    .subscriber
-                    .filter
-                    .as_ref()
-                    .is_none_or(|names| names.contains(&event.name));
-                // Ids at or below the last sent were already covered by the replay.
-                if event.id > self.last_sent && wanted {
+                if self.subscriber.wants(&event) {
                     self.send_event(&event).await?;
                     self.state
                         .metrics
@@ -536,15 +555,12 @@ impl<T: Transport> Connection<'_, T> {
                 }
                 Ok(())
             }
-            Ok(HubMessage::Reset(reason)) => {
-                // A new history may number below the old one; nothing of it was sent yet.
-                self.last_sent = EventId::ZERO;
-                self.send_control(Control::Resync(reason)).await
-            }
+            Ok(HubMessage::Reset(reason)) => self.send_control(Control::Resync(reason)).await,
             Err(RecvError::Lagged(_)) => {
                 self.send_control(Control::Resync(ResyncReason::Lagged))
                     .await
             }
+            // The sender lives as long as the hub; closed means the process is going away.
             Err(RecvError::Closed) => Err(Exit::Draining),
         }
     }
@@ -565,10 +581,7 @@ impl<T: Transport> Connection<'_, T> {
 
     async fn send_event(&mut self, event: &Event) -> Result<(), Exit> {
         match timeout(self.timings.send_timeout, self.transport.event(event)).await {
-            Ok(Ok(())) => {
-                self.last_sent = event.id;
-                Ok(())
-            }
+            Ok(Ok(())) => Ok(()),
             _ => Err(Exit::SendFailed),
         }
     }

@@ -5,7 +5,7 @@
 //! of the program can trust what it is handed. A mistake stops the start with a message that names the
 //! key (`hub.history: must be at least 1`) instead of surfacing later as odd behaviour.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, ops::RangeInclusive, path::Path, time::Duration};
 
 use figment::{
     Figment,
@@ -299,48 +299,83 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), SettingsError> {
-        let at_least_one = [
-            ("server.drain_secs", self.server.drain_secs as usize),
-            ("auth.ticket_ttl_secs", self.auth.ticket_ttl_secs as usize),
-            ("auth.max_pending_tickets", self.auth.max_pending_tickets),
-            ("emit.max_body_bytes", self.emit.max_body_bytes),
-            ("emit.max_batch", self.emit.max_batch),
-            ("emit.max_data_bytes", self.emit.max_data_bytes),
-            (
-                "emit.idempotency_ttl_secs",
-                self.emit.idempotency_ttl_secs as usize,
-            ),
-            ("emit.idempotency_capacity", self.emit.idempotency_capacity),
-            ("hub.history", self.hub.history),
-            ("hub.buffer", self.hub.buffer),
-            ("ws.ping_interval_secs", self.ws.ping_interval_secs as usize),
-            ("ws.max_frame_bytes", self.ws.max_frame_bytes),
-            (
-                "ws.max_client_frames_per_sec",
-                self.ws.max_client_frames_per_sec as usize,
-            ),
+        const DAY: u64 = 86_400;
+        const MIB: u64 = 1024 * 1024;
+        let u = |v: usize| v as u64;
+        // Upper bounds too: an absurd value must stop the start, not overflow a deadline later.
+        let bounds: [(&'static str, u64, RangeInclusive<u64>); 20] = [
+            ("server.drain_secs", self.server.drain_secs, 1..=3600),
             (
                 "server.header_timeout_secs",
-                self.server.header_timeout_secs as usize,
+                self.server.header_timeout_secs,
+                1..=300,
             ),
-            ("sse.keepalive_secs", self.sse.keepalive_secs as usize),
-            ("limits.max_connections", self.limits.max_connections),
+            ("auth.leeway_secs", self.auth.leeway_secs, 0..=3600),
+            ("auth.ticket_ttl_secs", self.auth.ticket_ttl_secs, 1..=30),
+            (
+                "auth.max_pending_tickets",
+                u(self.auth.max_pending_tickets),
+                1..=10_000_000,
+            ),
+            (
+                "emit.max_body_bytes",
+                u(self.emit.max_body_bytes),
+                1..=64 * MIB,
+            ),
+            ("emit.max_batch", u(self.emit.max_batch), 1..=10_000),
+            ("emit.max_data_bytes", u(self.emit.max_data_bytes), 1..=MIB),
+            (
+                "emit.idempotency_ttl_secs",
+                self.emit.idempotency_ttl_secs,
+                1..=7 * DAY,
+            ),
+            (
+                "emit.idempotency_capacity",
+                u(self.emit.idempotency_capacity),
+                1..=10_000_000,
+            ),
+            ("hub.history", u(self.hub.history), 1..=10_000_000),
+            ("hub.buffer", u(self.hub.buffer), 1..=1_000_000),
+            (
+                "ws.ping_interval_secs",
+                self.ws.ping_interval_secs,
+                1..=3600,
+            ),
+            ("ws.pong_timeout_secs", self.ws.pong_timeout_secs, 1..=DAY),
+            (
+                "ws.max_frame_bytes",
+                u(self.ws.max_frame_bytes),
+                1..=16 * MIB,
+            ),
+            (
+                "ws.max_client_frames_per_sec",
+                u64::from(self.ws.max_client_frames_per_sec),
+                1..=100_000,
+            ),
+            ("sse.keepalive_secs", self.sse.keepalive_secs, 1..=3600),
+            (
+                "limits.max_connections",
+                u(self.limits.max_connections),
+                1..=10_000_000,
+            ),
             (
                 "limits.max_connections_per_actor",
-                self.limits.max_connections_per_actor,
+                u(self.limits.max_connections_per_actor),
+                1..=1_000_000,
             ),
             (
                 "limits.send_timeout_secs",
-                self.limits.send_timeout_secs as usize,
+                self.limits.send_timeout_secs,
+                1..=3600,
             ),
         ];
-        for (key, value) in at_least_one {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
+        for (key, value, range) in bounds {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ));
             }
-        }
-        if self.auth.ticket_ttl_secs > 30 {
-            return Err(invalid("auth.ticket_ttl_secs", "must be at most 30"));
         }
         if self.ws.pong_timeout_secs <= self.ws.ping_interval_secs {
             return Err(invalid(
@@ -368,6 +403,14 @@ impl Settings {
                 "internal.auth accepts signatures, so at least one HMAC secret is needed",
             ));
         }
+        if let Some(name) = self.events.extra.iter().find(|n| !is_extra_event_name(n)) {
+            return Err(invalid(
+                "events.extra",
+                format!(
+                    "{name:?}: names are lowercase letters, digits, '.', '_' or '-', and not a built-in or control event"
+                ),
+            ));
+        }
         if let Some(origin) = self.auth.allowed_origins.iter().find(|o| !is_origin(o)) {
             return Err(invalid(
                 "auth.allowed_origins",
@@ -384,7 +427,7 @@ impl Settings {
     }
 
     fn check_production(&self) -> Result<(), SettingsError> {
-        if self.auth.jwt_public_key.is_none() {
+        if self.uses_jwt_secret() {
             let secret = self.auth.jwt_secret.expose_secret();
             if secret == DEV_JWT_SECRET || secret.len() < MIN_PRODUCTION_SECRET_BYTES {
                 return Err(invalid(
@@ -399,8 +442,13 @@ impl Settings {
                 "production needs at least one secret",
             ));
         }
+        // Bearer secrets that `internal.auth = "hmac"` never consults are not held against it.
+        let bearer: &[SecretString] = match self.internal.auth {
+            EmitAuth::Hmac => &[],
+            EmitAuth::Bearer | EmitAuth::Either => &self.internal.secrets,
+        };
         for (key, secrets) in [
-            ("internal.secrets", &self.internal.secrets),
+            ("internal.secrets", bearer),
             ("internal.hmac_secrets", &self.internal.hmac_secrets),
         ] {
             for secret in secrets {
@@ -418,13 +466,18 @@ impl Settings {
 
     /// True when a shipped development secret is in use: the server warns at every start.
     pub fn uses_development_secrets(&self) -> bool {
-        (self.auth.jwt_public_key.is_none()
-            && self.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET)
-            || self
-                .internal
-                .secrets
-                .iter()
-                .any(|s| s.expose_secret() == DEV_INTERNAL_SECRET)
+        (self.uses_jwt_secret() && self.auth.jwt_secret.expose_secret() == DEV_JWT_SECRET)
+            || (self.internal.auth != EmitAuth::Hmac
+                && self
+                    .internal
+                    .secrets
+                    .iter()
+                    .any(|s| s.expose_secret() == DEV_INTERNAL_SECRET))
+    }
+
+    /// HS* algorithms verify with `auth.jwt_secret`, whatever else is configured.
+    fn uses_jwt_secret(&self) -> bool {
+        self.auth.algorithm.starts_with("HS")
     }
 
     /// Where the `emit` subcommand posts: the internal listener when there is one.
@@ -435,6 +488,26 @@ impl Settings {
         let addr = self.server.internal_bind.unwrap_or(self.server.bind);
         format!("http://{addr}")
     }
+}
+
+/// Extra names go into JSON and SSE frames unescaped and into `?events=` lists, and must never pose
+/// as a built-in or control event.
+fn is_extra_event_name(name: &str) -> bool {
+    const TAKEN: [&str; 7] = [
+        "banner.updated",
+        "product.updated",
+        "order.updated",
+        "ready",
+        "resync",
+        "reconnect",
+        "auth_expired",
+    ];
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && !TAKEN.contains(&name)
 }
 
 /// `scheme://host[:port]` and nothing else: what browsers send in `Origin`.

@@ -333,14 +333,14 @@ async fn ticket(
         let principal = state.verifier.verify(&token)?;
         state.tickets.issue(principal).await
     };
-    let ticket = issued
+    let (ticket, life) = issued
         .await
         .inspect_err(|e| state.metrics.auth_failed(e.reason()))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({
             "ticket": ticket,
-            "expires_in": state.tickets.ttl().as_secs(),
+            "expires_in": life.as_secs(),
         })))
 }
 

@@ -111,7 +111,7 @@ async fn alg_none_is_rejected_with_401() {
         b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
         b64.encode(claims(json!({})).to_string())
     );
-    assert_unauthorized(&app, &token, "invalid token").await;
+    assert_unauthorized(&app, &token, "malformed").await;
 }
 
 #[tokio::test]
@@ -154,7 +154,7 @@ async fn empty_actor_id_is_rejected_with_401() {
 #[tokio::test]
 async fn missing_exp_is_rejected_with_401() {
     let app = spawn_app().await;
-    assert_unauthorized(&app, &sign(&claims(json!({ "exp": null }))), "exp").await;
+    assert_unauthorized(&app, &sign(&claims(json!({ "exp": null }))), "missing exp").await;
 }
 
 #[tokio::test]
@@ -268,4 +268,15 @@ async fn a_garbage_ticket_and_a_non_bearer_header_are_401() {
         .await
         .expect("request");
     assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn a_ticket_never_says_it_lives_longer_than_its_token() {
+    let app = spawn_app_with(json!({ "auth": { "leeway_secs": 0 } })).await;
+    let response = app
+        .ticket(&crate::helpers::admin_token_valid_for("user_1", 10))
+        .await;
+    let body: Value = response.json().await.expect("json");
+    let expires_in = body["expires_in"].as_u64().expect("expires_in");
+    assert!(expires_in <= 10, "{expires_in}");
 }

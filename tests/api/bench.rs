@@ -6,7 +6,11 @@ use std::process::Command;
 #[test]
 fn the_load_tool_smoke_run_delivers_everything() {
     let output = Command::new(env!("CARGO_BIN_EXE_admin-push-bench"))
-        .args(["--smoke", "--spawn-server", env!("CARGO_BIN_EXE_admin-push")])
+        .args([
+            "--smoke",
+            "--spawn-server",
+            env!("CARGO_BIN_EXE_admin-push"),
+        ])
         .output()
         .expect("the load tool runs");
     let report = String::from_utf8_lossy(&output.stdout);

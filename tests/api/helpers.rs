@@ -502,7 +502,7 @@ pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
     use std::io::{BufRead, BufReader};
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_admin-push"));
     command
-        .args(["--config", "/nonexistent/config.toml"])
+        .args(["--config", "/dev/null"])
         .env("ADMIN_PUSH__SERVER__BIND", "127.0.0.1:0")
         .env("ADMIN_PUSH__SERVER__DRAIN_SECS", "1")
         .env("ADMIN_PUSH__AUTH__JWT_SECRET", JWT_SECRET)

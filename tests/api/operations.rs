@@ -165,6 +165,21 @@ fn production_refuses_the_development_secrets_and_names_the_key() {
     }))
     .expect_err("refused");
     assert!(err.to_string().contains("internal.secrets"), "{err}");
+    // A public key does not excuse the development secret while an HS algorithm still uses it.
+    let err = test_settings(json!({
+        "server": { "production": true },
+        "auth": { "jwt_secret": "supersecret", "algorithm": "HS256", "jwt_public_key": "unused" },
+    }))
+    .expect_err("refused");
+    assert!(err.to_string().contains("auth.jwt_secret"), "{err}");
+    // Signature-only emits do not need (or judge) bearer secrets.
+    assert!(
+        test_settings(json!({
+            "server": { "production": true },
+            "internal": { "auth": "hmac", "secrets": ["dev-internal-secret"], "hmac_secrets": ["h".repeat(32)] },
+        }))
+        .is_ok()
+    );
     assert!(
         test_settings(json!({ "server": { "production": true } })).is_ok(),
         "long test secrets pass"
@@ -190,6 +205,19 @@ fn configuration_errors_name_the_key() {
             "auth.ticket_ttl_secs",
         ),
         (json!({ "auth": { "algorithm": "none" } }), "auth.algorithm"),
+        (json!({ "events": { "extra": ["ready"] } }), "events.extra"),
+        (
+            json!({ "events": { "extra": ["Bad Name"] } }),
+            "events.extra",
+        ),
+        (
+            json!({ "ws": { "ping_interval_secs": 100000000000u64 } }),
+            "ws.ping_interval_secs",
+        ),
+        (
+            json!({ "server": { "drain_secs": 100000000000u64 } }),
+            "server.drain_secs",
+        ),
     ] {
         let message = match test_settings(overrides.clone()) {
             Err(e) => e.to_string(),

@@ -32,7 +32,7 @@ async fn shutdown_tells_every_connection_to_reconnect_and_closes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_draining_readiness_is_503_and_new_subscribers_are_refused() {
     let app = spawn_app_with(json!({
-        "limits": { "send_timeout_secs": 1 },
+        "limits": { "send_timeout_secs": 2 },
         "events": { "extra": ["bulk.updated"] },
         "emit": { "max_body_bytes": 262144 },
     }))
@@ -48,6 +48,20 @@ async fn while_draining_readiness_is_503_and_new_subscribers_are_refused() {
             .collect();
         app.emit_batch(&batch).await;
     }
+
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.internal_base))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"admin_push_connections{transport="ws"} 1"#),
+        "the stuck connection must still be open when the drain starts"
+    );
 
     app.shutdown.cancel();
 

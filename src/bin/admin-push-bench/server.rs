@@ -42,7 +42,7 @@ impl Server {
         let mut command = Command::new(config.path);
         command
             .arg("--config")
-            .arg("/nonexistent.toml")
+            .arg("/dev/null")
             .env(
                 "ADMIN_PUSH__SERVER__BIND",
                 format!("127.0.0.1:{}", config.port),

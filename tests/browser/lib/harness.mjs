@@ -94,7 +94,7 @@ async function waitForHttp200(url, what, ms = WAIT_MS, alive = () => true) {
 export async function startService({ port, env = {} } = {}) {
   if (!BIN) throw new Error("ADMIN_PUSH_BIN must point at the admin-push binary");
   port ??= await freePort();
-  const child = track(spawn(BIN, ["--config", "/nonexistent.toml"], {
+  const child = track(spawn(BIN, ["--config", "/dev/null"], {
     env: {
       PATH: process.env.PATH,
       RUST_LOG: process.env.RUST_LOG ?? "warn",
