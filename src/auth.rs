@@ -247,7 +247,9 @@ fn describe(kind: &ErrorKind) -> &'static str {
         },
         ErrorKind::InvalidIssuer => "wrong issuer",
         ErrorKind::InvalidAudience => "wrong audience",
-        ErrorKind::Json(_) => "malformed header or claims (unknown alg, or claims of the wrong shape)",
+        ErrorKind::Json(_) => {
+            "malformed header or claims (unknown alg, or claims of the wrong shape)"
+        }
         _ => "malformed",
     }
 }

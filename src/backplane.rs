@@ -36,9 +36,16 @@ const READ_COUNT: usize = 512;
 /// A publisher waits this long for Redis before the emit answers 503.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an idempotency key stays claimed while its first request is in flight.
+const IN_FLIGHT_CLAIM: Duration = Duration::from_secs(30);
 /// Reconnect backoff for the reader.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Adds the epoch marker only to an empty stream: `KEYS[1]` stream, `ARGV[1]` MAXLEN, `ARGV[2]` epoch.
+const ENSURE_EPOCH_MARKER: &str = "if redis.call('XLEN', KEYS[1]) == 0 then \
+     return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'epoch', ARGV[2]) end \
+     return false";
 
 /// Stream entry fields.
 const FIELD_EVENT: &str = "event";
@@ -123,14 +130,16 @@ impl Backplane {
     }
 
     /// Claims an idempotency key for one request (`SET NX EX`): true if this request is the first.
-    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, BackplaneError> {
+    /// The claim is short-lived (`IN_FLIGHT_CLAIM`) until [`Self::settle`] stores the answer, so a
+    /// publisher that crashed mid-request blocks retries for seconds, not for the whole TTL.
+    pub async fn claim(&self, key: &str) -> Result<bool, BackplaneError> {
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
             .arg(self.idempotency_key(key))
             .arg("")
             .arg("NX")
             .arg("EX")
-            .arg(ttl.as_secs());
+            .arg(IN_FLIGHT_CLAIM.as_secs());
         let (claimed,): (Option<String>,) = self.run(&pipe).await?;
         Ok(claimed.is_some())
     }
@@ -256,24 +265,24 @@ impl Backplane {
             hub,
             catalog,
             last: None,
+            caught_up: false,
         };
         let mut backoff = BACKOFF_MIN;
-        while !shutdown.is_cancelled() {
-            match reader.follow(&shutdown).await {
-                Ok(()) => return,
-                Err(e) => {
-                    reader.backplane.set_down(&e);
-                    let pause = rand::random_range(backoff / 2..=backoff);
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(pause) => {}
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-            }
-            if reader.backplane.inner.reader_up.load(Ordering::Relaxed) {
+        loop {
+            let Err(e) = reader.follow(&shutdown).await else {
+                return; // shutdown
+            };
+            // A connection that got as far as following the stream earns a fresh backoff.
+            if std::mem::take(&mut reader.caught_up) {
                 backoff = BACKOFF_MIN;
             }
+            reader.backplane.set_down(&e);
+            let pause = rand::random_range(backoff / 2..=backoff);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 }
@@ -284,6 +293,17 @@ struct Reader {
     catalog: Catalog,
     /// The newest stream id this instance has taken in.
     last: Option<EventId>,
+    /// Whether the current connection got as far as following the stream.
+    caught_up: bool,
+}
+
+/// One stream entry, decoded.
+enum Decoded {
+    Event(Arc<Event>),
+    /// The epoch marker that starts a (re)created stream.
+    Marker,
+    /// Not something to deliver (malformed, or refused by validation): logged and skipped.
+    Foreign,
 }
 
 impl Reader {
@@ -328,77 +348,100 @@ impl Reader {
             for (_, entries) in reply.unwrap_or_default() {
                 for entry in entries {
                     from.clone_from(&entry.0);
-                    self.take(entry, Some(ResyncReason::Restart))?;
+                    self.take(entry)?;
                 }
             }
         }
     }
 
-    /// Rebuilds the local history from the stream's newest `history` entries. When this instance had
-    /// been following an earlier history, its connections may have missed events: they are told.
+    /// Rebuilds the local history from the stream's newest `history` entries and swaps it into
+    /// the hub in one step. When this instance had been following an earlier history, its
+    /// connections may have missed events: they are told to resync.
     async fn load(&mut self, connection: &mut MultiplexedConnection) -> Result<(), BackplaneError> {
         let key = &self.backplane.inner.stream_key;
+        let history = self.backplane.inner.history;
+        // Atomic, so two instances starting on an empty stream do not both add a marker.
+        let _: redis::Value = redis::cmd("EVAL")
+            .arg(ENSURE_EPOCH_MARKER)
+            .arg(1)
+            .arg(key)
+            .arg(history)
+            .arg(format!("{:032x}", rand::random::<u128>()))
+            .query_async(connection)
+            .await?;
         let mut entries: Vec<Entry> = redis::cmd("XREVRANGE")
             .arg(key)
             .arg("+")
             .arg("-")
             .arg("COUNT")
-            .arg(self.backplane.inner.history)
+            .arg(history)
             .query_async(connection)
             .await?;
-        if entries.is_empty() {
-            let id: String = redis::cmd("XADD")
-                .arg(key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.backplane.inner.history)
-                .arg("*")
-                .arg(FIELD_EPOCH)
-                .arg(format!("{:032x}", rand::random::<u128>()))
-                .query_async(connection)
-                .await?;
-            entries.push((id, Vec::new()));
-        }
         entries.reverse();
-        let notify = self.last.is_some().then_some(ResyncReason::Restart);
         let mut entries = entries.into_iter();
-        if let Some((oldest, _)) = entries.next() {
-            // The oldest entry is the floor: resuming from it replays everything after it.
-            let floor = parse_id(&oldest)?;
-            self.hub.reset(floor, notify);
-            self.last = Some(floor);
+        // The oldest entry is the floor: resuming from it replays everything after it.
+        let Some((oldest, _)) = entries.next() else {
+            return Err(BackplaneError::BadId(
+                "stream is empty after adding its marker".into(),
+            ));
+        };
+        let mut floor = parse_id(&oldest)?;
+        let mut last = floor;
+        let mut events = Vec::new();
+        for (id, fields) in entries {
+            let id = parse_id(&id)?;
+            last = id;
+            match self.decode(id, &fields) {
+                Decoded::Event(event) => events.push(event),
+                Decoded::Marker => {
+                    floor = id;
+                    events.clear();
+                }
+                Decoded::Foreign => {}
+            }
         }
-        for entry in entries {
-            self.take(entry, None)?;
+        let notify = self.last.is_some().then_some(ResyncReason::Restart);
+        self.hub.replace(floor, events, notify);
+        self.last = Some(last);
+        Ok(())
+    }
+
+    /// Takes one entry read live: an event goes to the hub; an epoch marker means the stream was
+    /// recreated under us, so the history starts anew there and connections resync.
+    fn take(&mut self, (id, fields): Entry) -> Result<(), BackplaneError> {
+        let id = parse_id(&id)?;
+        self.last = Some(id);
+        match self.decode(id, &fields) {
+            Decoded::Event(event) => self.hub.ingest(event),
+            Decoded::Marker => self
+                .hub
+                .replace(id, Vec::new(), Some(ResyncReason::Restart)),
+            Decoded::Foreign => {}
         }
         Ok(())
     }
 
-    /// Takes one entry in: an event goes to the hub; an epoch marker read live means the stream was
-    /// recreated under us, so the history starts anew there.
-    fn take(
-        &mut self,
-        (id, fields): Entry,
-        on_marker: Option<ResyncReason>,
-    ) -> Result<(), BackplaneError> {
-        let id = parse_id(&id)?;
-        self.last = Some(id);
+    fn decode(&self, id: EventId, fields: &[String]) -> Decoded {
         let field = |name: &str| {
             fields
                 .chunks_exact(2)
                 .find(|pair| pair[0] == name)
                 .map(|pair| pair[1].as_str())
         };
-        match (
-            field(FIELD_EVENT).and_then(|n| self.catalog.name(n)),
-            field(FIELD_DATA),
-        ) {
-            (Some(name), Some(data)) => self.hub.ingest(Arc::new(Event::new(id, name, data))),
-            _ if field(FIELD_EPOCH).is_some() => self.hub.reset(id, on_marker),
-            // Written by a newer version or by hand: not ours to deliver.
-            _ => tracing::debug!(%id, "skipping a stream entry that is not an event"),
+        if field(FIELD_EPOCH).is_some() {
+            return Decoded::Marker;
         }
-        Ok(())
+        let (Some(name), Some(data)) = (field(FIELD_EVENT), field(FIELD_DATA)) else {
+            tracing::warn!(%id, "skipping a stream entry that is not an event");
+            return Decoded::Foreign;
+        };
+        match self.catalog.from_stream(name, data) {
+            Ok(event) => Decoded::Event(Arc::new(Event::new(id, event.name, &event.data))),
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "skipping a stream entry that fails validation");
+                Decoded::Foreign
+            }
+        }
     }
 }
 

@@ -159,7 +159,7 @@ async fn handle(
         Begin::InProgress => Err(EmitError::InProgress),
         Begin::First => {
             let answer = publish(state, batch).await;
-            state.idempotency.settle(&key, answer.as_ref().ok()).await;
+            state.idempotency.settle(&key, &answer).await;
             Ok(accepted(answer?))
         }
     }
@@ -312,8 +312,8 @@ impl Idempotency {
         let shared = |e: BackplaneError| EmitError::Unavailable(HubError::from(e));
         match self {
             Idempotency::Local(answers) => Ok(answers.begin(key)),
-            Idempotency::Shared { backplane, ttl } => {
-                if backplane.claim(key, *ttl).await.map_err(shared)? {
+            Idempotency::Shared { backplane, .. } => {
+                if backplane.claim(key).await.map_err(shared)? {
                     return Ok(Begin::First);
                 }
                 Ok(match backplane.answer(key).await.map_err(shared)? {
@@ -325,16 +325,23 @@ impl Idempotency {
     }
 
     /// Records the first request's answer, or forgets the key when it failed (so a retry runs).
-    async fn settle(&self, key: &str, answer: Option<&Bytes>) {
-        match self {
-            Idempotency::Local(answers) => match answer {
-                Some(answer) => answers.finish(key, answer.clone()),
-                None => answers.abandon(key),
-            },
-            Idempotency::Shared { backplane, ttl } => {
-                let stored = backplane.settle(key, answer.map(|a| &a[..]), *ttl).await;
+    /// Records the first request's answer; forgets the key when the publish certainly failed (so
+    /// a retry runs), but keeps the short in-flight claim when the outcome is unknown (a timeout
+    /// after Redis may have appended), so a quick retry cannot publish twice.
+    async fn settle(&self, key: &str, outcome: &Result<Bytes, EmitError>) {
+        match (self, outcome) {
+            (Idempotency::Local(answers), Ok(answer)) => answers.finish(key, answer.clone()),
+            (Idempotency::Local(answers), Err(_)) => answers.abandon(key),
+            (Idempotency::Shared { backplane, ttl }, outcome) => {
+                let stored = match outcome {
+                    Ok(answer) => backplane.settle(key, Some(answer), *ttl).await,
+                    Err(EmitError::Unavailable(HubError::Unavailable(BackplaneError::Redis(
+                        e,
+                    )))) if e.is_timeout() => Ok(()),
+                    Err(_) => backplane.settle(key, None, *ttl).await,
+                };
                 if let Err(e) = stored {
-                    // The claim expires on its own after the TTL; until then retries get 409.
+                    // The in-flight claim expires on its own; until then retries get 409.
                     tracing::warn!(error = ?e, "could not record an idempotent answer");
                 }
             }

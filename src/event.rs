@@ -275,8 +275,33 @@ impl Catalog {
                 field: format!("{at}event"),
                 message: format!("unknown event {:?}", envelope.event),
             })?;
-        let field = || format!("{at}data");
-        let raw = envelope.data.get();
+        self.parse_data(name, envelope.data.get(), || format!("{at}data"))
+    }
+
+    /// Re-checks an event read back from the Redis stream exactly as if it were being published:
+    /// anyone who can write to Redis must not be able to send tabs what `/internal/emit` refuses.
+    /// A well-formed name this instance does not know is accepted as an extra event, so a rolling
+    /// deploy that adds a name to `events.extra` never makes older instances skip it silently.
+    pub fn from_stream(&self, name: &str, data: &str) -> Result<PendingEvent, PublishError> {
+        let name = match self.name(name) {
+            Some(known) => known,
+            None if is_extra_event_name(name) => EventName(Arc::from(name)),
+            None => {
+                return Err(PublishError::Invalid {
+                    field: "event".into(),
+                    message: format!("unknown event {name:?}"),
+                });
+            }
+        };
+        self.parse_data(name, data, || "data".to_owned())
+    }
+
+    fn parse_data(
+        &self,
+        name: EventName,
+        raw: &str,
+        field: impl Fn() -> String,
+    ) -> Result<PendingEvent, PublishError> {
         if raw.len() > self.max_data_bytes {
             return Err(PublishError::DataTooLarge {
                 field: field(),
@@ -296,6 +321,26 @@ impl Catalog {
             data: data.into_boxed_str(),
         })
     }
+}
+
+/// Extra names go into JSON and SSE frames unescaped and into `?events=` lists, and must never pose
+/// as a built-in or control event.
+pub fn is_extra_event_name(name: &str) -> bool {
+    const TAKEN: [&str; 7] = [
+        "banner.updated",
+        "product.updated",
+        "order.updated",
+        "ready",
+        "resync",
+        "reconnect",
+        "auth_expired",
+    ];
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && !TAKEN.contains(&name)
 }
 
 /// Round-trips `raw` through its typed form: rejects what the type rejects, drops whitespace.

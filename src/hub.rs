@@ -12,15 +12,18 @@
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex, MutexGuard},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::{
     backplane::{Backplane, BackplaneError},
     event::{Event, EventId, PendingEvent, ResyncReason},
 };
+
+/// How long a resume id ahead of this instance's head may wait for the backplane reader.
+const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// What the broadcast carries: an event, or word that the history was lost and began anew.
 #[derive(Debug, Clone)]
@@ -65,6 +68,8 @@ struct Inner {
     history: Mutex<History>,
     sender: broadcast::Sender<HubMessage>,
     source: Source,
+    /// The newest id taken in from the backplane, for resumes that arrive ahead of the reader.
+    head: watch::Sender<EventId>,
 }
 
 #[derive(Debug)]
@@ -145,6 +150,7 @@ impl Hub {
                 history: Mutex::new(History::new(floor, history)),
                 sender,
                 source,
+                head: watch::Sender::new(floor),
             }),
         }
     }
@@ -180,14 +186,28 @@ impl Hub {
     pub(crate) fn ingest(&self, event: Arc<Event>) {
         let mut history = self.history();
         if event.id > history.head() {
+            let id = event.id;
             self.ingest_locked(&mut history, event);
+            self.inner.head.send_replace(id);
         }
     }
 
-    /// Starts the history anew at `floor`; with a reason, tells every connection to resync.
-    pub(crate) fn reset(&self, floor: EventId, notify: Option<ResyncReason>) {
+    /// Swaps in a whole new history (the backplane reloaded it) in one step, without broadcasting
+    /// its events: connections either had them or, with a reason, are told to resync.
+    pub(crate) fn replace(
+        &self,
+        floor: EventId,
+        events: Vec<Arc<Event>>,
+        notify: Option<ResyncReason>,
+    ) {
         let mut history = self.history();
-        *history = History::new(floor, history.capacity);
+        let mut fresh = History::new(floor, history.capacity);
+        for event in events {
+            fresh.push(event);
+        }
+        let head = fresh.head();
+        *history = fresh;
+        self.inner.head.send_replace(head);
         if let Some(reason) = notify {
             let _ = self.inner.sender.send(HubMessage::Reset(reason));
         }
@@ -200,7 +220,20 @@ impl Hub {
     }
 
     /// Subscribes to live events and decides, atomically with it, what to replay for `resume`.
-    pub fn subscribe(&self, resume: Option<&str>) -> Subscription {
+    ///
+    /// In Redis mode an id newer than this instance's head may simply not have been read yet (the
+    /// tab was on a faster instance a moment ago), so it waits briefly for the reader to catch up
+    /// before calling it a gap.
+    pub async fn subscribe(&self, resume: Option<&str>) -> Subscription {
+        let ahead = resume.and_then(|r| r.parse::<EventId>().ok());
+        if let (Source::Redis(_), Some(id)) = (&self.inner.source, ahead) {
+            let mut head = self.inner.head.subscribe();
+            let _ = tokio::time::timeout(CATCH_UP, head.wait_for(|head| *head >= id)).await;
+        }
+        self.subscribe_now(resume)
+    }
+
+    fn subscribe_now(&self, resume: Option<&str>) -> Subscription {
         let history = self.history();
         let receiver = self.inner.sender.subscribe();
         let head = history.head();
@@ -227,11 +260,6 @@ impl Hub {
                 resume_point: head,
             },
         }
-    }
-
-    /// The newest id this instance knows.
-    pub fn head(&self) -> EventId {
-        self.history().head()
     }
 
     /// Whether publishing can currently succeed.
@@ -271,7 +299,7 @@ mod tests {
     async fn resume_replays_exactly_what_followed_the_id() {
         let hub = Hub::memory(10, 16);
         let ids = hub.publish(pending(5)).await.expect("memory never fails");
-        let sub = hub.subscribe(Some(&ids[1].to_string()));
+        let sub = hub.subscribe(Some(&ids[1].to_string())).await;
         assert_eq!(replayed(&sub), ids[2..]);
         assert_eq!(sub.resume_point, ids[1]);
     }
@@ -279,9 +307,12 @@ mod tests {
     #[tokio::test]
     async fn the_ready_id_of_an_empty_hub_resumes_everything() {
         let hub = Hub::memory(10, 16);
-        let before = hub.subscribe(None).resume_point;
+        let before = hub.subscribe(None).await.resume_point;
         let ids = hub.publish(pending(3)).await.expect("memory never fails");
-        assert_eq!(replayed(&hub.subscribe(Some(&before.to_string()))), ids);
+        assert_eq!(
+            replayed(&hub.subscribe(Some(&before.to_string())).await),
+            ids
+        );
     }
 
     #[tokio::test]
@@ -290,7 +321,7 @@ mod tests {
         let ids = hub.publish(pending(6)).await.expect("memory never fails");
         // The window holds ids[3..]; ids[2] is its floor and still resumable.
         assert_eq!(
-            replayed(&hub.subscribe(Some(&ids[2].to_string()))),
+            replayed(&hub.subscribe(Some(&ids[2].to_string())).await),
             ids[3..]
         );
         for gone in [
@@ -300,7 +331,7 @@ mod tests {
             "99999999999999-1".into(),
         ] {
             assert!(
-                matches!(hub.subscribe(Some(&gone)).start, Start::Gap),
+                matches!(hub.subscribe(Some(&gone)).await.start, Start::Gap),
                 "{gone}"
             );
         }
@@ -310,7 +341,7 @@ mod tests {
     async fn live_events_continue_exactly_where_the_replay_ends() {
         let hub = Hub::memory(100, 16);
         let first = hub.publish(pending(2)).await.expect("memory never fails");
-        let mut sub = hub.subscribe(Some(&first[0].to_string()));
+        let mut sub = hub.subscribe(Some(&first[0].to_string())).await;
         let later = hub.publish(pending(2)).await.expect("memory never fails");
         assert_eq!(replayed(&sub), first[1..]);
         for id in later {

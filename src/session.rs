@@ -225,7 +225,7 @@ pub async fn admit(
         .filter(|id| !id.is_empty());
     Ok(Subscriber {
         principal,
-        subscription: state.hub.subscribe(resume),
+        subscription: state.hub.subscribe(resume).await,
         filter,
         _slot: slot,
     })

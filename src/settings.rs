@@ -403,7 +403,12 @@ impl Settings {
                 "internal.auth accepts signatures, so at least one HMAC secret is needed",
             ));
         }
-        if let Some(name) = self.events.extra.iter().find(|n| !is_extra_event_name(n)) {
+        if let Some(name) = self
+            .events
+            .extra
+            .iter()
+            .find(|n| !crate::event::is_extra_event_name(n))
+        {
             return Err(invalid(
                 "events.extra",
                 format!(
@@ -488,26 +493,6 @@ impl Settings {
         let addr = self.server.internal_bind.unwrap_or(self.server.bind);
         format!("http://{addr}")
     }
-}
-
-/// Extra names go into JSON and SSE frames unescaped and into `?events=` lists, and must never pose
-/// as a built-in or control event.
-fn is_extra_event_name(name: &str) -> bool {
-    const TAKEN: [&str; 7] = [
-        "banner.updated",
-        "product.updated",
-        "order.updated",
-        "ready",
-        "resync",
-        "reconnect",
-        "auth_expired",
-    ];
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && !TAKEN.contains(&name)
 }
 
 /// `scheme://host[:port]` and nothing else: what browsers send in `Origin`.
