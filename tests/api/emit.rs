@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{EMIT_SECRET, Transport, spawn_app, spawn_app_with};
+use crate::helpers::{EMIT_SECRET, Transport, assert_problem, spawn_app, spawn_app_with};
 
 async fn post(
     app: &crate::helpers::TestApp,
@@ -20,16 +20,6 @@ async fn post(
         .expect("request");
     let status = response.status().as_u16();
     (status, response.json().await.expect("every answer is JSON"))
-}
-
-fn assert_problem((status, body): (u16, Value), expected: u16, says: &str) {
-    assert_eq!(status, expected, "{body}");
-    assert!(body["error"].is_string(), "{body}");
-    let message = body["message"].as_str().expect("message");
-    assert!(
-        message.contains(says),
-        "{message:?} should mention {says:?}"
-    );
 }
 
 #[tokio::test]

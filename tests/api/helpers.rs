@@ -542,3 +542,14 @@ pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
     };
     Process { child, app }
 }
+
+/// Asserts a refusal: its status, an `error` code, and a `message` that says `says`.
+pub fn assert_problem((status, body): (u16, Value), expected: u16, says: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.contains(says),
+        "{message:?} should mention {says:?}"
+    );
+}

@@ -4,7 +4,9 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::helpers::{End, Transport, WAIT, admin_token, spawn_app, spawn_app_with, spawn_binary};
+use crate::helpers::{
+    End, Transport, WAIT, admin_token, assert_problem, spawn_app, spawn_app_with, spawn_binary,
+};
 
 #[tokio::test]
 async fn shutdown_tells_every_connection_to_reconnect_and_closes_it() {
@@ -66,15 +68,11 @@ async fn while_draining_readiness_is_503_and_new_subscribers_are_refused() {
     app.shutdown.cancel();
 
     assert_eq!(app.ready_status().await, 503);
-    let (status, body) = app
-        .refusal(Transport::Sse, "", Some(&admin_token("someone")), &[])
-        .await;
-    assert_eq!(status, 503);
-    assert!(
-        body["message"]
-            .as_str()
-            .expect("message")
-            .contains("shutting down")
+    assert_problem(
+        app.refusal(Transport::Sse, "", Some(&admin_token("someone")), &[])
+            .await,
+        503,
+        "shutting down",
     );
     // Once the stuck write gives up, the server finishes stopping on its own.
     tokio::time::timeout(WAIT, app.stopped)

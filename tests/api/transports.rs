@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{BOTH, Transport, admin_token, spawn_app};
+use crate::helpers::{BOTH, Transport, admin_token, assert_problem, spawn_app};
 
 #[tokio::test]
 async fn both_transports_receive_the_same_event_with_the_same_id() {
@@ -112,20 +112,16 @@ async fn the_events_filter_passes_only_named_events_and_control_events() {
 async fn an_unknown_name_in_the_events_filter_is_400() {
     let app = spawn_app().await;
     for transport in BOTH {
-        let (status, body) = app
-            .refusal(
+        assert_problem(
+            app.refusal(
                 transport,
                 "events=nope.updated",
                 Some(&admin_token("u")),
                 &[],
             )
-            .await;
-        assert_eq!(status, 400);
-        assert!(
-            body["message"]
-                .as_str()
-                .expect("message")
-                .contains("nope.updated")
+            .await,
+            400,
+            "nope.updated",
         );
     }
 }

@@ -29,6 +29,8 @@ pub struct Scenario {
     pub name: String,
     pub target: Target,
     pub port: u16,
+    /// Where events are published: `port` unless `--emit-url` names another instance.
+    pub emit_port: u16,
     pub ws: usize,
     pub sse: usize,
     pub procs: usize,
@@ -160,7 +162,7 @@ pub async fn run(scenario: &Scenario, server: &Server) -> Result<ScenarioResult,
 
     let emitted = emitter::run(EmitPlan {
         target: scenario.target,
-        port: scenario.port,
+        port: scenario.emit_port,
         internal_secret: scenario.internal_secret.clone(),
         nchan_channel: scenario.nchan_channel.clone(),
         events: scenario.events,

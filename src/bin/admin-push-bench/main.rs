@@ -81,6 +81,10 @@ struct Cli {
     /// Base URL of a running server (loopback only). Ignored with --spawn-server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// Publish to this instance instead of `--url` (loopback only): with both on one Redis
+    /// backplane, every delivery crosses instances.
+    #[arg(long)]
+    emit_url: Option<String>,
     /// Start this admin-push binary with a bench configuration (preferred).
     #[arg(long)]
     spawn_server: Option<PathBuf>,
@@ -228,6 +232,7 @@ async fn coordinate(mut cli: Cli) -> Result<bool, String> {
         None => Server::external(cli.server_pid),
     };
     let port = loopback_port(&cli.url)?;
+    let emit_port = cli.emit_url.as_deref().map_or(Ok(port), loopback_port)?;
     let events = match (cli.events, cli.duration) {
         (Some(m), _) => m,
         (None, Some(d)) => (cli.rate * d).ceil() as u64,
@@ -243,6 +248,7 @@ async fn coordinate(mut cli: Cli) -> Result<bool, String> {
         }),
         target: cli.target,
         port,
+        emit_port,
         ws: cli.ws,
         sse: cli.sse,
         procs,
