@@ -36,8 +36,6 @@ const READ_COUNT: usize = 512;
 /// A publisher waits this long for Redis before the emit answers 503.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long an idempotency key stays claimed while its first request is in flight.
-const IN_FLIGHT_CLAIM: Duration = Duration::from_secs(30);
 /// Reconnect backoff for the reader.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -46,6 +44,18 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const ENSURE_EPOCH_MARKER: &str = "if redis.call('XLEN', KEYS[1]) == 0 then \
      return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'epoch', ARGV[2]) end \
      return false";
+
+/// `append_once`: `KEYS[1]` stream, `KEYS[2]` idempotency key, `ARGV[1]` MAXLEN, `ARGV[2]` TTL,
+/// then event name / data pairs. Returns `{1, "id,id,…"}` when it appended, `{0, …}` for a repeat.
+const APPEND_ONCE: &str = "local done = redis.call('GET', KEYS[2]) \
+     if done then return {0, done} end \
+     local ids = {} \
+     for i = 3, #ARGV, 2 do \
+       ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[i], 'data', ARGV[i + 1]) \
+     end \
+     local joined = table.concat(ids, ',') \
+     redis.call('SET', KEYS[2], joined, 'EX', ARGV[2]) \
+     return {1, joined}";
 
 /// Stream entry fields.
 const FIELD_EVENT: &str = "event";
@@ -129,48 +139,32 @@ impl Backplane {
         ids.iter().map(|id| parse_id(id)).collect()
     }
 
-    /// Claims an idempotency key for one request (`SET NX EX`): true if this request is the first.
-    /// The claim is short-lived (`IN_FLIGHT_CLAIM`) until [`Self::settle`] stores the answer, so a
-    /// publisher that crashed mid-request blocks retries for seconds, not for the whole TTL.
-    pub async fn claim(&self, key: &str) -> Result<bool, BackplaneError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(self.idempotency_key(key))
-            .arg("")
-            .arg("NX")
-            .arg("EX")
-            .arg(IN_FLIGHT_CLAIM.as_secs());
-        let (claimed,): (Option<String>,) = self.run(&pipe).await?;
-        Ok(claimed.is_some())
-    }
-
-    /// The stored answer for a claimed key: `Some(empty)` while the first request is in flight.
-    pub async fn answer(&self, key: &str) -> Result<Option<Vec<u8>>, BackplaneError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(self.idempotency_key(key));
-        let (answer,): (Option<Vec<u8>>,) = self.run(&pipe).await?;
-        Ok(answer)
-    }
-
-    /// Stores the first request's answer (`SET XX EX`), or forgets the claim when `answer` is None.
-    pub async fn settle(
+    /// Appends a batch under an idempotency key, atomically (one Lua script): the first call appends
+    /// and records the ids for `ttl`; any later call with the key returns those ids and appends
+    /// nothing. No state is ever "in flight", so a retry after a timeout can neither publish twice
+    /// nor be refused: either the script ran (its ids are recorded) or it did not (the retry runs
+    /// it). Returns the ids and whether this call appended them.
+    pub async fn append_once(
         &self,
         key: &str,
-        answer: Option<&[u8]>,
+        events: &[PendingEvent],
         ttl: Duration,
-    ) -> Result<(), BackplaneError> {
+    ) -> Result<(Vec<EventId>, bool), BackplaneError> {
         let mut pipe = redis::pipe();
-        match answer {
-            Some(answer) => pipe
-                .cmd("SET")
-                .arg(self.idempotency_key(key))
-                .arg(answer)
-                .arg("XX")
-                .arg("EX")
-                .arg(ttl.as_secs()),
-            None => pipe.cmd("DEL").arg(self.idempotency_key(key)),
-        };
-        self.run::<redis::Value>(&pipe).await.map(drop)
+        let eval = pipe
+            .cmd("EVAL")
+            .arg(APPEND_ONCE)
+            .arg(2)
+            .arg(&self.inner.stream_key)
+            .arg(self.idempotency_key(key))
+            .arg(self.inner.history)
+            .arg(ttl.as_secs());
+        for event in events {
+            eval.arg(event.name.as_str()).arg(&*event.data);
+        }
+        let ((appended, ids),): ((i64, String),) = self.run(&pipe).await?;
+        let ids = ids.split(',').map(parse_id).collect::<Result<_, _>>()?;
+        Ok((ids, appended == 1))
     }
 
     /// Stores a ticket for `life` (`SET PX`).
@@ -330,6 +324,7 @@ impl Reader {
             .inner
             .reader_up
             .store(true, Ordering::Relaxed);
+        self.caught_up = true;
         let last = self.last.unwrap_or(EventId::ZERO);
         let mut from = last.to_string();
         loop {

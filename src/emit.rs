@@ -28,8 +28,8 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     auth,
-    backplane::{Backplane, BackplaneError},
-    event::PublishError,
+    backplane::Backplane,
+    event::{Batch, EventId, PublishError},
     hub::HubError,
     problem,
     settings::EmitAuth,
@@ -154,31 +154,58 @@ async fn handle(
     let Some(key) = key else {
         return Ok(accepted(publish(state, batch).await?));
     };
-    match state.idempotency.begin(&key).await? {
-        Begin::Replay(answer) => Ok(accepted(answer)),
-        Begin::InProgress => Err(EmitError::InProgress),
-        Begin::First => {
-            let answer = publish(state, batch).await;
-            state.idempotency.settle(&key, &answer).await;
-            Ok(accepted(answer?))
+    match &state.idempotency {
+        Idempotency::Shared { backplane, ttl } => {
+            let (ids, appended) = backplane
+                .append_once(&key, &batch.events, *ttl)
+                .await
+                .map_err(HubError::from)?;
+            if appended {
+                count_published(state, &batch);
+            }
+            Ok(accepted(answer(&ids, batch.is_batch)))
         }
+        Idempotency::Local(answers) => match answers.begin(&key) {
+            Begin::Replay(answer) => Ok(accepted(answer)),
+            Begin::InProgress => Err(EmitError::InProgress),
+            Begin::First => {
+                let outcome = publish(state, batch).await;
+                match &outcome {
+                    Ok(answer) => answers.finish(&key, answer.clone()),
+                    // Nothing was published: let a retry run.
+                    Err(_) => answers.abandon(&key),
+                }
+                Ok(accepted(outcome?))
+            }
+        },
     }
 }
 
-async fn publish(state: &AppState, batch: crate::event::Batch) -> Result<Bytes, EmitError> {
+async fn publish(state: &AppState, batch: Batch) -> Result<Bytes, EmitError> {
     let is_batch = batch.is_batch;
     let names: Vec<_> = batch.events.iter().map(|e| e.name.clone()).collect();
     let ids = state.hub.publish(batch.events).await?;
     for name in &names {
         state.metrics.published(name.as_str());
     }
+    Ok(answer(&ids, is_batch))
+}
+
+fn count_published(state: &AppState, batch: &Batch) {
+    for event in &batch.events {
+        state.metrics.published(event.name.as_str());
+    }
+}
+
+/// `{"id"}` for a single event, `{"ids"}` for a batch: the answer follows the request's shape.
+fn answer(ids: &[EventId], is_batch: bool) -> Bytes {
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let body = if is_batch {
         json!({ "ids": ids })
     } else {
         json!({ "id": ids[0] })
     };
-    Ok(Bytes::from(body.to_string()))
+    Bytes::from(body.to_string())
 }
 
 fn accepted(body: Bytes) -> HttpResponse {
@@ -299,54 +326,13 @@ enum Begin {
     Replay(Bytes),
 }
 
-/// Where `Idempotency-Key` answers are remembered: in this process, or in Redis so that a retry
-/// landing on another instance behind the load balancer is still recognised.
+/// Where `Idempotency-Key` answers are remembered: in this process, or in Redis (recorded by the
+/// same script that appends the events) so that a retry landing on another instance, or after a
+/// timeout, is still recognised.
 #[derive(Debug)]
 pub enum Idempotency {
     Local(LocalAnswers),
     Shared { backplane: Backplane, ttl: Duration },
-}
-
-impl Idempotency {
-    async fn begin(&self, key: &str) -> Result<Begin, EmitError> {
-        let shared = |e: BackplaneError| EmitError::Unavailable(HubError::from(e));
-        match self {
-            Idempotency::Local(answers) => Ok(answers.begin(key)),
-            Idempotency::Shared { backplane, .. } => {
-                if backplane.claim(key).await.map_err(shared)? {
-                    return Ok(Begin::First);
-                }
-                Ok(match backplane.answer(key).await.map_err(shared)? {
-                    Some(answer) if !answer.is_empty() => Begin::Replay(Bytes::from(answer)),
-                    _ => Begin::InProgress,
-                })
-            }
-        }
-    }
-
-    /// Records the first request's answer, or forgets the key when it failed (so a retry runs).
-    /// Records the first request's answer; forgets the key when the publish certainly failed (so
-    /// a retry runs), but keeps the short in-flight claim when the outcome is unknown (a timeout
-    /// after Redis may have appended), so a quick retry cannot publish twice.
-    async fn settle(&self, key: &str, outcome: &Result<Bytes, EmitError>) {
-        match (self, outcome) {
-            (Idempotency::Local(answers), Ok(answer)) => answers.finish(key, answer.clone()),
-            (Idempotency::Local(answers), Err(_)) => answers.abandon(key),
-            (Idempotency::Shared { backplane, ttl }, outcome) => {
-                let stored = match outcome {
-                    Ok(answer) => backplane.settle(key, Some(answer), *ttl).await,
-                    Err(EmitError::Unavailable(HubError::Unavailable(BackplaneError::Redis(
-                        e,
-                    )))) if e.is_timeout() => Ok(()),
-                    Err(_) => backplane.settle(key, None, *ttl).await,
-                };
-                if let Err(e) = stored {
-                    // The in-flight claim expires on its own; until then retries get 409.
-                    tracing::warn!(error = ?e, "could not record an idempotent answer");
-                }
-            }
-        }
-    }
 }
 
 /// Remembers the answer to each `Idempotency-Key` for a while; bounded, oldest forgotten first.

@@ -302,12 +302,15 @@ impl Catalog {
         raw: &str,
         field: impl Fn() -> String,
     ) -> Result<PendingEvent, PublishError> {
+        let too_large = |size| PublishError::DataTooLarge {
+            field: field(),
+            size,
+            max: self.max_data_bytes,
+        };
+        // Before parsing, so a huge body costs nothing; and after, because the compact form (the
+        // one stored and sent) can be longer (`1e2` becomes `100.0`) and is checked on read-back.
         if raw.len() > self.max_data_bytes {
-            return Err(PublishError::DataTooLarge {
-                field: field(),
-                size: raw.len(),
-                max: self.max_data_bytes,
-            });
+            return Err(too_large(raw.len()));
         }
         let data = match name.as_str() {
             BANNER_UPDATED => compact::<BannerData>(raw),
@@ -315,7 +318,10 @@ impl Catalog {
             ORDER_UPDATED => compact::<OrderData>(raw),
             _ => compact::<serde_json::Map<String, serde_json::Value>>(raw),
         }
-        .map_err(|e| PublishError::from_serde(field, e))?;
+        .map_err(|e| PublishError::from_serde(&field, e))?;
+        if data.len() > self.max_data_bytes {
+            return Err(too_large(data.len()));
+        }
         Ok(PendingEvent {
             name,
             data: data.into_boxed_str(),

@@ -11,11 +11,11 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, Weak},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{
     backplane::{Backplane, BackplaneError},
@@ -24,6 +24,14 @@ use crate::{
 
 /// How long a resume id ahead of this instance's head may wait for the backplane reader.
 const CATCH_UP: Duration = Duration::from_secs(2);
+/// Stream ids carry the Redis server's clock; ids further ahead than this are not worth a wait.
+const MAX_SKEW_MS: u64 = 5_000;
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// What the broadcast carries: an event, or word that the history was lost and began anew.
 #[derive(Debug, Clone)]
@@ -36,6 +44,44 @@ pub enum HubMessage {
 pub enum HubError {
     #[error("the backplane cannot accept events")]
     Unavailable(#[from] BackplaneError),
+    #[error("the hub has stopped")]
+    Stopped,
+}
+
+/// A publish request for the memory hub's writer task.
+#[derive(Debug)]
+struct Batch {
+    events: Vec<PendingEvent>,
+    reply: oneshot::Sender<Vec<EventId>>,
+}
+
+/// Batches waiting for the memory hub's writer; publishers wait (backpressure) beyond it.
+const PUBLISH_QUEUE: usize = 1024;
+
+/// The memory hub's single writer: ids in arrival order, answer first, fan-out after.
+async fn write_memory(hub: Weak<Inner>, mut batches: mpsc::Receiver<Batch>, epoch: u64) {
+    let mut seq = 0;
+    while let Some(Batch { events, reply }) = batches.recv().await {
+        let events: Vec<Arc<Event>> = events
+            .into_iter()
+            .map(|pending| {
+                seq += 1;
+                Arc::new(Event::new(
+                    EventId::new(epoch, seq),
+                    pending.name,
+                    &pending.data,
+                ))
+            })
+            .collect();
+        // The publisher may have given up (its request was cancelled); the events stand.
+        let _ = reply.send(events.iter().map(|e| e.id).collect());
+        let Some(inner) = hub.upgrade() else { return };
+        let hub = Hub { inner };
+        let mut history = hub.history();
+        for event in events {
+            hub.ingest_locked(&mut history, event);
+        }
+    }
 }
 
 /// How a new subscription starts, decided from the resume id it presented.
@@ -75,7 +121,7 @@ struct Inner {
 #[derive(Debug)]
 enum Source {
     /// Ids are `<boot ms>-<seq>`: unique across restarts, recognisably foreign after one.
-    Memory { epoch: u64 },
+    Memory { writer: mpsc::Sender<Batch> },
     /// Ids come from the Redis stream; the backplane's reader feeds events back in.
     Redis(Backplane),
 }
@@ -126,16 +172,23 @@ impl History {
 
 impl Hub {
     /// An in-memory hub: one process, history lost on restart (clients then get `resync`).
+    ///
+    /// One writer task owns the write path: it numbers each batch, answers the publisher at once,
+    /// and only then puts the events into the history and the broadcast, whose `send` wakes every
+    /// waiting connection. So an emit never waits for the fan-out, however many tabs are open.
+    /// Must be called within a Tokio runtime.
     pub fn memory(history: usize, buffer: usize) -> Self {
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        Self::with_source(
-            Source::Memory { epoch },
+        let epoch = unix_ms();
+        let (writer, batches) = mpsc::channel(PUBLISH_QUEUE);
+        let hub = Self::with_source(
+            Source::Memory { writer },
             EventId::new(epoch, 0),
             history,
             buffer,
-        )
+        );
+        // A weak handle: the task ends once the last `Hub` is gone and the channel closes.
+        tokio::spawn(write_memory(Arc::downgrade(&hub.inner), batches, epoch));
+        hub
     }
 
     /// A hub fed by a Redis stream; its history starts empty until the reader has loaded.
@@ -165,18 +218,13 @@ impl Hub {
     /// immediately in memory mode, after the stream append in Redis mode. Never waits for fan-out.
     pub async fn publish(&self, events: Vec<PendingEvent>) -> Result<Vec<EventId>, HubError> {
         match &self.inner.source {
-            Source::Memory { epoch } => {
-                let mut history = self.history();
-                let ids = events
-                    .into_iter()
-                    .map(|pending| {
-                        let id = EventId::new(*epoch, history.head().seq + 1);
-                        let event = Arc::new(Event::new(id, pending.name, &pending.data));
-                        self.ingest_locked(&mut history, event);
-                        id
-                    })
-                    .collect();
-                Ok(ids)
+            Source::Memory { writer } => {
+                let (reply, ids) = oneshot::channel();
+                writer
+                    .send(Batch { events, reply })
+                    .await
+                    .map_err(|_| HubError::Stopped)?;
+                ids.await.map_err(|_| HubError::Stopped)
             }
             Source::Redis(backplane) => Ok(backplane.append(&events).await?),
         }
@@ -226,9 +274,15 @@ impl Hub {
     /// before calling it a gap.
     pub async fn subscribe(&self, resume: Option<&str>) -> Subscription {
         let ahead = resume.and_then(|r| r.parse::<EventId>().ok());
-        if let (Source::Redis(_), Some(id)) = (&self.inner.source, ahead) {
-            let mut head = self.inner.head.subscribe();
-            let _ = tokio::time::timeout(CATCH_UP, head.wait_for(|head| *head >= id)).await;
+        if let (Source::Redis(backplane), Some(id)) = (&self.inner.source, ahead) {
+            // Only worth waiting for an id the reader could still deliver: it is following the
+            // stream, and the id is not from the future (garbage, another stream, a skewed clock).
+            let plausible =
+                backplane.health().is_ok() && id.ms <= unix_ms().saturating_add(MAX_SKEW_MS);
+            if plausible && id > *self.inner.head.borrow() {
+                let mut head = self.inner.head.subscribe();
+                let _ = tokio::time::timeout(CATCH_UP, head.wait_for(|head| *head >= id)).await;
+            }
         }
         self.subscribe_now(resume)
     }

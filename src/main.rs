@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match cli.config {
         // A typo in an explicit path must not silently start on the development defaults.
-        Some(path) if !path.exists() => {
+        Some(path) if !path.exists() || path.is_dir() => {
             eprintln!(
                 "admin-push: configuration file {} not found",
                 path.display()

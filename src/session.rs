@@ -221,8 +221,8 @@ pub async fn admit(
     let slot = state.admission.enter(&principal.actor_id)?;
     // An empty id is no id: a fresh start rather than a gap.
     let resume = resume_header
-        .or(query.last_event_id.as_deref())
-        .filter(|id| !id.is_empty());
+        .filter(|id| !id.is_empty())
+        .or(query.last_event_id.as_deref().filter(|id| !id.is_empty()));
     Ok(Subscriber {
         principal,
         subscription: state.hub.subscribe(resume).await,

@@ -286,7 +286,8 @@ impl Settings {
     pub fn load(path: &Path) -> Result<Self, SettingsError> {
         Self::from_figment(
             Figment::new()
-                .merge(Toml::file(path))
+                // Exactly this file: `Toml::file` would also search parent directories.
+                .merge(Toml::file_exact(path))
                 .merge(Env::prefixed("ADMIN_PUSH__").split("__")),
         )
     }

@@ -281,3 +281,52 @@ async fn stream_entries_are_validated_like_emits() {
     assert_eq!(event.event, "collection.updated");
     assert_eq!(event.id, Some(newer));
 }
+
+#[tokio::test]
+async fn a_keyed_emit_retried_across_an_outage_is_published_exactly_once() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let app = spawn_redis_app(&redis, "t:retry").await;
+    let send = || {
+        app.http
+            .post(format!("{}/internal/emit", app.internal_base))
+            .bearer_auth(crate::helpers::EMIT_SECRET)
+            .header("idempotency-key", "order_7-placed")
+            .json(&json!({ "event": "order.updated", "data": { "id": "order_7" } }))
+            .send()
+    };
+    redis.stop();
+    assert_eq!(
+        send().await.expect("request").status(),
+        503,
+        "nothing published yet"
+    );
+    redis.restart().await;
+    eventually("the instance to follow the new stream", || async {
+        app.ready_status().await == 200
+    })
+    .await;
+    let mut tab = app.subscribe(Transport::Sse, "").await;
+    tab.ready().await;
+    let first = send().await.expect("request");
+    assert_eq!(
+        first.status(),
+        202,
+        "the retry goes through once Redis is back"
+    );
+    let first: serde_json::Value = first.json().await.expect("json");
+    let again: serde_json::Value = send().await.expect("request").json().await.expect("json");
+    assert_eq!(again, first, "a further retry gets the same answer");
+
+    let marker = app.emit_product("marker").await;
+    assert_eq!(
+        tab.expect("order.updated").await.id.as_deref(),
+        first["id"].as_str()
+    );
+    assert_eq!(
+        tab.expect("product.updated").await.id,
+        Some(marker),
+        "published exactly once"
+    );
+}
