@@ -55,8 +55,10 @@ for s in "${scenarios[@]}"; do
                   nchan max-rate-100-ws 2 $N --ws 100 --max-rate --rate 1000 --emit-concurrency 8
                   nchan max-rate-100-sse 2 $N --sse 100 --max-rate --rate 1000 --emit-concurrency 8 ;;
     redis)        # the Redis backend (a local redis-server on 6379), a fresh stream per run
-                  run redis-max-rate-100-ws --spawn-server "$S" $(redis_env) --ws 100 --max-rate --rate 1000 --emit-concurrency 8
-                  run redis-emit-10-subs --spawn-server "$S" $(redis_env) --ws 10 --rate 0 --events 50000 --emit-concurrency 16
+                  for _ in $(seq "$RUNS"); do   # a fresh stream per run
+                    RUNS=1 run redis-max-rate-100-ws --spawn-server "$S" $(redis_env) --ws 100 --max-rate --rate 1000 --emit-concurrency 8
+                    RUNS=1 run redis-emit-10-subs --spawn-server "$S" $(redis_env) --ws 10 --rate 0 --events 50000 --emit-concurrency 16
+                  done
                   for _ in $(seq "$RUNS"); do   # publish on instance B, subscribe on instance A
                     key=bench:cross-$RANDOM
                     ADMIN_PUSH__SERVER__BIND=127.0.0.1:18081 ADMIN_PUSH__HUB__BACKEND=redis ADMIN_PUSH__HUB__STREAM_KEY=$key \
