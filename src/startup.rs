@@ -6,7 +6,11 @@
 //! SIGINT, reaches every connection loop, which sends `reconnect` and closes; then the HTTP servers
 //! stop gracefully.
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix_cors::Cors;
 use actix_web::{
@@ -29,6 +33,9 @@ use crate::{
     settings::{HubBackend, Settings, SettingsError},
     sse, ws,
 };
+
+/// Accept-queue depth requested for the listeners (see [`listen`]).
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// Extra time, past `server.drain_secs`, that the HTTP servers wait for connections to finish.
 const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
@@ -150,8 +157,7 @@ impl Application {
             settings,
         });
 
-        let bind =
-            |addr| TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source });
+        let bind = |addr| listen(addr).map_err(|source| StartupError::Bind { addr, source });
         let public = bind(state.settings.server.bind)?;
         let internal = state.settings.server.internal_bind.map(bind).transpose()?;
         let port = local_port(&public)?;
@@ -243,6 +249,19 @@ async fn termination_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// Binds with a deep accept queue. `std::net::TcpListener::bind` listens with a backlog of 128,
+/// which a reconnect storm (every tab after a deploy) overflows: the overflow waits out a 1 s SYN
+/// retransmit. The kernel caps the value at `net.core.somaxconn`.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 fn local_port(listener: &TcpListener) -> Result<u16, StartupError> {
