@@ -232,3 +232,14 @@ fn configuration_errors_name_the_key() {
         );
     }
 }
+
+#[test]
+fn the_shipped_config_toml_loads_and_is_flagged_as_development() {
+    let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml"));
+    let settings = admin_push::Settings::load(path).expect("config.toml is valid");
+    assert!(
+        settings.uses_development_secrets(),
+        "it ships development secrets, loudly"
+    );
+    assert_eq!(settings.server.bind.to_string(), "127.0.0.1:8080");
+}
