@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    BOTH, End, TestApp, Transport, admin_token_valid_for, sign, spawn_app, spawn_app_with,
+    BOTH, End, TestApp, Transport, WAIT, admin_token_valid_for, sign, spawn_app, spawn_app_with,
 };
 
 async fn emit_n(app: &TestApp, n: usize) -> Vec<String> {
@@ -144,7 +144,9 @@ async fn garbage_and_foreign_ids_get_resync_gap_never_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_keeps_reconnecting_sees_every_event_once_in_order() {
     const EVENTS: usize = 3000;
-    let app = spawn_app().await;
+    // This test is about resume, not lag: a broadcast buffer larger than the whole run means a
+    // busy machine can only ever cause a (legitimate) lag resync by a real bug.
+    let app = spawn_app_with(json!({ "hub": { "buffer": 4096 } })).await;
     for transport in BOTH {
         // The tab's first resume point predates every event the emitter will send.
         let mut resume = app.subscribe(transport, "").await.ready().await;
@@ -214,9 +216,12 @@ async fn a_client_that_keeps_reconnecting_sees_every_event_once_in_order() {
 async fn a_stalled_reader_never_delays_others_and_never_skips_silently() {
     const EVENTS: usize = 5000;
     // 5000 events of ~3 KB (15 MB) overflow every socket buffer between the server and a reader
-    // that never reads, so the stalled connection really falls behind the 64-event broadcast buffer.
+    // that never reads, so the stalled connection really falls behind the 256-event broadcast
+    // buffer. Emits return before the fan-out, so the emitter is paced on the prompt reader's
+    // progress (never more than two batches ahead): "prompt" is then true by construction, not
+    // by the machine's speed.
     let app = spawn_app_with(json!({
-        "hub": { "buffer": 64 },
+        "hub": { "buffer": 256 },
         "events": { "extra": ["bulk.updated"] },
         "emit": { "max_body_bytes": 262144 },
         "limits": { "send_timeout_secs": 60 },
@@ -229,10 +234,12 @@ async fn a_stalled_reader_never_delays_others_and_never_skips_silently() {
         let mut prompt = app.subscribe(transport, "").await;
         prompt.ready().await;
 
+        let (progress, mut seen) = tokio::sync::watch::channel(0usize);
         let reader = tokio::spawn(async move {
             let mut got = Vec::with_capacity(EVENTS);
             while got.len() < EVENTS {
                 got.push(prompt.next().await.expect("open").id.expect("event"));
+                progress.send_replace(got.len());
             }
             got
         });
@@ -242,6 +249,11 @@ async fn a_stalled_reader_never_delays_others_and_never_skips_silently() {
                 .map(|i| json!({ "event": "bulk.updated", "data": { "id": format!("p{chunk}-{i}"), "filler": filler } }))
                 .collect();
             emitted.extend(app.emit_batch(&batch).await);
+            let behind = emitted.len().saturating_sub(100);
+            tokio::time::timeout(WAIT, seen.wait_for(|n| *n >= behind))
+                .await
+                .expect("the prompt reader keeps up while the other stalls")
+                .expect("reader alive");
         }
         let got = tokio::time::timeout(Duration::from_secs(30), reader)
             .await
