@@ -8,7 +8,7 @@
 //! Once the hub assigns an [`EventId`], an [`Event`] renders its WebSocket frame and its SSE record
 //! exactly once; every connection writes those same reference-counted bytes.
 
-use std::{collections::HashSet, fmt, str::FromStr, sync::Arc};
+use std::{borrow::Borrow, collections::HashSet, fmt, str::FromStr, sync::Arc};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -64,6 +64,14 @@ pub struct EventName(Arc<str>);
 
 impl EventName {
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Lets a `HashSet<EventName>` be searched with a plain `&str` (the derived `Hash` and `Eq` are
+/// those of the inner `str`, as `Borrow` requires).
+impl Borrow<str> for EventName {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }
@@ -195,22 +203,21 @@ struct RawEnvelope<'a> {
 /// The set of event names this deployment accepts and the limits on their payloads.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    builtin: [EventName; 3],
-    extra: HashSet<EventName>,
+    /// Built-in and `events.extra` names alike.
+    names: HashSet<EventName>,
     max_batch: usize,
     max_data_bytes: usize,
 }
 
 impl Catalog {
     pub fn new(extra: &[String], max_batch: usize, max_data_bytes: usize) -> Self {
-        let name = |s: &str| EventName(Arc::from(s));
+        let builtin = [BANNER_UPDATED, PRODUCT_UPDATED, ORDER_UPDATED];
         Self {
-            builtin: [
-                name(BANNER_UPDATED),
-                name(PRODUCT_UPDATED),
-                name(ORDER_UPDATED),
-            ],
-            extra: extra.iter().map(|s| name(s)).collect(),
+            names: builtin
+                .into_iter()
+                .chain(extra.iter().map(String::as_str))
+                .map(|name| EventName(Arc::from(name)))
+                .collect(),
             max_batch,
             max_data_bytes,
         }
@@ -218,11 +225,7 @@ impl Catalog {
 
     /// Looks a name up; the returned value shares its allocation with every other event of that name.
     pub fn name(&self, name: &str) -> Option<EventName> {
-        self.builtin
-            .iter()
-            .find(|known| known.as_str() == name)
-            .or_else(|| self.extra.iter().find(|known| known.as_str() == name))
-            .cloned()
+        self.names.get(name).cloned()
     }
 
     /// Parses a publish body: one envelope or an array of them, all-or-nothing.
