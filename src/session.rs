@@ -34,6 +34,7 @@ use crate::{
     event::{Control, Event, EventName, ResyncReason, TransportKind},
     hub::{HubMessage, Start, Subscription},
     problem,
+    settings::Settings,
     startup::AppState,
 };
 
@@ -339,14 +340,35 @@ pub trait Transport {
 
 /// Timings of one connection, taken from the settings for its transport.
 #[derive(Debug, Clone, Copy)]
-pub struct Timings {
-    pub heartbeat: Duration,
+struct Timings {
+    heartbeat: Duration,
     /// How long the client may stay silent (WebSocket: no pong); `None` where it cannot speak.
-    pub liveness: Option<Duration>,
-    pub send_timeout: Duration,
-    pub drain: Duration,
+    liveness: Option<Duration>,
+    send_timeout: Duration,
+    drain: Duration,
     /// Client frames allowed per second before the connection is closed as a flood.
-    pub max_client_frames_per_sec: u32,
+    max_client_frames_per_sec: u32,
+}
+
+impl Timings {
+    fn of(settings: &Settings, transport: TransportKind) -> Self {
+        let common = Self {
+            heartbeat: settings.sse.keepalive(),
+            liveness: None,
+            send_timeout: settings.limits.send_timeout(),
+            drain: settings.server.drain(),
+            max_client_frames_per_sec: u32::MAX,
+        };
+        match transport {
+            TransportKind::Sse => common,
+            TransportKind::Ws => Self {
+                heartbeat: settings.ws.ping_interval(),
+                liveness: Some(settings.ws.pong_timeout()),
+                max_client_frames_per_sec: settings.ws.max_client_frames_per_sec,
+                ..common
+            },
+        }
+    }
 }
 
 /// Counts client frames in one-second windows.
@@ -399,8 +421,8 @@ pub async fn run<T: Transport>(
     transport: T,
     subscriber: Subscriber,
     state: actix_web::web::Data<AppState>,
-    timings: Timings,
 ) {
+    let timings = Timings::of(&state.settings, T::KIND);
     let span = tracing::info_span!(
         "connection",
         actor_id = %subscriber.principal.actor_id,

@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     event::{Control, Event, TransportKind},
-    session::{self, Closed, Exit, Inbound, SubscribeError, Timings, Transport},
+    session::{self, Closed, Exit, Inbound, SubscribeError, Transport},
     startup::AppState,
 };
 
@@ -47,19 +47,7 @@ pub async fn open(
     let (body, records) = mpsc::channel(BODY_QUEUE);
     // A fresh channel always has room for the first record.
     let _ = body.try_send(Bytes::from_static(RETRY));
-    let timings = Timings {
-        heartbeat: state.settings.sse.keepalive(),
-        liveness: None,
-        send_timeout: state.settings.limits.send_timeout(),
-        drain: state.settings.server.drain(),
-        max_client_frames_per_sec: u32::MAX,
-    };
-    actix_web::rt::spawn(session::run(
-        SseTransport { body },
-        subscriber,
-        state,
-        timings,
-    ));
+    actix_web::rt::spawn(session::run(SseTransport { body }, subscriber, state));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -15,7 +15,7 @@ use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError};
 use crate::{
     event::{Control, Event, TransportKind},
     problem,
-    session::{self, Closed, Exit, Inbound, Timings, Transport},
+    session::{self, Closed, Exit, Inbound, Transport},
     sse,
     startup::AppState,
 };
@@ -41,19 +41,11 @@ pub async fn admin_ws(
     }
     let subscriber = session::admit(&req, &state, None).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let ws = &state.settings.ws;
     let transport = WsTransport {
         session,
-        stream: stream.max_frame_size(ws.max_frame_bytes),
+        stream: stream.max_frame_size(state.settings.ws.max_frame_bytes),
     };
-    let timings = Timings {
-        heartbeat: ws.ping_interval(),
-        liveness: Some(ws.pong_timeout()),
-        send_timeout: state.settings.limits.send_timeout(),
-        drain: state.settings.server.drain(),
-        max_client_frames_per_sec: ws.max_client_frames_per_sec,
-    };
-    actix_web::rt::spawn(session::run(transport, subscriber, state, timings));
+    actix_web::rt::spawn(session::run(transport, subscriber, state));
     Ok(response)
 }
 
