@@ -29,7 +29,7 @@ use subtle::ConstantTimeEq;
 use crate::{
     auth,
     backplane::Backplane,
-    event::{Batch, EventId, PublishError},
+    event::{Batch, EventId, EventName, PublishError},
     hub::HubError,
     problem,
     settings::EmitAuth,
@@ -161,7 +161,7 @@ async fn handle(
                 .await
                 .map_err(HubError::from)?;
             if appended {
-                count_published(state, &batch);
+                count_published(state, batch.events.iter().map(|e| &e.name));
             }
             Ok(accepted(answer(&ids, batch.is_batch)))
         }
@@ -183,17 +183,16 @@ async fn handle(
 
 async fn publish(state: &AppState, batch: Batch) -> Result<Bytes, EmitError> {
     let is_batch = batch.is_batch;
+    // The hub takes the events; their names are kept to count them once it has accepted them.
     let names: Vec<_> = batch.events.iter().map(|e| e.name.clone()).collect();
     let ids = state.hub.publish(batch.events).await?;
-    for name in &names {
-        state.metrics.published(name.as_str());
-    }
+    count_published(state, &names);
     Ok(answer(&ids, is_batch))
 }
 
-fn count_published(state: &AppState, batch: &Batch) {
-    for event in &batch.events {
-        state.metrics.published(event.name.as_str());
+fn count_published<'a>(state: &AppState, names: impl IntoIterator<Item = &'a EventName>) {
+    for name in names {
+        state.metrics.published(name.as_str());
     }
 }
 
