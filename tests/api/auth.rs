@@ -4,8 +4,8 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    BOTH, JWT_SECRET, Transport, admin_token, assert_problem, sign, sign_with, spawn_app,
-    spawn_app_with, unix_now,
+    BOTH, JWT_SECRET, Transport, admin_token, admin_token_valid_for, assert_problem,
+    assert_ticket_opens_exactly_once, sign, sign_with, spawn_app, spawn_app_with, unix_now,
 };
 
 const RSA_PRIVATE: &str = include_str!("../fixtures/rsa_private.pem");
@@ -199,18 +199,7 @@ async fn a_token_in_the_url_is_never_accepted() {
 #[tokio::test]
 async fn a_ticket_opens_either_transport_exactly_once() {
     let app = spawn_app().await;
-    for transport in BOTH {
-        let ticket = app.ticket_for("user_1").await;
-        let mut subscriber = app
-            .connect(transport, &format!("ticket={ticket}"), None, &[])
-            .await
-            .unwrap_or_else(|e| panic!("ticket refused: {e:?}"));
-        subscriber.ready().await;
-        let (status, _) = app
-            .refusal(transport, &format!("ticket={ticket}"), None, &[])
-            .await;
-        assert_eq!(status, 401);
-    }
+    assert_ticket_opens_exactly_once(&app, &app).await;
 }
 
 #[tokio::test]
@@ -257,12 +246,39 @@ async fn a_garbage_ticket_and_a_non_bearer_header_are_401() {
 }
 
 #[tokio::test]
-async fn a_ticket_never_says_it_lives_longer_than_its_token() {
+async fn a_ticket_never_outlives_its_token() {
     let app = spawn_app_with(json!({ "auth": { "leeway_secs": 0 } })).await;
-    let response = app
-        .ticket(&crate::helpers::admin_token_valid_for("user_1", 10))
-        .await;
+    let response = app.ticket(&admin_token_valid_for("user_1", 2)).await;
     let body: Value = response.json().await.expect("json");
     let expires_in = body["expires_in"].as_u64().expect("expires_in");
-    assert!(expires_in <= 10, "{expires_in}");
+    assert!(expires_in <= 2, "it says it lives {expires_in} s");
+    // Expiry is the behaviour under test: outlive the token, well inside the 30 s ticket TTL.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let ticket = body["ticket"].as_str().expect("ticket");
+    let (status, _) = app
+        .refusal(Transport::Sse, &format!("ticket={ticket}"), None, &[])
+        .await;
+    assert_eq!(status, 401, "the ticket died with its token");
+}
+
+#[tokio::test]
+async fn a_request_refused_for_its_filter_does_not_spend_the_ticket() {
+    let app = spawn_app().await;
+    for transport in BOTH {
+        let ticket = app.ticket_for("user_1").await;
+        let (status, _) = app
+            .refusal(
+                transport,
+                &format!("ticket={ticket}&events=nope"),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(status, 400);
+        let mut tab = app
+            .connect(transport, &format!("ticket={ticket}"), None, &[])
+            .await
+            .unwrap_or_else(|e| panic!("the ticket was spent by a refused request: {e:?}"));
+        tab.ready().await;
+    }
 }

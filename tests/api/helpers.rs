@@ -492,6 +492,32 @@ pub async fn spawn_redis_app(redis: &RedisServer, stream_key: &str) -> TestApp {
     app
 }
 
+/// A fresh Redis and two instances following one stream on it (the Redis server must outlive
+/// them, so it is returned too); `None` after a loud skip when redis-server is missing.
+pub async fn two_instances(stream_key: &str) -> Option<(RedisServer, TestApp, TestApp)> {
+    let redis = RedisServer::start().await?;
+    let a = spawn_redis_app(&redis, stream_key).await;
+    let b = spawn_redis_app(&redis, stream_key).await;
+    Some((redis, a, b))
+}
+
+/// A ticket bought from `issuer` opens exactly one connection on `redeemer`, on both transports.
+pub async fn assert_ticket_opens_exactly_once(issuer: &TestApp, redeemer: &TestApp) {
+    for transport in BOTH {
+        let ticket = issuer.ticket_for("user_1").await;
+        let query = format!("ticket={ticket}");
+        let mut tab = redeemer
+            .connect(transport, &query, None, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{transport:?}: ticket refused: {e:?}"));
+        tab.ready().await;
+        let (status, _) = redeemer.refusal(transport, &query, None, &[]).await;
+        assert_eq!(status, 401, "{transport:?}: a ticket is single-use");
+        let (status, _) = issuer.refusal(transport, &query, None, &[]).await;
+        assert_eq!(status, 401, "{transport:?}: single-use on every instance");
+    }
+}
+
 /// The real binary as a child process (so a test can `kill -9` it), with `env` overrides.
 pub struct Process {
     pub child: std::process::Child,

@@ -243,3 +243,21 @@ fn the_shipped_config_toml_loads_and_is_flagged_as_development() {
     );
     assert_eq!(settings.server.bind.to_string(), "127.0.0.1:8080");
 }
+
+#[test]
+fn an_explicit_config_file_that_does_not_exist_stops_the_start() {
+    for path in ["/nonexistent/admin-push.toml", "/tmp"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_admin-push"))
+            .args(["--config", path])
+            .env("ADMIN_PUSH__SERVER__BIND", "127.0.0.1:0")
+            .output()
+            .expect("binary runs");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{path}: must not start on defaults"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(path), "{path}: {stderr}");
+    }
+}

@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use crate::helpers::{
-    BOTH, Message, RedisServer, Transport, eventually, spawn_binary, spawn_redis_app,
+    BOTH, Message, RedisServer, Transport, assert_ticket_opens_exactly_once, eventually,
+    spawn_binary, spawn_redis_app, two_instances,
 };
 
 fn ids(events: &[Message]) -> Vec<String> {
@@ -13,11 +14,9 @@ fn ids(events: &[Message]) -> Vec<String> {
 
 #[tokio::test]
 async fn an_event_emitted_on_one_instance_reaches_the_other_with_the_same_id() {
-    let Some(redis) = RedisServer::start().await else {
+    let Some((_redis, a, b)) = two_instances("t:fanout").await else {
         return;
     };
-    let a = spawn_redis_app(&redis, "t:fanout").await;
-    let b = spawn_redis_app(&redis, "t:fanout").await;
     for transport in BOTH {
         let mut on_a = a.subscribe(transport, "").await;
         let mut on_b = b.subscribe(transport, "").await;
@@ -31,11 +30,9 @@ async fn an_event_emitted_on_one_instance_reaches_the_other_with_the_same_id() {
 
 #[tokio::test]
 async fn an_id_delivered_by_one_instance_resumes_on_the_other() {
-    let Some(redis) = RedisServer::start().await else {
+    let Some((_redis, a, b)) = two_instances("t:resume").await else {
         return;
     };
-    let a = spawn_redis_app(&redis, "t:resume").await;
-    let b = spawn_redis_app(&redis, "t:resume").await;
     let mut tab = b.subscribe(Transport::Ws, "").await;
     tab.ready().await;
     let seen = a.emit_product("first").await;
@@ -162,11 +159,9 @@ async fn after_redis_restarts_empty_old_ids_get_resync_gap_and_emits_work_again(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_events_across_both_instances_reach_each_client_once_in_order() {
     const EVENTS: usize = 2000;
-    let Some(redis) = RedisServer::start().await else {
+    let Some((_redis, a, b)) = two_instances("t:long").await else {
         return;
     };
-    let a = spawn_redis_app(&redis, "t:long").await;
-    let b = spawn_redis_app(&redis, "t:long").await;
     let mut on_a = a.subscribe(Transport::Ws, "").await;
     let mut on_b = b.subscribe(Transport::Sse, "").await;
     on_a.ready().await;
@@ -189,11 +184,9 @@ async fn thousands_of_events_across_both_instances_reach_each_client_once_in_ord
 
 #[tokio::test]
 async fn an_idempotency_key_is_honoured_across_instances() {
-    let Some(redis) = RedisServer::start().await else {
+    let Some((_redis, a, b)) = two_instances("t:idem").await else {
         return;
     };
-    let a = spawn_redis_app(&redis, "t:idem").await;
-    let b = spawn_redis_app(&redis, "t:idem").await;
     let mut tab = a.subscribe(Transport::Ws, "").await;
     tab.ready().await;
     let send = |app: &crate::helpers::TestApp| {
@@ -225,23 +218,10 @@ async fn an_idempotency_key_is_honoured_across_instances() {
 
 #[tokio::test]
 async fn a_ticket_bought_from_one_instance_opens_exactly_one_connection_on_any_instance() {
-    let Some(redis) = RedisServer::start().await else {
+    let Some((_redis, a, b)) = two_instances("t:tickets").await else {
         return;
     };
-    let a = spawn_redis_app(&redis, "t:tickets").await;
-    let b = spawn_redis_app(&redis, "t:tickets").await;
-    for transport in BOTH {
-        let ticket = a.ticket_for("user_1").await;
-        let mut tab = b
-            .connect(transport, &format!("ticket={ticket}"), None, &[])
-            .await
-            .unwrap_or_else(|e| panic!("ticket from A refused on B: {e:?}"));
-        tab.ready().await;
-        let (status, _) = a
-            .refusal(transport, &format!("ticket={ticket}"), None, &[])
-            .await;
-        assert_eq!(status, 401, "a ticket is single-use across instances");
-    }
+    assert_ticket_opens_exactly_once(&a, &b).await;
 }
 
 #[tokio::test]
