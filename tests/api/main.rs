@@ -2,7 +2,6 @@
 //! sockets.
 
 mod auth;
-mod bench;
 mod browser;
 mod emit;
 mod helpers;

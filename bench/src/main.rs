@@ -1,4 +1,4 @@
-//! `admin-push-bench`: the load tool for admin-push (issue 7).
+//! `admin-push-bench`: the load tool for admin-push.
 //!
 //! It opens `--ws N` WebSocket and `--sse N` SSE subscribers (each with its own admin JWT, spread over
 //! `--sources k` loopback source addresses and `--procs P` worker processes), publishes `--events M`
