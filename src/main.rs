@@ -1,10 +1,17 @@
 //! The `admin-push` binary: settings → telemetry → `Application::build` → `run_until_stopped`,
 //! plus two helpers for trying it out (`token`, `emit`).
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
-use admin_push::{Application, Settings, auth, telemetry};
+use admin_push::{
+    Application, Settings, auth, settings::SettingsError, startup::StartupError, telemetry,
+};
 use clap::{Parser, Subcommand};
+
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
@@ -37,27 +44,20 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match cli.config {
-        // A typo in an explicit path must not silently start on the development defaults.
-        Some(path) if !path.exists() || path.is_dir() => {
-            eprintln!(
-                "admin-push: configuration file {} not found",
-                path.display()
-            );
-            return ExitCode::from(2);
-        }
-        Some(path) => path,
-        None => PathBuf::from("config.toml"),
+    // A file named with --config must exist: a typo must not silently start on the development
+    // defaults. Without --config, ./config.toml is optional.
+    let default = Path::new("config.toml");
+    let loaded = match &cli.config {
+        Some(path) => Settings::load(path),
+        None if default.exists() => Settings::load(default),
+        None => Settings::from_environment(),
     };
-    let settings = match Settings::load(&config) {
+    let settings = match loaded {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("admin-push: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return configuration_error(&e),
     };
     let outcome = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+        Command::Serve => return serve(settings).await,
         Command::Token { actor_id, ttl } => {
             auth::mint_token(&settings.auth, &actor_id, Duration::from_secs(ttl))
                 .map(|token| println!("{token}"))
@@ -67,19 +67,32 @@ async fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("admin-push: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => failure(&e),
     }
 }
 
-async fn serve(settings: Settings) -> Result<(), String> {
+/// Every configuration mistake, found at load or while building the server, exits 2.
+fn configuration_error(error: &SettingsError) -> ExitCode {
+    eprintln!("admin-push: {error}");
+    ExitCode::from(2)
+}
+
+async fn serve(settings: Settings) -> ExitCode {
     telemetry::init(&settings.log);
-    let app = Application::build(settings)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    app.run_until_stopped().await.map_err(|e| error_chain(&e))
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(StartupError::Settings(e)) => return configuration_error(&e),
+        Err(e) => return failure(&error_chain(&e)),
+    };
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => failure(&error_chain(&e)),
+    }
+}
+
+fn failure(message: &str) -> ExitCode {
+    eprintln!("admin-push: {message}");
+    ExitCode::FAILURE
 }
 
 async fn emit(settings: &Settings, event: &str, data: &str) -> Result<(), String> {

@@ -9,6 +9,7 @@ use std::{net::SocketAddr, ops::RangeInclusive, path::Path, time::Duration};
 
 use figment::{
     Figment,
+    error::{Actual, Kind},
     providers::{Env, Format, Toml},
 };
 use secrecy::{ExposeSecret, SecretString};
@@ -265,11 +266,16 @@ impl Default for LogSettings {
     }
 }
 
-/// Why the configuration was refused. The message always names the offending key.
+/// Why the configuration was refused: one plain line that names the offending key (or, for a file
+/// that cannot be read or parsed, the file and line).
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    File(String),
+    /// A value that does not fit its key's type, or a key that does not exist.
+    #[error("configuration: {key}: {problem}")]
+    Value { key: String, problem: String },
+    /// A well-typed value that the checks below refuse.
     #[error("configuration: {key}: {problem}")]
     Invalid { key: &'static str, problem: String },
 }
@@ -282,19 +288,41 @@ fn invalid(key: &'static str, problem: impl Into<String>) -> SettingsError {
 }
 
 impl Settings {
-    /// Loads `path` (a missing file is allowed: the defaults stand in), then the environment.
+    /// Loads the TOML file at `path`, which must exist, then the environment.
     pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SettingsError::File(match e.kind() {
+                std::io::ErrorKind::NotFound => format!("file {} not found", path.display()),
+                _ => format!("cannot read {}: {e}", path.display()),
+            })
+        })?;
+        // The TOML parser's own error is a multi-line snippet; one line with the position reads
+        // better in a terminal and in a service manager's log.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let line = e
+                .span()
+                .map_or(1, |span| text[..span.start].matches('\n').count() + 1);
+            return Err(SettingsError::File(format!(
+                "{} line {line}: {}",
+                path.display(),
+                one_line(e.message())
+            )));
+        }
         Self::from_figment(
             Figment::new()
-                // Exactly this file: `Toml::file` would also search parent directories.
-                .merge(Toml::file_exact(path))
-                .merge(Env::prefixed("ADMIN_PUSH__").split("__")),
+                .merge(Toml::string(&text))
+                .merge(environment()),
         )
+    }
+
+    /// The built-in defaults and the environment: what runs when there is no configuration file.
+    pub fn from_environment() -> Result<Self, SettingsError> {
+        Self::from_figment(Figment::new().merge(environment()))
     }
 
     /// Loads from an explicit figment; tests use it to layer overrides on the defaults.
     pub fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
-        let settings: Settings = figment.extract().map_err(Box::new)?;
+        let settings: Settings = figment.extract().map_err(value_error)?;
         settings.check()?;
         Ok(settings)
     }
@@ -493,6 +521,99 @@ impl Settings {
         }
         let addr = self.server.internal_bind.unwrap_or(self.server.bind);
         format!("http://{addr}")
+    }
+}
+
+const ENV_PREFIX: &str = "ADMIN_PUSH__";
+
+fn environment() -> Env {
+    Env::prefixed(ENV_PREFIX).split("__")
+}
+
+/// Turns the config library's error into the key it concerns and a plain sentence, in our words:
+/// its own text nests quotes and names internal profiles (`for key "default.server.bindd"`).
+fn value_error(error: figment::Error) -> SettingsError {
+    let mut path = error.path.clone();
+    let problem = match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
+            format!("unknown key; expected one of {}", expected.join(", "))
+        }
+        Kind::UnknownVariant(found, expected) => {
+            format!("{found:?} is not one of {}", expected.join(", "))
+        }
+        Kind::InvalidType(found, expected) | Kind::InvalidValue(found, expected) => {
+            format!(
+                "expected {}, found {}",
+                plain_expected(expected),
+                plain_actual(found)
+            )
+        }
+        Kind::InvalidLength(len, expected) => format!("expected {expected}, found {len} items"),
+        Kind::MissingField(field) => {
+            path.push(field.to_string());
+            "is required".to_owned()
+        }
+        Kind::DuplicateField(field) => {
+            path.push((*field).to_owned());
+            "is given twice".to_owned()
+        }
+        Kind::ISizeOutOfRange(n) => format!("{n} is out of range"),
+        Kind::USizeOutOfRange(n) => format!("{n} is out of range"),
+        Kind::Unsupported(found) | Kind::UnsupportedKey(found, _) => {
+            format!("unsupported value: {}", plain_actual(found))
+        }
+        Kind::Message(message) => one_line(message),
+    };
+    let from_env = error
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.name.contains("environment"));
+    let problem = if from_env && !path.is_empty() {
+        format!(
+            "{problem} (from {ENV_PREFIX}{})",
+            path.join("__").to_uppercase()
+        )
+    } else {
+        problem
+    };
+    SettingsError::Value {
+        key: if path.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            path.join(".")
+        },
+        problem,
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.lines().collect::<Vec<_>>().join("; ")
+}
+
+/// serde names Rust types (`u64`, `struct ServerSettings`); a reader of the config file thinks
+/// in TOML values.
+fn plain_expected(expected: &str) -> &str {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number",
+        "a sequence" => "a list",
+        struct_name if struct_name.starts_with("struct ") => "a table",
+        other => other,
+    }
+}
+
+fn plain_actual(actual: &Actual) -> String {
+    match actual {
+        Actual::Str(s) => format!("{s:?}"),
+        Actual::Bool(b) => b.to_string(),
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(n) => n.to_string(),
+        Actual::Seq => "a list".to_owned(),
+        Actual::Map => "a table".to_owned(),
+        other => other.to_string(),
     }
 }
 
