@@ -1,5 +1,5 @@
 //! The `admin-push` binary: settings → telemetry → `Application::build` → `run_until_stopped`,
-//! plus two helpers for trying it out (`token`, `emit`).
+//! plus helpers for trying it out and for debugging a live instance (`token`, `emit`, `listen`).
 
 use std::{
     path::{Path, PathBuf},
@@ -12,6 +12,7 @@ use admin_push::{
 };
 use clap::{Parser, Subcommand};
 
+mod listen;
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
@@ -39,6 +40,8 @@ enum Command {
     },
     /// Publish one event through the configured emit URL, e.g. `emit product.updated '{"id":"prod_1"}'`.
     Emit { event: String, data: String },
+    /// Subscribe like an admin tab and print every message as one JSON line.
+    Listen(listen::ListenArgs),
 }
 
 #[tokio::main]
@@ -64,6 +67,7 @@ async fn main() -> ExitCode {
                 .map_err(|e| format!("cannot sign a token: {e}"))
         }
         Command::Emit { event, data } => emit(&settings, &event, &data).await,
+        Command::Listen(options) => listen::run(&settings, options).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

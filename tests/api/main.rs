@@ -4,9 +4,11 @@
 mod auth;
 mod browser;
 mod emit;
+mod first_run;
 mod helpers;
 mod hostile;
 mod kit;
+mod listen;
 mod operations;
 mod redis;
 mod resume;
