@@ -39,6 +39,14 @@ impl Server {
 
     /// Starts admin-push with a bench configuration and waits until `/healthz` answers.
     pub async fn spawn(config: &SpawnConfig<'_>) -> Result<Self, String> {
+        // Another server already on the port would answer /healthz below, and the run would
+        // measure it instead of ours.
+        std::net::TcpListener::bind(("127.0.0.1", config.port)).map_err(|e| {
+            format!(
+                "port {} is not free ({e}); choose another with --port",
+                config.port
+            )
+        })?;
         let mut command = Command::new(config.path);
         command
             .arg("--config")
