@@ -1,9 +1,10 @@
-//! Configuration: one typed tree loaded from `config.toml` plus `ADMIN_PUSH__SECTION__KEY`
-//! environment overrides.
+//! Configuration: one typed tree loaded from `config.toml` (or the built-in defaults when there is
+//! no file) plus `ADMIN_PUSH__SECTION__KEY` environment overrides.
 //!
 //! Every section rejects unknown keys and every value is checked once here, at start-up, so the rest
-//! of the program can trust what it is handed. A mistake stops the start with a message that names the
-//! key (`hub.history: must be at least 1`) instead of surfacing later as odd behaviour.
+//! of the program can trust what it is handed. A mistake stops the start with one plain line that
+//! names the key (`hub.history: must be between 1 and 10000000`) instead of surfacing later as odd
+//! behaviour.
 
 use std::{net::SocketAddr, ops::RangeInclusive, path::Path, time::Duration};
 
