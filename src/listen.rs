@@ -64,7 +64,12 @@ pub async fn run(settings: &Settings, args: ListenArgs) -> Result<(), String> {
         Some(url) => url.clone(),
         None => format!("http://{}", connectable(settings.server.bind)),
     };
-    let base = Url::parse(&base).map_err(|e| format!("--url {base}: {e}"))?;
+    let mut base = Url::parse(&base).map_err(|e| format!("--url {base}: {e}"))?;
+    // Routes are joined onto the base, so a path prefix (a proxy's `/push`) must end in `/`.
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
     let token = match &args.token {
         Some(token) => token.clone(),
         None => auth::mint_token(&settings.auth, &args.actor_id, Duration::from_secs(3600))
