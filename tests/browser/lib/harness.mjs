@@ -65,11 +65,15 @@ http {
   return { port, base: `http://127.0.0.1:${port}`, output, stop };
 }
 
-/** Headless Chromium from the system (fresh temporary profile per launch). */
-export function launchBrowser() {
+/**
+ * Headless Chromium from the system (fresh temporary profile per launch). Playwright turns the
+ * back/forward cache off by default; `backForwardCache` leaves it on, as in a user's browser.
+ */
+export function launchBrowser({ backForwardCache = false } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
+    ignoreDefaultArgs: backForwardCache ? ["--disable-back-forward-cache"] : [],
     args: [
       "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -79,13 +83,16 @@ export function launchBrowser() {
 }
 
 /**
- * A fresh page (own context) opened on `origin`'s console page, with console errors and page
- * errors collected for failure messages.
+ * A fresh page opened on `origin`'s console page, with console errors and page errors collected
+ * for failure messages. In its own context, or as another tab of `context` (tabs of one context
+ * share storage, locks and broadcast channels, like tabs of one browser profile). With `clock`,
+ * the page's timers run on Playwright's controllable clock from the start.
  */
-export async function openPage(browser, origin) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+export async function openPage(browser, origin, { context: shared, clock = false } = {}) {
+  const context = shared ?? await browser.newContext({ viewport: { width: 1100, height: 800 } });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
+  if (clock) await page.clock.install();
   const problems = [];
   page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
   page.on("console", (msg) => {
@@ -97,7 +104,7 @@ export async function openPage(browser, origin) {
   });
   const res = await page.goto(`${origin}/`);
   if (res?.status() !== 200) throw new Error(`GET ${origin}/ answered ${res?.status()}`);
-  return { page, context, problems, close: () => context.close() };
+  return { page, context, problems, close: () => (shared ? page.close() : context.close()) };
 }
 
 /**
@@ -171,5 +178,14 @@ export async function waitForControl(page, name, { n = 1, ms = WAIT_MS } = {}) {
     );
   } catch (err) {
     throw new Error(`control event ${name} (#${n}) not received within ${ms} ms: ${JSON.stringify(await recorded(page))}`, { cause: err });
+  }
+}
+
+/** Waits until the page's client reports `state` (in this tab, or relayed from the leader tab). */
+export async function waitForState(page, state, ms = WAIT_MS) {
+  try {
+    await page.waitForFunction((state) => window.push?.state === state, state, { timeout: ms, polling: 20 });
+  } catch (err) {
+    throw new Error(`client not ${state} within ${ms} ms: ${JSON.stringify(await recorded(page))}`, { cause: err });
   }
 }

@@ -146,3 +146,24 @@ export async function emitProduct(base, productId) {
 export function installed(program) {
   return spawnSync("sh", ["-c", `command -v ${program}`]).status === 0;
 }
+
+/** Subscriber connections the service holds open right now (its `admin_push_connections` gauge). */
+export async function openConnections(base) {
+  const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(WAIT_MS) })).text();
+  return text.split("\n")
+    .filter((line) => line.startsWith("admin_push_connections{"))
+    .reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0);
+}
+
+/**
+ * Waits until the service holds exactly `n` subscriber connections (a close reaches the server
+ * a little after the page let go; there is no event to wait on from here).
+ */
+export async function waitForConnections(base, n, ms = WAIT_MS) {
+  const deadline = Date.now() + ms;
+  let open;
+  while ((open = await openConnections(base)) !== n) {
+    if (Date.now() > deadline) throw new Error(`the service holds ${open} connections, not ${n}, after ${ms} ms`);
+    await delay(20);
+  }
+}
