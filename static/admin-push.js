@@ -364,29 +364,37 @@ export class AdminPush {
     if (this.#role === "follower") this.#share.channel.postMessage({ t: "names", names: fresh });
   }
 
-  // ---- back/forward cache ----
+  // ---- back/forward cache and frozen pages ----
 
-  #onPageHide = () => {
-    // A page entering the back/forward cache must hold no connection (nor the leadership); when
-    // the page is really unloading the same cleanup lets the next tab take over at once.
+  /**
+   * A page entering the back/forward cache (`pagehide`) or frozen in the background (`freeze`)
+   * must hold no connection nor the leadership: it could neither read nor relay. When the page
+   * is really unloading the same cleanup lets the next tab take over at once.
+   */
+  #suspend = () => {
     if (!this.#running || this.#frozen) return;
     this.#frozen = true;
     this.#leave();
     this.#setStatus({ state: "reconnecting", transport: null, retryAt: null, error: null });
   };
 
-  #onPageShow = (e) => {
-    if (!e.persisted || !this.#frozen || !this.#running) return;
+  /** Back from the cache (`pageshow` with `persisted`) or unfrozen (`resume`): rejoin and resume. */
+  #resume = (e) => {
+    if (e.type === "pageshow" && !e.persisted) return;
+    if (!this.#frozen || !this.#running) return;
     this.#frozen = false;
     this.#attempt = 0;
     this.#join(); // resumes from the last id seen before the page was frozen
   };
 
   #listenToPage(on) {
-    if (typeof globalThis.addEventListener !== "function") return; // not a page (Node, a worker)
+    const page = globalThis.document;
+    if (typeof page?.addEventListener !== "function") return; // not a page (Node, a worker)
     const method = on ? "addEventListener" : "removeEventListener";
-    globalThis[method]("pagehide", this.#onPageHide);
-    globalThis[method]("pageshow", this.#onPageShow);
+    globalThis[method]("pagehide", this.#suspend);
+    globalThis[method]("pageshow", this.#resume);
+    page[method]("freeze", this.#suspend);
+    page[method]("resume", this.#resume);
   }
 
   // ---- connection lifecycle (solo or leader) ----

@@ -62,6 +62,43 @@ describe("tabs of one browser", () => {
     await waitForConnections(service.base, 1);
   });
 
+  test("a leader tab that is frozen hands over, and the leader catches it up when it resumes", { timeout: 60_000 }, async (t) => {
+    const service = await startService();
+    const first = await openPage(browser, service.base);
+    const second = await openPage(browser, service.base, { context: first.context });
+    t.after(async () => { await first.context.close(); await service.stop(); });
+
+    await startClient(first.page, { nextToken: () => adminToken() });
+    await waitForState(first.page, "open");
+    await startClient(second.page, { nextToken: () => adminToken() });
+    await waitForState(second.page, "open");
+    assert.equal(await first.page.evaluate(() => window.push.role), "leader");
+    const ids = [await emitProduct(service.base, "before")];
+    for (const { page } of [first, second]) await waitForEvents(page, ids);
+
+    // Chrome freezes background tabs to save power after a `freeze` event (headless Chromium
+    // never hides a page, so the event is dispatched here; the page just keeps running).
+    await first.page.evaluate(() => document.dispatchEvent(new Event("freeze")));
+    await second.page.waitForFunction(() => window.push.role === "leader");
+    await waitForState(second.page, "open");
+    for (let i = 0; i < 3; i++) ids.push(await emitProduct(service.base, `frozen-${i}`));
+    await waitForEvents(second.page, ids);
+    await waitForConnections(service.base, 1);
+    assert.equal((await recorded(first.page)).events.length, 1, "a frozen tab receives nothing");
+
+    await first.page.evaluate(() => document.dispatchEvent(new Event("resume")));
+    await waitForEvents(first.page, ids);
+    ids.push(await emitProduct(service.base, "resumed"));
+    for (const { page } of [first, second]) {
+      await waitForEvents(page, ids);
+      await assertReceivedExactly(page, ids, "across the freeze");
+    }
+    assert.equal(await first.page.evaluate(() => window.push.role), "follower");
+    assert.equal((await recorded(first.page)).control.filter((c) => c.event === "resync").length, 0,
+      "caught up from the new leader's recent events, no resync");
+    await waitForConnections(service.base, 1);
+  });
+
   test("a page in the back/forward cache holds no connection and resumes when restored", { timeout: 60_000 }, async (t) => {
     const service = await startService();
     const { page, close } = await openPage(browser, service.base);
