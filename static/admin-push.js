@@ -172,7 +172,7 @@ export class AdminPush {
   #role = null;
   /** Bumped on every connect, leave and stop; async steps of an older generation give up. */
   #gen = 0;
-  /** The current connection: `{transport, token, socket, opened, ready, readyTimer}` or null. */
+  /** The current connection: `{transport, token, socket, opened, ready, readyData, readyTimer}` or null. */
   #conn = null;
   #timer = null;
   #attempt = 0;
@@ -319,11 +319,7 @@ export class AdminPush {
       case "hello": if (leading) this.#welcome(msg); break;
       // A new leader resumes from its own last id; a follower only has to tell it its names.
       case "leader": if (!leading) this.#hello(false); break;
-      case "catchup":
-        if (leading || msg.to !== this.#id) break;
-        for (const m of msg.missed ?? []) this.#dispatch(m.name, m.data, m.id);
-        if (!msg.missed) this.#emit("resync", { reason: "gap" }, { event: "resync", data: { reason: "gap" } });
-        break;
+      case "welcome": if (!leading && msg.to === this.#id) this.#welcomed(msg); break;
       case "names": if (leading) this.#addNames(msg.names); break;
       case "retry": if (leading && this.#status.state === "refused") this.start(); break;
     }
@@ -336,16 +332,28 @@ export class AdminPush {
   }
 
   /**
-   * The leader answers a follower: its status, and the events the follower missed (a page back
-   * from the back/forward cache, a tab that started with a `lastEventId`), or a gap when they are
-   * no longer held, so that tab refetches like after any `resync`.
+   * The leader answers a follower: its status, the `ready` of its connection (the follower's
+   * connection too, now), and the events the follower missed (a page back from the back/forward
+   * cache, a tab that started with a `lastEventId`), or null when they are no longer held.
    */
   #welcome(msg) {
     this.#addNames(msg.names);
-    this.#relay({ t: "status", status: this.#status });
-    if (msg.lastEventId && msg.lastEventId !== this.#lastEventId) {
-      this.#relay({ t: "catchup", to: msg.from, missed: this.#recent.after(msg.lastEventId) });
-    }
+    const behind = msg.lastEventId && msg.lastEventId !== this.#lastEventId;
+    this.#relay({
+      t: "welcome",
+      to: msg.from,
+      status: this.#status,
+      ready: this.#conn?.ready ? this.#conn.readyData : null,
+      missed: behind ? this.#recent.after(msg.lastEventId) : [],
+    });
+  }
+
+  /** A follower, welcomed by the leader: a gap it cannot fill is a `resync` like any other. */
+  #welcomed({ status, ready, missed }) {
+    this.#setStatus(status);
+    if (ready) this.#emit("ready", ready, { event: "ready", data: ready });
+    for (const m of missed ?? []) this.#dispatch(m.name, m.data, m.id);
+    if (!missed) this.#emit("resync", { reason: "gap" }, { event: "resync", data: { reason: "gap" } });
   }
 
   #relay(msg) {
@@ -423,7 +431,7 @@ export class AdminPush {
       this.#retryOrGiveUp(err instanceof AdminPushError ? err : new AdminPushError(String(err?.message ?? err)));
       return;
     }
-    const conn = { transport, token, socket: null, opened: false, ready: false, readyTimer: null };
+    const conn = { transport, token, socket: null, opened: false, ready: false, readyData: null, readyTimer: null };
     this.#conn = conn;
     // A proxy may accept the connection and then pass nothing through; do not wait forever.
     conn.readyTimer = setTimeout(() => this.#fail(conn, "no ready event in time"), this.#opts.readyTimeoutMs);
@@ -509,6 +517,7 @@ export class AdminPush {
     switch (name) {
       case "ready":
         conn.ready = true;
+        conn.readyData = data;
         clearTimeout(conn.readyTimer);
         this.#attempt = 0;
         this.#setStatus({ state: "open", transport: conn.transport, retryAt: null, error: null });

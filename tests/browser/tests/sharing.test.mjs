@@ -35,6 +35,10 @@ describe("tabs of one browser", () => {
     const roles = await Promise.all(tabs.map(({ page }) => page.evaluate(() => window.push.role)));
     assert.deepEqual(roles.toSorted(), ["follower", "follower", "leader"]);
     assert.equal(await openConnections(service.base), 1, "one connection for three tabs");
+    for (const { page } of tabs) {
+      const ready = (await recorded(page)).control.filter((c) => c.event === "ready");
+      assert.equal(ready.length, 1, "every tab is told its (shared) connection is ready");
+    }
 
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push(await emitProduct(service.base, `before-${i}`));
