@@ -66,6 +66,20 @@ describe("tabs of one browser", () => {
     await waitForConnections(service.base, 1);
   });
 
+  test("tabs that opt out with shared: false connect on their own", { timeout: 30_000 }, async (t) => {
+    const service = await startService();
+    const first = await openPage(browser, service.base);
+    const second = await openPage(browser, service.base, { context: first.context });
+    t.after(async () => { await first.context.close(); await service.stop(); });
+
+    for (const { page } of [first, second]) {
+      await startClient(page, { nextToken: () => adminToken(), options: { shared: false } });
+      await waitUntilOpen(page);
+      assert.equal(await page.evaluate(() => window.push.role), "solo");
+    }
+    await waitForConnections(service.base, 2);
+  });
+
   test("a leader tab that is frozen hands over, and the leader catches it up when it resumes", { timeout: 60_000 }, async (t) => {
     const service = await startService();
     const first = await openPage(browser, service.base);
