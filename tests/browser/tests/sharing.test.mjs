@@ -49,10 +49,12 @@ describe("tabs of one browser", () => {
     const leader = tabs[roles.indexOf("leader")];
     const rest = tabs.filter((tab) => tab !== leader);
     for (let i = 0; i < 5; i++) ids.push(await emitProduct(service.base, `closing-${i}`));
+    const closing = Date.now();
     const closed = leader.page.close();
     for (let i = 0; i < 10; i++) ids.push(await emitProduct(service.base, `handover-${i}`));
     await closed;
     for (const { page } of rest) await waitForState(page, "open");
+    t.diagnostic(`leader tab closed → the others open again on the next leader's connection: ${Date.now() - closing} ms`);
     for (let i = 0; i < 3; i++) ids.push(await emitProduct(service.base, `after-${i}`));
 
     for (const { page } of rest) {
@@ -133,10 +135,12 @@ describe("tabs of one browser", () => {
     for (let i = 0; i < 3; i++) ids.push(await emitProduct(service.base, `away-${i}`));
 
     // A restore from the cache fires no load event, so only wait for the navigation to commit.
+    const back = Date.now();
     await page.goBack({ waitUntil: "commit" });
     assert.equal(await page.evaluate(() => typeof window.t), "object",
       "the page came back from the back/forward cache with its state (not reloaded)");
     await waitUntilOpen(page, { readies: 2 });
+    t.diagnostic(`back from the cache → open and resumed: ${Date.now() - back} ms`);
     ids.push(await emitProduct(service.base, "back"));
     await waitForEvents(page, ids);
     await assertReceivedExactly(page, ids, "across the stay in the cache");
