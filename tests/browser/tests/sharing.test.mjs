@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  adminToken, emitProduct, launchBrowser, openConnections, openPage, recorded, startClient, startService,
+  adminToken, emitEvent, emitProduct, launchBrowser, openConnections, openPage, recorded, startClient, startService,
   waitForConnections, waitForEvents, waitForState, waitUntilOpen,
 } from "../lib/harness.mjs";
 
@@ -66,6 +66,31 @@ describe("tabs of one browser", () => {
     const after = await Promise.all(rest.map(({ page }) => page.evaluate(() => window.push.role)));
     assert.deepEqual(after.toSorted(), ["follower", "leader"], "another tab took over");
     await waitForConnections(service.base, 1);
+  });
+
+  test("over SSE, an event name only a follower tab listens for reaches it through the leader", { timeout: 30_000 }, async (t) => {
+    // SSE delivers a named event only to a listener for that name, so the leader must learn it.
+    const service = await startService({ env: { ADMIN_PUSH__EVENTS__EXTRA: JSON.stringify(["shop.note"]) } });
+    const first = await openPage(browser, service.base);
+    const second = await openPage(browser, service.base, { context: first.context });
+    t.after(async () => { await first.context.close(); await service.stop(); });
+
+    for (const { page } of [first, second]) {
+      await startClient(page, { nextToken: () => adminToken(), options: { transports: ["sse"] } });
+      await waitForState(page, "open");
+    }
+    assert.equal(await second.page.evaluate(() => window.push.role), "follower");
+    await second.page.evaluate(() => {
+      window.notes = [];
+      window.push.on("shop.note", (data) => window.notes.push(data));
+    });
+    // The follower posted its new name to the leader before this emit left Node; once the
+    // leader has relayed the marker back it has had that message in its queue for a round trip.
+    const marker = await emitProduct(service.base, "marker");
+    await waitForEvents(second.page, [marker]);
+    const id = await emitEvent(service.base, "shop.note", { text: "hello" });
+    await waitForEvents(second.page, [id]);
+    assert.deepEqual(await second.page.evaluate(() => window.notes), [{ text: "hello" }]);
   });
 
   test("tabs that opt out with shared: false connect on their own", { timeout: 30_000 }, async (t) => {
