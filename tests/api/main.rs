@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod client;
 mod emit;
 mod first_run;
 mod helpers;
