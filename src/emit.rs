@@ -5,13 +5,8 @@
 //! on JSON, let `event::Catalog` turn it into typed events (all-or-nothing), hand them to the hub,
 //! and answer `202` as soon as the hub has accepted them, never after the fan-out.
 //! An `Idempotency-Key` makes a caller's retries safe: a repeat gets the first answer and publishes
-//! nothing; in Redis mode the answers are shared by every instance.
-
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+//! nothing. The key goes to the hub with the events, like any publish; the broker keeps the answers
+//! (see `idempotency`).
 
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
@@ -28,12 +23,14 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     auth,
-    backplane::Backplane,
-    event::{Batch, EventId, EventName, PublishError},
-    hub::HubError,
+    broker::{BrokerError, PublishOptions},
+    catalog::{Catalog, PublishError},
+    hub::Hub,
+    idempotency::{BadIdempotencyKey, IdempotencyKey},
+    metrics::Metrics,
     problem,
-    settings::EmitAuth,
-    startup::AppState,
+    protocol::EventId,
+    settings::{EmitAuth, InternalSettings},
 };
 
 /// The signed-emit header and how far its timestamp may be from now (replay window).
@@ -42,11 +39,20 @@ const SIGNATURE_WINDOW_SECS: u64 = 300;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Idempotency keys longer than this are refused: they are opaque tokens, not documents.
-const MAX_IDEMPOTENCY_KEY_BYTES: usize = 200;
+/// What the emit route needs, and nothing else.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) hub: Hub,
+    pub(crate) catalog: Catalog,
+    pub(crate) metrics: Metrics,
+    /// How callers authenticate (`internal.*`).
+    pub(crate) internal: InternalSettings,
+    /// `emit.max_body_bytes`.
+    pub(crate) max_body_bytes: usize,
+}
 
 #[derive(Debug, thiserror::Error)]
-pub enum EmitError {
+pub(crate) enum EmitError {
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("Content-Type must be application/json")]
@@ -55,14 +61,14 @@ pub enum EmitError {
     BodyTooLarge(usize),
     #[error("could not read the body: {0}")]
     Body(String),
-    #[error("Idempotency-Key must be 1 to 200 visible ASCII characters")]
-    BadIdempotencyKey,
+    #[error(transparent)]
+    BadIdempotencyKey(#[from] BadIdempotencyKey),
     #[error("a request with this Idempotency-Key is still in progress")]
     InProgress,
     #[error(transparent)]
     Publish(#[from] PublishError),
     #[error("the hub cannot accept events right now; retry")]
-    Unavailable(#[from] HubError),
+    Unavailable(#[source] BrokerError),
 }
 
 impl ResponseError for EmitError {
@@ -75,7 +81,7 @@ impl ResponseError for EmitError {
                 PublishError::BatchTooLarge { .. } | PublishError::DataTooLarge { .. },
             ) => StatusCode::PAYLOAD_TOO_LARGE,
             EmitError::Body(_)
-            | EmitError::BadIdempotencyKey
+            | EmitError::BadIdempotencyKey(_)
             | EmitError::Publish(PublishError::Malformed(_)) => StatusCode::BAD_REQUEST,
             EmitError::InProgress => StatusCode::CONFLICT,
             EmitError::Publish(PublishError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -115,14 +121,23 @@ impl EmitError {
     }
 }
 
-pub async fn emit(
+impl From<BrokerError> for EmitError {
+    fn from(error: BrokerError) -> Self {
+        match error {
+            BrokerError::InProgress => EmitError::InProgress,
+            other => EmitError::Unavailable(other),
+        }
+    }
+}
+
+pub(crate) async fn emit(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    context: web::Data<Context>,
 ) -> Result<HttpResponse, EmitError> {
-    let answer = handle(&req, payload, &state).await;
+    let answer = handle(&req, payload, &context).await;
     if let Err(e) = &answer {
-        state.metrics.emit_rejected(e.code());
+        context.metrics.emit_rejected(e.code());
     }
     answer
 }
@@ -130,9 +145,9 @@ pub async fn emit(
 async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &AppState,
+    context: &Context,
 ) -> Result<HttpResponse, EmitError> {
-    let internal = &state.settings.internal;
+    let internal = &context.internal;
     let signature = match (internal.auth, req.headers().get(SIGNATURE_HEADER)) {
         (EmitAuth::Bearer, _) | (EmitAuth::Either, None) => {
             bearer(req, &internal.secrets)?;
@@ -144,56 +159,24 @@ async fn handle(
         }
     };
     // The body is read only once a bearer caller is known, or because the signature covers it.
-    let body = read_body(payload, state.settings.emit.max_body_bytes).await?;
+    let body = read_body(payload, context.max_body_bytes).await?;
     if let Some(signature) = signature {
         signed(signature, &body, &internal.hmac_secrets, auth::unix_now())?;
     }
     require_json(req)?;
-    let batch = state.catalog.parse_body(&body)?;
-    let key = idempotency_key(req)?;
-    let Some(key) = key else {
-        return Ok(accepted(publish(state, batch).await?));
+    let parsed = context.catalog.parse_body(&body)?;
+    let options = PublishOptions {
+        idempotency_key: idempotency_key(req)?,
     };
-    match &state.idempotency {
-        Idempotency::Shared { backplane, ttl } => {
-            let (ids, appended) = backplane
-                .append_once(&key, &batch.events, *ttl)
-                .await
-                .map_err(HubError::from)?;
-            if appended {
-                count_published(state, batch.events.iter().map(|e| &e.name));
-            }
-            Ok(accepted(answer(&ids, batch.is_batch)))
-        }
-        Idempotency::Local(answers) => match answers.begin(&key) {
-            Begin::Replay(answer) => Ok(accepted(answer)),
-            Begin::InProgress => Err(EmitError::InProgress),
-            Begin::First => {
-                let outcome = publish(state, batch).await;
-                match &outcome {
-                    Ok(answer) => answers.finish(&key, answer.clone()),
-                    // Nothing was published: let a retry run.
-                    Err(_) => answers.abandon(&key),
-                }
-                Ok(accepted(outcome?))
-            }
-        },
-    }
-}
-
-async fn publish(state: &AppState, batch: Batch) -> Result<Bytes, EmitError> {
-    let is_batch = batch.is_batch;
     // The hub takes the events; their names are kept to count them once it has accepted them.
-    let names: Vec<_> = batch.events.iter().map(|e| e.name.clone()).collect();
-    let ids = state.hub.publish(batch.events).await?;
-    count_published(state, &names);
-    Ok(answer(&ids, is_batch))
-}
-
-fn count_published<'a>(state: &AppState, names: impl IntoIterator<Item = &'a EventName>) {
-    for name in names {
-        state.metrics.published(name.as_str());
+    let names: Vec<_> = parsed.events.iter().map(|e| e.name.clone()).collect();
+    let published = context.hub.publish(parsed.events, options).await?;
+    if published.appended {
+        for name in &names {
+            context.metrics.published(name.as_str());
+        }
     }
+    Ok(accepted(answer(&published.ids, parsed.is_batch)))
 }
 
 /// `{"id"}` for a single event, `{"ids"}` for a batch: the answer follows the request's shape.
@@ -303,96 +286,10 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, Emi
     Ok(body.freeze())
 }
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, EmitError> {
-    let Some(value) = req.headers().get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value.to_str().map_err(|_| EmitError::BadIdempotencyKey)?;
-    if key.is_empty()
-        || key.len() > MAX_IDEMPOTENCY_KEY_BYTES
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(EmitError::BadIdempotencyKey);
-    }
-    Ok(Some(key.to_owned()))
-}
-
-/// What the idempotency store says about a key.
-#[derive(Debug)]
-enum Begin {
-    First,
-    InProgress,
-    Replay(Bytes),
-}
-
-/// Where `Idempotency-Key` answers are remembered: in this process, or in Redis (recorded by the
-/// same script that appends the events) so that a retry landing on another instance, or after a
-/// timeout, is still recognised.
-#[derive(Debug)]
-pub enum Idempotency {
-    Local(LocalAnswers),
-    Shared { backplane: Backplane, ttl: Duration },
-}
-
-/// Remembers the answer to each `Idempotency-Key` for a while; bounded, oldest forgotten first.
-#[derive(Debug)]
-pub struct LocalAnswers {
-    entries: Mutex<Entries>,
-    ttl: Duration,
-    capacity: usize,
-}
-
-#[derive(Debug, Default)]
-struct Entries {
-    answers: HashMap<String, (Instant, Option<Bytes>)>,
-    order: VecDeque<(Instant, String)>,
-}
-
-impl LocalAnswers {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            entries: Mutex::new(Entries::default()),
-            ttl,
-            capacity,
-        }
-    }
-
-    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn begin(&self, key: &str) -> Begin {
-        let now = Instant::now();
-        let mut entries = self.entries();
-        let Entries { answers, order } = &mut *entries;
-        // Forget what expired, and the oldest when full: memory stays bounded by `capacity`.
-        while let Some((at, oldest)) = order.front() {
-            if now.duration_since(*at) < self.ttl && answers.len() < self.capacity {
-                break;
-            }
-            if answers.get(oldest).is_some_and(|(stamp, _)| stamp == at) {
-                answers.remove(oldest);
-            }
-            order.pop_front();
-        }
-        match answers.get(key) {
-            Some((_, Some(answer))) => Begin::Replay(answer.clone()),
-            Some((_, None)) => Begin::InProgress,
-            None => {
-                answers.insert(key.to_owned(), (now, None));
-                order.push_back((now, key.to_owned()));
-                Begin::First
-            }
-        }
-    }
-
-    fn finish(&self, key: &str, answer: Bytes) {
-        if let Some((_, slot)) = self.entries().answers.get_mut(key) {
-            *slot = Some(answer);
-        }
-    }
-
-    fn abandon(&self, key: &str) {
-        self.entries().answers.remove(key);
-    }
+fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, EmitError> {
+    req.headers()
+        .get("idempotency-key")
+        .map(|value| IdempotencyKey::parse(value.as_bytes()))
+        .transpose()
+        .map_err(EmitError::from)
 }
