@@ -10,7 +10,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Serialize;
 
-use crate::catalog::EventName;
+use crate::catalog::{CONTROL_NAMES, EventName};
 
 /// Strictly increasing, globally unique event id: `<ms>-<seq>`, the shape of a Redis stream id.
 ///
@@ -118,9 +118,6 @@ impl ResyncReason {
         }
     }
 }
-
-/// The names of the control messages; no published event may take one.
-pub(crate) const CONTROL_NAMES: [&str; 4] = ["ready", "resync", "reconnect", "auth_expired"];
 
 /// Control events: per-connection messages with no id, never replayed.
 #[derive(Debug, Clone, Copy)]

@@ -1,8 +1,8 @@
-//! The event catalog: which events may be published, the schema of each one's `data`, and the
-//! validation that turns a publish body into [`PendingEvent`]s.
+//! The event catalog: every name on the wire, which events may be published, the schema of each
+//! one's `data`, and the validation that turns a publish body into [`PendingEvent`]s.
 //!
-//! Adding a built-in event is one payload type and one row in [`BUILTIN`] (plus the browser client
-//! and the Medusa kit, which name events too). Deployments add names without code via
+//! Adding a built-in event is one payload type and one row in the table in [`schemas`] (plus the
+//! browser client and the Medusa kit, which name events too). Deployments add names without code via
 //! `events.extra`; their `data` is any JSON object within the size limit.
 //!
 //! Publishing is parse-don't-validate: a request body becomes a list of [`PendingEvent`]s only if
@@ -10,89 +10,17 @@
 //! (unknown fields rejected). The payload is then re-serialized compactly, which both keeps payloads
 //! minimal and guarantees single-line JSON that is safe inside an SSE `data:` field.
 
+mod schemas;
+
 use std::{borrow::Borrow, collections::HashMap, fmt, sync::Arc};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::protocol::CONTROL_NAMES;
+use self::schemas::{BUILTIN, Compactor, EXTRA};
 
-/// Validates a `data` object and returns its compact form.
-type Compactor = fn(&str) -> Result<String, serde_json::Error>;
-
-/// The built-in events and the payload type each one's `data` must fit: one row per event.
-const BUILTIN: [(&str, Compactor); 3] = [
-    ("banner.updated", compact::<BannerData>),
-    ("product.updated", compact::<ProductData>),
-    ("order.updated", compact::<OrderData>),
-];
-
-/// What an `events.extra` event carries: any JSON object.
-const EXTRA: Compactor = compact::<serde_json::Map<String, serde_json::Value>>;
-
-/// An identifier of a shop resource: non-empty, short, printable. Anything else is a caller bug.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(try_from = "String")]
-struct ResourceId(String);
-
-const MAX_RESOURCE_ID_BYTES: usize = 256;
-
-impl TryFrom<String> for ResourceId {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        if value.is_empty() {
-            return Err("must not be empty".into());
-        }
-        if value.len() > MAX_RESOURCE_ID_BYTES {
-            return Err(format!("must be at most {MAX_RESOURCE_ID_BYTES} bytes"));
-        }
-        if value.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
-        }
-        Ok(Self(value))
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum BannerAction {
-    Created,
-    Updated,
-    Deleted,
-    Reordered,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BannerData {
-    action: BannerAction,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id: Option<ResourceId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ids: Option<Vec<ResourceId>>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProductData {
-    id: ResourceId,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OrderData {
-    id: ResourceId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    status: Option<ResourceId>,
-}
-
-/// Round-trips `raw` through its typed form: rejects what the type rejects, drops whitespace.
-fn compact<T: Serialize + for<'de> Deserialize<'de>>(
-    raw: &str,
-) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&serde_json::from_str::<T>(raw)?)
-}
+/// The names of the control messages (see `protocol::Control`): no published event may take one.
+pub(crate) const CONTROL_NAMES: [&str; 4] = ["ready", "resync", "reconnect", "auth_expired"];
 
 /// An accepted event name. Cheap to clone and compare; shared by every event of that name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -189,7 +117,8 @@ impl Catalog {
         let extra = extra.iter().map(|name| (name.as_str(), EXTRA));
         Self {
             names: BUILTIN
-                .into_iter()
+                .iter()
+                .copied()
                 .chain(extra)
                 .map(|(name, schema)| (EventName(Arc::from(name)), schema))
                 .collect(),
