@@ -5,25 +5,18 @@
 //! fans out afterwards, so an emit never waits for the fan-out. Ids carry the boot time, so an id
 //! from an earlier run is recognisably foreign (clients resuming from one get `resync{gap}`).
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Mutex, mpsc};
 
-use super::{BrokerError, Committed, NOTICE_QUEUE, Notice, Notices, PublishOptions, Published};
+use super::{
+    BrokerError, Committed, NOTICE_QUEUE, Notice, Notices, PublishOptions, Published, unix_ms,
+};
 use crate::{
     catalog::PendingEvent,
     idempotency::{Begin, MemoryAnswers},
     protocol::EventId,
 };
-
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 #[derive(Debug)]
 pub(crate) struct MemoryBroker {

@@ -15,6 +15,8 @@
 pub(crate) mod memory;
 pub(crate) mod redis;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -25,6 +27,13 @@ use crate::{
 
 /// Notices queued between a broker and the hub; a broker waits (backpressure) beyond it.
 pub(crate) const NOTICE_QUEUE: usize = 1024;
+
+/// Wall-clock milliseconds: the memory broker's epoch, and the yardstick for stream ids' clocks.
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// How a publish may be qualified.
 #[derive(Debug, Default)]

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use link::{Link, LinkError};
 
-use super::{BrokerError, NOTICE_QUEUE, Notices, PublishOptions, Published, memory::unix_ms};
+use super::{BrokerError, NOTICE_QUEUE, Notices, PublishOptions, Published, unix_ms};
 use crate::{catalog::Catalog, catalog::PendingEvent, protocol::EventId, settings::HubSettings};
 
 /// Stream ids carry the Redis server's clock; ids further ahead than this are not worth a wait.

@@ -2,27 +2,25 @@
 //!
 //! Thin on purpose: authenticate the caller (a bearer secret, or an HMAC signature over the body,
 //! as `internal.auth` says; constant-time either way), read the body within its size limit, insist
-//! on JSON, let `event::Catalog` turn it into typed events (all-or-nothing), hand them to the hub,
+//! on JSON, let `catalog::Catalog` turn it into typed events (all-or-nothing), hand them to the hub,
 //! and answer `202` as soon as the hub has accepted them, never after the fan-out.
 //! An `Idempotency-Key` makes a caller's retries safe: a repeat gets the first answer and publishes
 //! nothing. The key goes to the hub with the events, like any publish; the broker keeps the answers
 //! (see `idempotency`).
 
+mod caller;
+
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
-    http::{StatusCode, header, header::HeaderValue},
+    http::{StatusCode, header},
     web,
 };
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use self::caller::{Caller, CallerError};
 use crate::{
-    auth,
     broker::{BrokerError, PublishOptions},
     catalog::{Catalog, PublishError},
     hub::Hub,
@@ -30,14 +28,8 @@ use crate::{
     metrics::Metrics,
     problem,
     protocol::EventId,
-    settings::{EmitAuth, InternalSettings},
+    settings::InternalSettings,
 };
-
-/// The signed-emit header and how far its timestamp may be from now (replay window).
-const SIGNATURE_HEADER: &str = "x-admin-push-signature";
-const SIGNATURE_WINDOW_SECS: u64 = 300;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// What the emit route needs, and nothing else.
 #[derive(Debug)]
@@ -53,8 +45,8 @@ pub(crate) struct Context {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EmitError {
-    #[error("{0}")]
-    Unauthorized(&'static str),
+    #[error(transparent)]
+    Unauthorized(#[from] CallerError),
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
     #[error("body is larger than {0} bytes")]
@@ -147,22 +139,10 @@ async fn handle(
     payload: web::Payload,
     context: &Context,
 ) -> Result<HttpResponse, EmitError> {
-    let internal = &context.internal;
-    let signature = match (internal.auth, req.headers().get(SIGNATURE_HEADER)) {
-        (EmitAuth::Bearer, _) | (EmitAuth::Either, None) => {
-            bearer(req, &internal.secrets)?;
-            None
-        }
-        (EmitAuth::Hmac | EmitAuth::Either, Some(signature)) => Some(signature),
-        (EmitAuth::Hmac, None) => {
-            return Err(EmitError::Unauthorized("missing X-Admin-Push-Signature"));
-        }
-    };
+    let caller = Caller::identify(req, &context.internal)?;
     // The body is read only once a bearer caller is known, or because the signature covers it.
     let body = read_body(payload, context.max_body_bytes).await?;
-    if let Some(signature) = signature {
-        signed(signature, &body, &internal.hmac_secrets, auth::unix_now())?;
-    }
+    caller.verify_body(&body, &context.internal)?;
     require_json(req)?;
     let parsed = context.catalog.parse_body(&body)?;
     let options = PublishOptions {
@@ -194,69 +174,6 @@ fn accepted(body: Bytes) -> HttpResponse {
     HttpResponse::Accepted()
         .content_type("application/json")
         .body(body)
-}
-
-/// Accepts any configured secret (several, for rotation). Every secret is compared, in constant
-/// time over fixed-length digests, so neither the match, its position nor a secret's length leaks
-/// through timing.
-fn bearer(req: &HttpRequest, secrets: &[SecretString]) -> Result<(), EmitError> {
-    let wrong = EmitError::Unauthorized("missing or wrong emit secret");
-    let token = Sha256::digest(auth::bearer_token(req).ok().flatten().ok_or(wrong)?);
-    let matched = secrets
-        .iter()
-        .fold(subtle::Choice::from(0), |found, secret| {
-            found | Sha256::digest(secret.expose_secret()).ct_eq(&token)
-        });
-    if bool::from(matched) {
-        Ok(())
-    } else {
-        Err(EmitError::Unauthorized("missing or wrong emit secret"))
-    }
-}
-
-/// Verifies `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` against every key (for
-/// rotation), in constant time per key, and refuses timestamps outside the replay window.
-fn signed(
-    header: &HeaderValue,
-    body: &[u8],
-    secrets: &[SecretString],
-    now: u64,
-) -> Result<(), EmitError> {
-    let malformed =
-        || EmitError::Unauthorized("X-Admin-Push-Signature must be t=<unix seconds>,v1=<hex>");
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for part in header.to_str().map_err(|_| malformed())?.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = Some(t),
-            Some(("v1", v1)) => signatures.push(hex::decode(v1).map_err(|_| malformed())?),
-            _ => {}
-        }
-    }
-    let t = timestamp.ok_or_else(malformed)?;
-    let seconds: u64 = t.parse().map_err(|_| malformed())?;
-    if seconds.abs_diff(now) > SIGNATURE_WINDOW_SECS {
-        return Err(EmitError::Unauthorized(
-            "signature timestamp is outside the ±300 s window",
-        ));
-    }
-    let mut matched = false;
-    for secret in secrets {
-        let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()) else {
-            continue;
-        };
-        mac.update(t.as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        for signature in &signatures {
-            matched |= mac.clone().verify_slice(signature).is_ok();
-        }
-    }
-    if matched {
-        Ok(())
-    } else {
-        Err(EmitError::Unauthorized("signature does not match"))
-    }
 }
 
 fn require_json(req: &HttpRequest) -> Result<(), EmitError> {
