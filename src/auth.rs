@@ -1,4 +1,5 @@
-//! Who may subscribe: Medusa admin users, proven by a JWT or by a short-lived ticket bought with one.
+//! Who may subscribe: Medusa admin users, proven by a JWT or by a short-lived ticket bought with one
+//! (the tickets themselves are kept by `tickets`).
 //!
 //! The algorithm is pinned by configuration and never read from the token, so `alg: none` and
 //! HS/RS key confusion fail before any signature maths. Medusa v2 admin tokens (HS256 over its
@@ -9,10 +10,8 @@
 //! the token's subject and expiry. A raw token in the URL is refused outright.
 
 use std::{
-    collections::HashMap,
     fmt,
-    sync::Mutex,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use actix_web::{
@@ -25,23 +24,22 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    backplane::Backplane,
     problem,
     settings::{AuthSettings, SettingsError},
 };
 
 /// An authenticated admin: who, and until when the connection may live.
 #[derive(Debug, Clone)]
-pub struct Principal {
-    pub actor_id: String,
+pub(crate) struct Principal {
+    pub(crate) actor_id: String,
     /// Unix seconds after which the credential is no longer honoured (`exp` + leeway).
-    pub valid_until: u64,
+    pub(crate) valid_until: u64,
 }
 
 impl Principal {
     /// Time left before the credential lapses, from now; capped so that deadline arithmetic on it
     /// can never overflow, however far in the future a token claims to expire.
-    pub fn remaining(&self) -> Duration {
+    pub(crate) fn remaining(&self) -> Duration {
         const MAX_SESSION: Duration = Duration::from_secs(365 * 24 * 3600);
         Duration::from_secs(self.valid_until.saturating_sub(unix_now())).min(MAX_SESSION)
     }
@@ -54,7 +52,7 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("missing credentials: send `Authorization: Bearer <admin JWT>` or `?ticket=`")]
     Missing,
     #[error(
@@ -77,7 +75,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// A stable label for metrics.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             AuthError::Missing => "missing",
             AuthError::TokenInUrl => "token_in_url",
@@ -134,7 +132,7 @@ struct Claims {
 }
 
 /// Checks admin JWTs against the configured key, algorithm and claims.
-pub struct Verifier {
+pub(crate) struct Verifier {
     key: DecodingKey,
     validation: Validation,
     actor_types: Vec<String>,
@@ -151,7 +149,7 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    pub fn new(settings: &AuthSettings) -> Result<Self, SettingsError> {
+    pub(crate) fn new(settings: &AuthSettings) -> Result<Self, SettingsError> {
         let invalid = |key, problem: String| SettingsError::Invalid { key, problem };
         let algorithm: Algorithm = settings.algorithm.parse().map_err(|_| {
             invalid(
@@ -217,7 +215,7 @@ impl Verifier {
         })
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| AuthError::InvalidToken(describe(e.kind())))?
             .claims;
@@ -287,109 +285,9 @@ pub fn mint_token(
     )
 }
 
-/// Where tickets wait to be redeemed: in this process, or in Redis so that a ticket bought from
-/// one instance opens a connection on any other (no sticky sessions behind a load balancer).
-#[derive(Debug)]
-pub enum Tickets {
-    Local(LocalTickets),
-    Shared { backplane: Backplane, ttl: Duration },
-}
-
-impl Tickets {
-    pub fn ttl(&self) -> Duration {
-        match self {
-            Tickets::Local(local) => local.ttl,
-            Tickets::Shared { ttl, .. } => *ttl,
-        }
-    }
-
-    /// Issues a ticket; returns it with its life, which is shorter than the configured TTL when
-    /// the token expires sooner.
-    pub async fn issue(&self, principal: Principal) -> Result<(String, Duration), AuthError> {
-        let life = self.ttl().min(principal.remaining());
-        let ticket = new_ticket();
-        match self {
-            Tickets::Local(local) => local.issue(&ticket, principal, life)?,
-            Tickets::Shared { backplane, .. } => {
-                // `<valid_until>:<actor_id>`: the number first, so any actor id survives.
-                let value = format!("{}:{}", principal.valid_until, principal.actor_id);
-                backplane
-                    .put_ticket(&ticket, &value, life.max(Duration::from_millis(1)))
-                    .await
-                    .map_err(|_| AuthError::TicketStoreUnavailable)?;
-            }
-        }
-        Ok((ticket, life))
-    }
-
-    pub async fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
-        match self {
-            Tickets::Local(local) => local.redeem(ticket),
-            Tickets::Shared { backplane, .. } => {
-                let value = backplane
-                    .take_ticket(ticket)
-                    .await
-                    .map_err(|_| AuthError::TicketStoreUnavailable)?
-                    .ok_or(AuthError::InvalidTicket)?;
-                let (valid_until, actor_id) =
-                    value.split_once(':').ok_or(AuthError::InvalidTicket)?;
-                Ok(Principal {
-                    actor_id: actor_id.to_owned(),
-                    valid_until: valid_until.parse().map_err(|_| AuthError::InvalidTicket)?,
-                })
-            }
-        }
-    }
-}
-
-fn new_ticket() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
-/// Single-use tickets in this process, bounded in number; expired ones are swept whenever a new
-/// one would not fit.
-#[derive(Debug)]
-pub struct LocalTickets {
-    pending: Mutex<HashMap<String, (Principal, Instant)>>,
-    ttl: Duration,
-    capacity: usize,
-}
-
-impl LocalTickets {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            pending: Mutex::new(HashMap::new()),
-            ttl,
-            capacity,
-        }
-    }
-
-    fn issue(&self, ticket: &str, principal: Principal, life: Duration) -> Result<(), AuthError> {
-        let expires = Instant::now() + life;
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if pending.len() >= self.capacity {
-            let now = Instant::now();
-            pending.retain(|_, (_, expires)| *expires > now);
-            if pending.len() >= self.capacity {
-                return Err(AuthError::TicketsExhausted);
-            }
-        }
-        pending.insert(ticket.to_owned(), (principal, expires));
-        Ok(())
-    }
-
-    fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        match pending.remove(ticket) {
-            Some((principal, expires)) if expires > Instant::now() => Ok(principal),
-            _ => Err(AuthError::InvalidTicket),
-        }
-    }
-}
-
 /// Refuses browser requests from origins not listed in `auth.allowed_origins` (empty: any).
 /// Requests without `Origin` are not from a browser page and cannot be hijacked cross-site.
-pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), AuthError> {
+pub(crate) fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), AuthError> {
     match req.headers().get(header::ORIGIN) {
         Some(origin) if !allowed.is_empty() => {
             let origin = origin.to_str().unwrap_or_default();
@@ -406,7 +304,7 @@ pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), AuthErr
 }
 
 /// The bearer token of a request, if it sent one.
-pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
+pub(crate) fn bearer_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
     if !req.headers().contains_key(header::AUTHORIZATION) {
         return Ok(None);
     }
@@ -418,55 +316,6 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn principal(secs: u64) -> Principal {
-        Principal {
-            actor_id: "user_1".into(),
-            valid_until: unix_now() + secs,
-        }
-    }
-
-    fn issue(tickets: &LocalTickets, principal: Principal) -> Result<String, AuthError> {
-        let ticket = new_ticket();
-        let life = tickets.ttl.min(principal.remaining());
-        tickets.issue(&ticket, principal, life).map(|()| ticket)
-    }
-
-    #[test]
-    fn a_ticket_is_good_exactly_once() {
-        let tickets = LocalTickets::new(Duration::from_secs(30), 10);
-        let ticket = issue(&tickets, principal(60)).expect("room");
-        assert_eq!(ticket.len(), 32, "128 bits in hex");
-        assert_eq!(
-            tickets.redeem(&ticket).expect("first use").actor_id,
-            "user_1"
-        );
-        assert!(matches!(
-            tickets.redeem(&ticket),
-            Err(AuthError::InvalidTicket)
-        ));
-    }
-
-    #[test]
-    fn the_ticket_store_is_bounded() {
-        let tickets = LocalTickets::new(Duration::from_secs(30), 2);
-        issue(&tickets, principal(60)).expect("room");
-        issue(&tickets, principal(60)).expect("room");
-        assert!(matches!(
-            issue(&tickets, principal(60)),
-            Err(AuthError::TicketsExhausted)
-        ));
-    }
-
-    #[test]
-    fn a_ticket_never_outlives_its_token() {
-        let tickets = LocalTickets::new(Duration::from_secs(30), 10);
-        let ticket = issue(&tickets, principal(0)).expect("room");
-        assert!(matches!(
-            tickets.redeem(&ticket),
-            Err(AuthError::InvalidTicket)
-        ));
-    }
 
     mod hostile_input {
         use proptest::prelude::*;

@@ -23,7 +23,7 @@ use admin_push::{Settings, auth};
 const CONTROL_EVENTS: [&str; 4] = ["ready", "resync", "reconnect", "auth_expired"];
 
 #[derive(Debug, clap::Args)]
-pub struct ListenArgs {
+pub(crate) struct ListenArgs {
     /// Base URL of the service [default: http://<server.bind>].
     #[arg(long)]
     url: Option<String>,
@@ -59,7 +59,7 @@ struct Line<'a> {
 }
 
 /// Prints messages until the server ends the connection; an error explains a refusal or a failure.
-pub async fn run(settings: &Settings, args: ListenArgs) -> Result<(), String> {
+pub(crate) async fn run(settings: &Settings, args: ListenArgs) -> Result<(), String> {
     let base = match &args.url {
         Some(url) => url.clone(),
         None => format!("http://{}", connectable(settings.server.bind)),

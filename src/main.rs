@@ -7,9 +7,7 @@ use std::{
     time::Duration,
 };
 
-use admin_push::{
-    Application, Settings, auth, settings::SettingsError, startup::StartupError, telemetry,
-};
+use admin_push::{Application, Settings, StartupError, auth, settings::SettingsError, telemetry};
 use clap::{Parser, Subcommand};
 
 mod listen;

@@ -11,10 +11,10 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::event::{ResyncReason, TransportKind};
+use crate::protocol::{ResyncReason, TransportKind};
 
 #[derive(Debug, Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     connections: [IntGauge; 2],
     deliveries: [IntCounter; 2],
@@ -33,7 +33,7 @@ fn index(transport: TransportKind) -> usize {
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
+    pub(crate) fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let connections = IntGaugeVec::new(
             Opts::new("admin_push_connections", "Open subscriber connections"),
@@ -107,20 +107,20 @@ impl Metrics {
         })
     }
 
-    pub fn connection_opened(&self, transport: TransportKind) {
+    pub(crate) fn connection_opened(&self, transport: TransportKind) {
         self.connections[index(transport)].inc();
     }
 
-    pub fn connection_closed(&self, transport: TransportKind) {
+    pub(crate) fn connection_closed(&self, transport: TransportKind) {
         self.connections[index(transport)].dec();
     }
 
-    pub fn delivered(&self, transport: TransportKind, latency: Duration) {
+    pub(crate) fn delivered(&self, transport: TransportKind, latency: Duration) {
         self.deliveries[index(transport)].inc();
         self.delivery_seconds.observe(latency.as_secs_f64());
     }
 
-    pub fn resync(&self, reason: ResyncReason) {
+    pub(crate) fn resync(&self, reason: ResyncReason) {
         let at = match reason {
             ResyncReason::Gap => 0,
             ResyncReason::Lagged => 1,
@@ -129,20 +129,20 @@ impl Metrics {
         self.resyncs[at].inc();
     }
 
-    pub fn published(&self, event: &str) {
+    pub(crate) fn published(&self, event: &str) {
         self.events.with_label_values(&[event]).inc();
     }
 
-    pub fn emit_rejected(&self, reason: &str) {
+    pub(crate) fn emit_rejected(&self, reason: &str) {
         self.emit_rejected.with_label_values(&[reason]).inc();
     }
 
-    pub fn auth_failed(&self, reason: &str) {
+    pub(crate) fn auth_failed(&self, reason: &str) {
         self.auth_failures.with_label_values(&[reason]).inc();
     }
 
     /// The text exposition format.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         let mut buffer = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);

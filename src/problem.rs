@@ -13,14 +13,14 @@ struct Body<'a> {
 }
 
 /// Starts a JSON error response; callers may add headers before [`finish`].
-pub fn builder(status: StatusCode) -> HttpResponseBuilder {
+pub(crate) fn builder(status: StatusCode) -> HttpResponseBuilder {
     HttpResponse::build(status)
 }
 
-pub fn finish(mut builder: HttpResponseBuilder, error: &str, message: &str) -> HttpResponse {
+pub(crate) fn finish(mut builder: HttpResponseBuilder, error: &str, message: &str) -> HttpResponse {
     builder.json(Body { error, message })
 }
 
-pub fn respond(status: StatusCode, error: &str, message: &str) -> HttpResponse {
+pub(crate) fn respond(status: StatusCode, error: &str, message: &str) -> HttpResponse {
     finish(builder(status), error, message)
 }

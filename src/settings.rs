@@ -437,7 +437,7 @@ impl Settings {
             .events
             .extra
             .iter()
-            .find(|n| !crate::event::is_extra_event_name(n))
+            .find(|n| !crate::catalog::is_extra_event_name(n))
         {
             return Err(invalid(
                 "events.extra",

@@ -14,9 +14,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
-    event::{Control, Event, TransportKind},
-    session::{self, Closed, Exit, Inbound, SubscribeError, Transport},
-    startup::AppState,
+    protocol::{Control, Event, TransportKind},
+    session::{self, Closed, Exit, Handshake, Inbound, SubscribeError, Transport},
 };
 
 /// Records queued between the connection loop and the socket. Small on purpose: backpressure
@@ -27,27 +26,34 @@ const BODY_QUEUE: usize = 8;
 const RETRY: &[u8] = b"retry: 2000\n\n";
 const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
-pub async fn admin_sse(
+pub(crate) async fn admin_sse(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    handshake: web::Data<Handshake>,
+    connections: web::Data<session::Context>,
 ) -> Result<HttpResponse, SubscribeError> {
-    open(&req, state).await
+    open(&req, &handshake, connections).await
 }
 
 /// Admits the subscriber and answers with its event stream.
-pub async fn open(
+pub(crate) async fn open(
     req: &HttpRequest,
-    state: web::Data<AppState>,
+    handshake: &Handshake,
+    connections: web::Data<session::Context>,
 ) -> Result<HttpResponse, SubscribeError> {
     let last_event_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok());
-    let subscriber = session::admit(req, &state, last_event_id).await?;
+    let subscriber = handshake.admit(req, last_event_id).await?;
     let (body, records) = mpsc::channel(BODY_QUEUE);
     // A fresh channel always has room for the first record.
     let _ = body.try_send(Bytes::from_static(RETRY));
-    actix_web::rt::spawn(session::run(SseTransport { body }, subscriber, state));
+    let transport = SseTransport { body };
+    actix_web::rt::spawn(session::run(
+        transport,
+        subscriber,
+        connections.into_inner(),
+    ));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

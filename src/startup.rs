@@ -1,10 +1,12 @@
-//! Wiring: builds the shared state from settings, binds the listeners, routes, and runs until a
-//! signal (or the test that owns it) asks for shutdown.
+//! Wiring: builds each service from the settings, binds the listeners, registers routes and one
+//! `web::Data<T>` per dependency, and runs until a signal (or the test that owns it) asks for
+//! shutdown.
 //!
-//! Binding happens in [`Application::build`], before serving, so the chosen ports are known up front
-//! and tests can bind port 0. Shutdown is an input: one `CancellationToken`, cancelled by SIGTERM or
-//! SIGINT, reaches every connection loop, which sends `reconnect` and closes; then the HTTP servers
-//! stop gracefully.
+//! This is the only module that knows every other one; nothing imports it back. Binding happens in
+//! [`Application::build`], before serving, so the chosen ports are known up front and tests can
+//! bind port 0. Shutdown is an input: one `CancellationToken`, cancelled by SIGTERM or SIGINT,
+//! reaches every connection loop, which sends `reconnect` and closes; then the HTTP servers stop
+//! gracefully.
 
 use std::{
     net::{SocketAddr, TcpListener},
@@ -12,26 +14,25 @@ use std::{
     time::Duration,
 };
 
-use actix_cors::Cors;
-use actix_web::{
-    App, HttpRequest, HttpResponse, HttpServer,
-    dev::Server,
-    http::{StatusCode, header},
-    web,
-};
+use actix_web::{App, HttpServer, dev::Server, web};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    auth::{self, LocalTickets, Tickets, Verifier},
-    backplane::Backplane,
-    emit::{self, Idempotency, LocalAnswers},
-    event::Catalog,
+    auth::Verifier,
+    broker::{
+        Broker,
+        memory::MemoryBroker,
+        redis::{Link, RedisBroker},
+    },
+    catalog::Catalog,
+    emit,
     hub::Hub,
+    idempotency::MemoryAnswers,
     metrics::Metrics,
-    problem,
-    session::Admission,
-    settings::{HubBackend, Settings, SettingsError},
-    sse, ws,
+    routes,
+    session::{self, Admission, Handshake},
+    settings::{AuthSettings, HubBackend, Settings, SettingsError, WsSettings},
+    tickets::Tickets,
 };
 
 /// Accept-queue depth requested for the listeners (see [`listen`]).
@@ -39,20 +40,6 @@ const LISTEN_BACKLOG: u32 = 4096;
 
 /// Extra time, past `server.drain_secs`, that the HTTP servers wait for connections to finish.
 const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub struct AppState {
-    pub settings: Settings,
-    pub hub: Hub,
-    pub verifier: Verifier,
-    pub tickets: Tickets,
-    pub catalog: Catalog,
-    pub admission: Arc<Admission>,
-    pub idempotency: Idempotency,
-    pub metrics: Metrics,
-    pub shutdown: CancellationToken,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -68,11 +55,29 @@ pub enum StartupError {
     },
 }
 
+/// One `web::Data` per dependency a handler extracts; cloned into every worker's `App`.
+#[derive(Clone)]
+struct Shared {
+    hub: web::Data<Hub>,
+    verifier: web::Data<Verifier>,
+    tickets: web::Data<Tickets>,
+    metrics: web::Data<Metrics>,
+    auth: web::Data<AuthSettings>,
+    ws: web::Data<WsSettings>,
+    shutdown: web::Data<CancellationToken>,
+    handshake: web::Data<Handshake>,
+    connections: web::Data<session::Context>,
+    emit: web::Data<emit::Context>,
+}
+
+/// The running service: its listeners, and what shutdown needs to drain it.
 pub struct Application {
     servers: Vec<Server>,
     port: u16,
     internal_port: Option<u16>,
-    state: web::Data<AppState>,
+    shutdown: CancellationToken,
+    admission: Arc<Admission>,
+    drain: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -93,93 +98,109 @@ impl Application {
                  server, and set server.production = true to enforce it."
             );
         }
+        let verifier = Arc::new(Verifier::new(&settings.auth)?);
+        let metrics = Metrics::new().map_err(StartupError::Metrics)?;
         let shutdown = CancellationToken::new();
         let catalog = Catalog::new(
             &settings.events.extra,
             settings.emit.max_batch,
             settings.emit.max_data_bytes,
         );
-        // In Redis mode every instance shares the stream, tickets and idempotency answers, so a
-        // load balancer needs no sticky sessions.
-        let (hub, shared) = match settings.hub.backend {
-            HubBackend::Memory => (Hub::memory(settings.hub.history, settings.hub.buffer), None),
-            HubBackend::Redis => {
-                let backplane =
-                    Backplane::new(&settings.hub).map_err(|e| SettingsError::Invalid {
-                        key: "hub.redis_url",
-                        problem: e.to_string(),
-                    })?;
-                let hub = Hub::redis(backplane.clone(), settings.hub.history, settings.hub.buffer);
-                let reader =
-                    backplane
-                        .clone()
-                        .run_reader(hub.clone(), catalog.clone(), shutdown.clone());
-                tokio::spawn(reader);
-                (hub, Some(backplane))
-            }
-        };
         let idempotency_ttl = Duration::from_secs(settings.emit.idempotency_ttl_secs);
         let ticket_ttl = Duration::from_secs(settings.auth.ticket_ttl_secs);
-        let (tickets, idempotency) = match shared {
-            Some(backplane) => (
-                Tickets::Shared {
-                    backplane: backplane.clone(),
-                    ttl: ticket_ttl,
-                },
-                Idempotency::Shared {
-                    backplane,
-                    ttl: idempotency_ttl,
-                },
-            ),
-            None => (
-                Tickets::Local(LocalTickets::new(
-                    ticket_ttl,
-                    settings.auth.max_pending_tickets,
-                )),
-                Idempotency::Local(LocalAnswers::new(
+        // In Redis mode every instance shares the stream, tickets and idempotency answers, so a
+        // load balancer needs no sticky sessions.
+        let (broker, notices, tickets) = match settings.hub.backend {
+            HubBackend::Memory => {
+                let answers =
+                    MemoryAnswers::new(idempotency_ttl, settings.emit.idempotency_capacity);
+                let (broker, notices) = MemoryBroker::new(answers);
+                let tickets = Tickets::memory(ticket_ttl, settings.auth.max_pending_tickets);
+                (Broker::Memory(broker), notices, tickets)
+            }
+            HubBackend::Redis => {
+                let link = Link::open(&settings.hub).map_err(|e| SettingsError::Invalid {
+                    key: "hub.redis_url",
+                    problem: e.to_string(),
+                })?;
+                let (broker, notices) = RedisBroker::start(
+                    link.clone(),
+                    &settings.hub,
                     idempotency_ttl,
-                    settings.emit.idempotency_capacity,
-                )),
-            ),
+                    catalog.clone(),
+                    shutdown.clone(),
+                );
+                (
+                    Broker::Redis(broker),
+                    notices,
+                    Tickets::redis(ticket_ttl, link),
+                )
+            }
         };
-        let state = web::Data::new(AppState {
-            verifier: Verifier::new(&settings.auth)?,
-            tickets,
-            catalog,
-            admission: Arc::new(Admission::new(
-                settings.limits.max_connections,
-                settings.limits.max_connections_per_actor,
+        let hub = Hub::start(broker, notices, settings.hub.history, settings.hub.buffer);
+        let tickets = Arc::new(tickets);
+        let admission = Arc::new(Admission::new(
+            settings.limits.max_connections,
+            settings.limits.max_connections_per_actor,
+        ));
+        let shared = Shared {
+            hub: web::Data::new(hub.clone()),
+            verifier: web::Data::from(Arc::clone(&verifier)),
+            tickets: web::Data::from(Arc::clone(&tickets)),
+            metrics: web::Data::new(metrics.clone()),
+            auth: web::Data::new(settings.auth.clone()),
+            ws: web::Data::new(settings.ws.clone()),
+            shutdown: web::Data::new(shutdown.clone()),
+            handshake: web::Data::new(Handshake {
+                hub: hub.clone(),
+                verifier: Arc::clone(&verifier),
+                tickets,
+                catalog: catalog.clone(),
+                admission: Arc::clone(&admission),
+                metrics: metrics.clone(),
+                allowed_origins: settings.auth.allowed_origins.clone(),
+                shutdown: shutdown.clone(),
+            }),
+            connections: web::Data::new(session::Context::new(
+                verifier,
+                metrics.clone(),
+                &settings,
+                shutdown.clone(),
             )),
-            idempotency,
-            hub,
-            metrics: Metrics::new().map_err(StartupError::Metrics)?,
-            shutdown,
-            settings,
-        });
+            emit: web::Data::new(emit::Context {
+                hub,
+                catalog,
+                metrics,
+                internal: settings.internal.clone(),
+                max_body_bytes: settings.emit.max_body_bytes,
+            }),
+        };
 
         let bind = |addr| listen(addr).map_err(|source| StartupError::Bind { addr, source });
-        let public = bind(state.settings.server.bind)?;
-        let internal = state.settings.server.internal_bind.map(bind).transpose()?;
+        let public = bind(settings.server.bind)?;
+        let internal = settings.server.internal_bind.map(bind).transpose()?;
         let port = local_port(&public)?;
         let internal_port = internal.as_ref().map(local_port).transpose()?;
 
         let split = internal.is_some();
-        let origins = state.settings.auth.allowed_origins.clone();
-        let mut servers = vec![serve(public, &state, move |cfg| {
-            public_routes(cfg, &origins);
+        let origins = settings.auth.allowed_origins.clone();
+        let mut servers = vec![serve(public, &settings, &shared, move |cfg| {
+            routes::public(cfg, &origins);
             if !split {
-                internal_routes(cfg);
+                routes::internal(cfg);
             }
         })?];
         if let Some(listener) = internal {
-            servers.push(serve(listener, &state, internal_routes)?);
+            servers.push(serve(listener, &settings, &shared, routes::internal)?);
         }
         tracing::info!(port, ?internal_port, "listening");
         Ok(Self {
             servers,
             port,
             internal_port,
-            state,
+            shutdown,
+            admission,
+            drain: settings.server.drain(),
         })
     }
 
@@ -193,15 +214,16 @@ impl Application {
 
     /// Cancelling this token starts the same graceful shutdown as SIGTERM.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.state.shutdown.clone()
+        self.shutdown.clone()
     }
 
     /// Serves until SIGTERM/SIGINT or [`Self::shutdown_token`], then drains: readiness turns 503
     /// and new subscribers are refused while the listeners stay up, every connection is told to
     /// reconnect and closes, and once none is left (or the drain window is over) the servers stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let shutdown = self.state.shutdown.clone();
-        let state = self.state.clone();
+        let shutdown = self.shutdown.clone();
+        let admission = Arc::clone(&self.admission);
+        let window = self.drain + SHUTDOWN_MARGIN;
         let handles: Vec<_> = self.servers.iter().map(Server::handle).collect();
         tokio::spawn(async move {
             tokio::select! {
@@ -209,13 +231,12 @@ impl Application {
                 () = shutdown.cancelled() => tracing::info!("shutdown requested: draining"),
             }
             shutdown.cancel();
-            let window = state.settings.server.drain() + SHUTDOWN_MARGIN;
-            if tokio::time::timeout(window, state.admission.all_closed())
+            if tokio::time::timeout(window, admission.all_closed())
                 .await
                 .is_err()
             {
                 tracing::warn!(
-                    open = state.admission.open(),
+                    open = admission.open(),
                     "drain window over; dropping the rest"
                 );
             }
@@ -276,17 +297,27 @@ fn local_port(listener: &TcpListener) -> Result<u16, StartupError> {
 
 fn serve(
     listener: TcpListener,
-    state: &web::Data<AppState>,
+    settings: &Settings,
+    shared: &Shared,
     routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 ) -> Result<Server, StartupError> {
-    let settings = &state.settings;
     let addr = listener.local_addr().unwrap_or(settings.server.bind);
-    let data = state.clone();
+    let shared = shared.clone();
     let mut server = HttpServer::new(move || {
+        let shared = shared.clone();
         App::new()
-            .app_data(data.clone())
+            .app_data(shared.hub)
+            .app_data(shared.verifier)
+            .app_data(shared.tickets)
+            .app_data(shared.metrics)
+            .app_data(shared.auth)
+            .app_data(shared.ws)
+            .app_data(shared.shutdown)
+            .app_data(shared.handshake)
+            .app_data(shared.connections)
+            .app_data(shared.emit)
             .configure(routes.clone())
-            .default_service(web::to(not_found))
+            .default_service(web::to(routes::not_found))
     })
     .disable_signals()
     .client_request_timeout(Duration::from_secs(settings.server.header_timeout_secs))
@@ -301,114 +332,4 @@ fn serve(
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr, source })?
         .run())
-}
-
-fn public_routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
-    let browser_facing = |path, route: actix_web::Route| {
-        web::resource(path).wrap(cors(allowed_origins)).route(route)
-    };
-    cfg.service(browser_facing("/admin-ws", web::get().to(ws::admin_ws)))
-        .service(browser_facing("/admin-ws/ticket", web::post().to(ticket)))
-        .service(browser_facing("/admin-sse", web::get().to(sse::admin_sse)))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/", web::get().to(console))
-        .route("/static/{file}", web::get().to(static_file));
-}
-
-/// CORS for the routes an admin page on another origin calls: the ticket exchange (a `POST` with
-/// `Authorization`, so preflighted) and the SSE stream. No credentials mode: auth is a bearer token
-/// or a ticket, never a cookie. An unlisted origin gets no CORS headers here and a 403 from the
-/// handler, so the refusal stays an explicit JSON answer.
-fn cors(allowed_origins: &[String]) -> Cors {
-    let cors = Cors::default()
-        .allowed_methods(["GET", "POST"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .allowed_header("last-event-id")
-        .max_age(600)
-        .block_on_origin_mismatch(false);
-    if allowed_origins.is_empty() {
-        cors.allow_any_origin()
-    } else {
-        allowed_origins
-            .iter()
-            .fold(cors, |cors, origin| cors.allowed_origin(origin))
-    }
-}
-
-fn internal_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/internal/emit", web::post().to(emit::emit))
-        .route("/metrics", web::get().to(metrics));
-}
-
-/// `POST /admin-ws/ticket`: trades an admin JWT for a single-use ticket a browser can put in a URL.
-async fn ticket(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, auth::AuthError> {
-    let issued = async {
-        auth::check_origin(&req, &state.settings.auth.allowed_origins)?;
-        let token = auth::bearer_token(&req)?.ok_or(auth::AuthError::Missing)?;
-        let principal = state.verifier.verify(&token)?;
-        state.tickets.issue(principal).await
-    };
-    let (ticket, life) = issued
-        .await
-        .inspect_err(|e| state.metrics.auth_failed(e.reason()))?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "ticket": ticket,
-            "expires_in": life.as_secs(),
-        })))
-}
-
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
-}
-
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let problem = if state.shutdown.is_cancelled() {
-        Err("draining".to_owned())
-    } else {
-        state.hub.is_ready()
-    };
-    match problem {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
-        Err(reason) => problem::respond(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &reason),
-    }
-}
-
-const CONSOLE_HTML: &str = include_str!("../static/index.html");
-const CLIENT_JS: &str = include_str!("../static/admin-push.js");
-
-async fn console() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(CONSOLE_HTML)
-}
-
-async fn static_file(req: HttpRequest, file: web::Path<String>) -> HttpResponse {
-    match file.as_str() {
-        "admin-push.js" => HttpResponse::Ok()
-            .content_type("text/javascript; charset=utf-8")
-            .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .body(CLIENT_JS),
-        "index.html" => console().await,
-        _ => not_found(req).await,
-    }
-}
-
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    problem::respond(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        &format!("no route for {} {}", req.method(), req.path()),
-    )
 }

@@ -13,24 +13,26 @@ use actix_web::{
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError};
 
 use crate::{
-    event::{Control, Event, TransportKind},
     problem,
-    session::{self, Closed, Exit, Inbound, Transport},
+    protocol::{Control, Event, TransportKind},
+    session::{self, Closed, Exit, Handshake, Inbound, Transport},
+    settings::WsSettings,
     sse,
-    startup::AppState,
 };
 
 /// Application close code: the session's credentials lapsed or a refresh was refused.
 const CLOSE_AUTH: u16 = 4401;
 
-pub async fn admin_ws(
+pub(crate) async fn admin_ws(
     req: HttpRequest,
     body: web::Payload,
-    state: web::Data<AppState>,
+    handshake: web::Data<Handshake>,
+    connections: web::Data<session::Context>,
+    settings: web::Data<WsSettings>,
 ) -> actix_web::Result<HttpResponse> {
     if !is_upgrade(&req) {
         return if accepts_event_stream(&req) {
-            Ok(sse::open(&req, state).await?)
+            Ok(sse::open(&req, &handshake, connections).await?)
         } else {
             Ok(problem::respond(
                 StatusCode::UPGRADE_REQUIRED,
@@ -39,13 +41,17 @@ pub async fn admin_ws(
             ))
         };
     }
-    let subscriber = session::admit(&req, &state, None).await?;
+    let subscriber = handshake.admit(&req, None).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let transport = WsTransport {
         session,
-        stream: stream.max_frame_size(state.settings.ws.max_frame_bytes),
+        stream: stream.max_frame_size(settings.max_frame_bytes),
     };
-    actix_web::rt::spawn(session::run(transport, subscriber, state));
+    actix_web::rt::spawn(session::run(
+        transport,
+        subscriber,
+        connections.into_inner(),
+    ));
     Ok(response)
 }
 

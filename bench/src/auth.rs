@@ -13,7 +13,7 @@ struct Claims<'a> {
 }
 
 /// Signs a one-hour token for `actor_id`.
-pub fn mint(secret: &str, actor_id: &str) -> Result<String, String> {
+pub(crate) fn mint(secret: &str, actor_id: &str) -> Result<String, String> {
     let now = crate::proto::unix_ns() / 1_000_000_000;
     let claims = Claims {
         actor_id,

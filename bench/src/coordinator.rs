@@ -25,26 +25,26 @@ use crate::{
 
 /// The knobs of one scenario (the CLI resolved).
 #[derive(Debug, Clone)]
-pub struct Scenario {
-    pub name: String,
-    pub target: Target,
-    pub port: u16,
+pub(crate) struct Scenario {
+    pub(crate) name: String,
+    pub(crate) target: Target,
+    pub(crate) port: u16,
     /// Where events are published: `port` unless `--emit-url` names another instance.
-    pub emit_port: u16,
-    pub ws: usize,
-    pub sse: usize,
-    pub procs: usize,
-    pub sources: usize,
-    pub events: u64,
-    pub rate: f64,
-    pub emit_concurrency: usize,
-    pub idle: Duration,
-    pub grace: Duration,
-    pub jwt_secret: String,
-    pub internal_secret: String,
-    pub nchan_channel: String,
-    pub connect_concurrency: usize,
-    pub connect_timeout: Duration,
+    pub(crate) emit_port: u16,
+    pub(crate) ws: usize,
+    pub(crate) sse: usize,
+    pub(crate) procs: usize,
+    pub(crate) sources: usize,
+    pub(crate) events: u64,
+    pub(crate) rate: f64,
+    pub(crate) emit_concurrency: usize,
+    pub(crate) idle: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) jwt_secret: String,
+    pub(crate) internal_secret: String,
+    pub(crate) nchan_channel: String,
+    pub(crate) connect_concurrency: usize,
+    pub(crate) connect_timeout: Duration,
 }
 
 /// A running worker process and its pipes.
@@ -93,7 +93,7 @@ fn share(n: usize, parts: usize, index: usize) -> usize {
 }
 
 /// Runs one scenario against `server`.
-pub async fn run(scenario: &Scenario, server: &Server) -> Result<ScenarioResult, String> {
+pub(crate) async fn run(scenario: &Scenario, server: &Server) -> Result<ScenarioResult, String> {
     let began = Instant::now();
     let client_ticks_before = cpu_ticks("self").unwrap_or(0);
     let rss_before = server.rss_kb();
@@ -270,32 +270,32 @@ pub async fn run(scenario: &Scenario, server: &Server) -> Result<ScenarioResult,
 
 /// One step of the `--max-rate` search.
 #[derive(Debug, Clone, Serialize)]
-pub struct Trial {
-    pub rate: f64,
-    pub rate_achieved: f64,
-    pub p99_ms: f64,
-    pub lost: u64,
-    pub resyncs: u64,
-    pub pass: bool,
+pub(crate) struct Trial {
+    pub(crate) rate: f64,
+    pub(crate) rate_achieved: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) lost: u64,
+    pub(crate) resyncs: u64,
+    pub(crate) pass: bool,
 }
 
 /// The `--max-rate` answer: the highest passing rate and every trial on the way.
 #[derive(Debug, Clone, Serialize)]
-pub struct MaxRate {
-    pub scenario: String,
-    pub target: String,
-    pub subscribers: usize,
-    pub ws: usize,
-    pub sse: usize,
-    pub p99_budget_ms: f64,
-    pub max_rate: f64,
-    pub best: Option<ScenarioResult>,
-    pub trials: Vec<Trial>,
+pub(crate) struct MaxRate {
+    pub(crate) scenario: String,
+    pub(crate) target: String,
+    pub(crate) subscribers: usize,
+    pub(crate) ws: usize,
+    pub(crate) sse: usize,
+    pub(crate) p99_budget_ms: f64,
+    pub(crate) max_rate: f64,
+    pub(crate) best: Option<ScenarioResult>,
+    pub(crate) trials: Vec<Trial>,
 }
 
 /// Finds the highest rate whose trial is clean and keeps delivery p99 within `budget_ms`:
 /// doubles from `base.rate` until a trial fails, then bisects `steps` times.
-pub async fn max_rate(
+pub(crate) async fn max_rate(
     base: &Scenario,
     server: &Server,
     trial: Duration,

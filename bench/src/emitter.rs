@@ -16,33 +16,33 @@ use crate::proto::{Target, marker, new_histogram, unix_ns};
 
 /// What to publish and where.
 #[derive(Debug, Clone)]
-pub struct EmitPlan {
-    pub target: Target,
-    pub port: u16,
-    pub internal_secret: String,
-    pub nchan_channel: String,
-    pub events: u64,
+pub(crate) struct EmitPlan {
+    pub(crate) target: Target,
+    pub(crate) port: u16,
+    pub(crate) internal_secret: String,
+    pub(crate) nchan_channel: String,
+    pub(crate) events: u64,
     /// Events per second; 0 = as fast as the connections go.
-    pub rate: f64,
-    pub concurrency: usize,
+    pub(crate) rate: f64,
+    pub(crate) concurrency: usize,
 }
 
 /// What the publisher saw.
 #[derive(Debug)]
-pub struct Emitted {
+pub(crate) struct Emitted {
     /// Send time (unix ns) per sequence number; 0 when the emit failed.
-    pub sent_ns: Vec<u64>,
-    pub ok: u64,
-    pub failed: u64,
-    pub first_error: Option<String>,
+    pub(crate) sent_ns: Vec<u64>,
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+    pub(crate) first_error: Option<String>,
     /// Emit answer latency, µs.
-    pub answer_us: Histogram<u64>,
+    pub(crate) answer_us: Histogram<u64>,
     /// From the first send to the last answer.
-    pub wall: Duration,
+    pub(crate) wall: Duration,
 }
 
 /// Publishes the plan and returns once every request has been answered.
-pub async fn run(plan: EmitPlan) -> Result<Emitted, String> {
+pub(crate) async fn run(plan: EmitPlan) -> Result<Emitted, String> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)

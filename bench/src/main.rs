@@ -137,7 +137,7 @@ struct Cli {
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the limit now in force.
-pub fn raise_nofile_limit() -> u64 {
+pub(crate) fn raise_nofile_limit() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024)
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Which server the tool talks to; decides URL shapes and what counts as "ready".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum Target {
+pub(crate) enum Target {
     /// admin-push: `/admin-ws`, `/admin-sse`, Bearer JWT, `ready` control event first.
     AdminPush,
     /// Nchan: `/sub/<channel>` for both transports, `/pub/<channel>` to publish, no auth.
@@ -21,7 +21,7 @@ pub enum Target {
 
 impl Target {
     /// The name used on the command line and in the JSON line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::AdminPush => "admin-push",
             Self::Nchan => "nchan",
@@ -31,92 +31,92 @@ impl Target {
 
 /// Everything one worker process needs to open and watch its share of the subscribers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WorkerSpec {
-    pub index: usize,
-    pub target: Target,
-    pub port: u16,
-    pub ws: usize,
-    pub sse: usize,
+pub(crate) struct WorkerSpec {
+    pub(crate) index: usize,
+    pub(crate) target: Target,
+    pub(crate) port: u16,
+    pub(crate) ws: usize,
+    pub(crate) sse: usize,
     /// Local addresses to bind before connecting, used round-robin.
-    pub sources: Vec<Ipv4Addr>,
-    pub jwt_secret: String,
-    pub nchan_channel: String,
+    pub(crate) sources: Vec<Ipv4Addr>,
+    pub(crate) jwt_secret: String,
+    pub(crate) nchan_channel: String,
     /// Events the coordinator will emit; sequence numbers run `0..events`.
-    pub events: u64,
-    pub connect_concurrency: usize,
-    pub connect_timeout_ms: u64,
+    pub(crate) events: u64,
+    pub(crate) connect_concurrency: usize,
+    pub(crate) connect_timeout_ms: u64,
 }
 
 /// Coordinator → worker (stdin): emitting is over, report within `grace_ms`.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Collect {
-    pub grace_ms: u64,
+pub(crate) struct Collect {
+    pub(crate) grace_ms: u64,
 }
 
 /// Worker → coordinator (stdout), one JSON object per line.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-pub enum WorkerReport {
+pub(crate) enum WorkerReport {
     Connected(Connected),
     Result(Box<Outcome>),
 }
 
 /// Connect phase of one worker.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Connected {
-    pub ok: usize,
-    pub failed: usize,
+pub(crate) struct Connected {
+    pub(crate) ok: usize,
+    pub(crate) failed: usize,
     /// A few distinct failure messages, for the summary.
-    pub errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
     /// Connect → `ready` time, µs, as `[value, count]` pairs.
-    pub connect_us: Vec<(u64, u64)>,
+    pub(crate) connect_us: Vec<(u64, u64)>,
 }
 
 /// Delivery phase of one worker.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Outcome {
-    pub delivered: u64,
-    pub duplicates: u64,
-    pub unexpected: u64,
-    pub resyncs: u64,
+pub(crate) struct Outcome {
+    pub(crate) delivered: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) unexpected: u64,
+    pub(crate) resyncs: u64,
     /// Subscribers whose connection ended before the collect.
-    pub closed_early: u64,
+    pub(crate) closed_early: u64,
     /// Subscribers that received every event.
-    pub complete: u64,
+    pub(crate) complete: u64,
     /// Per-delivery latency, µs, as `[value, count]` pairs.
-    pub latency_us: Vec<(u64, u64)>,
+    pub(crate) latency_us: Vec<(u64, u64)>,
     /// Per sequence number: the latest receipt (unix ns) in this worker, 0 when none.
-    pub last_receipt_ns: Vec<u64>,
+    pub(crate) last_receipt_ns: Vec<u64>,
     /// CPU time this worker used (user + system), in clock ticks.
-    pub cpu_ticks: u64,
+    pub(crate) cpu_ticks: u64,
 }
 
 /// A histogram in µs (or any unit) from 1 to one hour with 3 significant figures.
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
 }
 
 /// Flattens a histogram into `[value, count]` pairs for the wire.
-pub fn to_pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+pub(crate) fn to_pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
     h.iter_recorded()
         .map(|v| (v.value_iterated_to(), v.count_at_value()))
         .collect()
 }
 
 /// Adds wire pairs into a histogram.
-pub fn add_pairs(h: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
+pub(crate) fn add_pairs(h: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
     for &(value, count) in pairs {
         h.saturating_record_n(value, count);
     }
 }
 
 /// The id carried in each bench event's `data.id`: `bench-<seq>-<send unix ns>`.
-pub fn marker(seq: u64, sent_ns: u64) -> String {
+pub(crate) fn marker(seq: u64, sent_ns: u64) -> String {
     format!("bench-{seq}-{sent_ns}")
 }
 
 /// Finds a [`marker`] in a received frame or SSE data line and returns `(seq, sent_ns)`.
-pub fn parse_marker(text: &str) -> Option<(u64, u64)> {
+pub(crate) fn parse_marker(text: &str) -> Option<(u64, u64)> {
     let start = text.find("bench-")? + "bench-".len();
     let rest = &text[start..];
     let dash = rest.find('-')?;
@@ -130,7 +130,7 @@ pub fn parse_marker(text: &str) -> Option<(u64, u64)> {
 }
 
 /// Nanoseconds since the Unix epoch, from the wall clock all processes on the host share.
-pub fn unix_ns() -> u64 {
+pub(crate) fn unix_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -138,7 +138,7 @@ pub fn unix_ns() -> u64 {
 }
 
 /// CPU time (user + system) of a process from `/proc/<pid>/stat`, in clock ticks.
-pub fn cpu_ticks(pid: &str) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces; fields are counted after its closing parenthesis.
     let after = &stat[stat.rfind(')')? + 2..];

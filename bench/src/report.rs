@@ -5,16 +5,16 @@ use serde::Serialize;
 
 /// Quantiles of a µs histogram, in milliseconds.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
-pub struct Quantiles {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
-    pub samples: u64,
+pub(crate) struct Quantiles {
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
+    pub(crate) samples: u64,
 }
 
 impl Quantiles {
-    pub fn of(h: &Histogram<u64>) -> Self {
+    pub(crate) fn of(h: &Histogram<u64>) -> Self {
         let ms = |us: u64| us as f64 / 1000.0;
         if h.is_empty() {
             return Self::default();
@@ -31,60 +31,60 @@ impl Quantiles {
 
 /// What the server process cost, when its pid is known.
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct ServerUsage {
-    pub pid: Option<u32>,
-    pub rss_before_kb: Option<u64>,
-    pub rss_idle_kb: Option<u64>,
-    pub rss_after_kb: Option<u64>,
-    pub rss_peak_kb: Option<u64>,
+pub(crate) struct ServerUsage {
+    pub(crate) pid: Option<u32>,
+    pub(crate) rss_before_kb: Option<u64>,
+    pub(crate) rss_idle_kb: Option<u64>,
+    pub(crate) rss_after_kb: Option<u64>,
+    pub(crate) rss_peak_kb: Option<u64>,
     /// (RSS with the subscribers connected and idle − RSS before) / connected subscribers.
-    pub bytes_per_idle_conn: Option<f64>,
+    pub(crate) bytes_per_idle_conn: Option<f64>,
     /// Server CPU while events flowed, in % of one core.
-    pub cpu_pct: Option<f64>,
+    pub(crate) cpu_pct: Option<f64>,
     /// Server CPU time per 1000 deliveries, ms.
-    pub cpu_ms_per_1k_deliveries: Option<f64>,
+    pub(crate) cpu_ms_per_1k_deliveries: Option<f64>,
 }
 
 /// One scenario's measurements; serialised as the tool's JSON line.
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct ScenarioResult {
-    pub scenario: String,
-    pub target: String,
-    pub subscribers: usize,
-    pub ws: usize,
-    pub sse: usize,
-    pub procs: usize,
-    pub sources: usize,
-    pub connected: usize,
-    pub connect_failed: usize,
-    pub connect_errors: Vec<String>,
-    pub connect_ms: Quantiles,
-    pub connect_wall_s: f64,
-    pub events: u64,
-    pub emitted_ok: u64,
-    pub emit_failed: u64,
-    pub emit_error: Option<String>,
-    pub rate_requested: f64,
-    pub rate_achieved: f64,
-    pub expected: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    pub unexpected: u64,
-    pub resyncs: u64,
-    pub closed_early: u64,
-    pub latency_ms: Quantiles,
-    pub fanout_ms: Quantiles,
-    pub emit_ms: Quantiles,
-    pub server: ServerUsage,
+pub(crate) struct ScenarioResult {
+    pub(crate) scenario: String,
+    pub(crate) target: String,
+    pub(crate) subscribers: usize,
+    pub(crate) ws: usize,
+    pub(crate) sse: usize,
+    pub(crate) procs: usize,
+    pub(crate) sources: usize,
+    pub(crate) connected: usize,
+    pub(crate) connect_failed: usize,
+    pub(crate) connect_errors: Vec<String>,
+    pub(crate) connect_ms: Quantiles,
+    pub(crate) connect_wall_s: f64,
+    pub(crate) events: u64,
+    pub(crate) emitted_ok: u64,
+    pub(crate) emit_failed: u64,
+    pub(crate) emit_error: Option<String>,
+    pub(crate) rate_requested: f64,
+    pub(crate) rate_achieved: f64,
+    pub(crate) expected: u64,
+    pub(crate) delivered: u64,
+    pub(crate) lost: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) unexpected: u64,
+    pub(crate) resyncs: u64,
+    pub(crate) closed_early: u64,
+    pub(crate) latency_ms: Quantiles,
+    pub(crate) fanout_ms: Quantiles,
+    pub(crate) emit_ms: Quantiles,
+    pub(crate) server: ServerUsage,
     /// CPU the bench itself used (coordinator + workers) while running, in % of one core.
-    pub client_cpu_pct: f64,
-    pub wall_s: f64,
+    pub(crate) client_cpu_pct: f64,
+    pub(crate) wall_s: f64,
 }
 
 impl ScenarioResult {
     /// Zero loss, no resync, no duplicate, every subscriber connected, every emit accepted.
-    pub fn clean(&self) -> bool {
+    pub(crate) fn clean(&self) -> bool {
         self.lost == 0
             && self.resyncs == 0
             && self.duplicates == 0
@@ -94,7 +94,7 @@ impl ScenarioResult {
     }
 
     /// Human summary, for stderr.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let q = |q: &Quantiles| {
             format!(
                 "p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3} ms  (n={})",

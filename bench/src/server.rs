@@ -10,35 +10,35 @@ use std::{
 use tokio::process::{Child, Command};
 
 /// Kernel clock ticks per second for `/proc/<pid>/stat` (`USER_HZ`, 100 on every Linux ABI we run on).
-pub const TICKS_PER_SEC: f64 = 100.0;
+pub(crate) const TICKS_PER_SEC: f64 = 100.0;
 
 /// The process being measured, if the tool knows it.
 #[derive(Debug)]
-pub struct Server {
-    pub pid: Option<u32>,
+pub(crate) struct Server {
+    pub(crate) pid: Option<u32>,
     /// Kept so the server dies with the tool (`kill_on_drop`).
     child: Option<Child>,
 }
 
 /// How to start an admin-push server.
 #[derive(Debug)]
-pub struct SpawnConfig<'a> {
-    pub path: &'a Path,
-    pub port: u16,
-    pub jwt_secret: &'a str,
-    pub internal_secret: &'a str,
+pub(crate) struct SpawnConfig<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) port: u16,
+    pub(crate) jwt_secret: &'a str,
+    pub(crate) internal_secret: &'a str,
     /// Extra `KEY=VALUE` environment entries, e.g. `ADMIN_PUSH__HUB__BUFFER=4096`.
-    pub extra_env: &'a [String],
+    pub(crate) extra_env: &'a [String],
 }
 
 impl Server {
     /// A server started elsewhere, optionally with a known pid.
-    pub fn external(pid: Option<u32>) -> Self {
+    pub(crate) fn external(pid: Option<u32>) -> Self {
         Self { pid, child: None }
     }
 
     /// Starts admin-push with a bench configuration and waits until `/healthz` answers.
-    pub async fn spawn(config: &SpawnConfig<'_>) -> Result<Self, String> {
+    pub(crate) async fn spawn(config: &SpawnConfig<'_>) -> Result<Self, String> {
         // Another server already on the port would answer /healthz below, and the run would
         // measure it instead of ours.
         std::net::TcpListener::bind(("127.0.0.1", config.port)).map_err(|e| {
@@ -100,17 +100,17 @@ impl Server {
     }
 
     /// Resident set size now, KiB.
-    pub fn rss_kb(&self) -> Option<u64> {
+    pub(crate) fn rss_kb(&self) -> Option<u64> {
         self.status_field("VmRSS:")
     }
 
     /// Peak resident set size, KiB.
-    pub fn peak_rss_kb(&self) -> Option<u64> {
+    pub(crate) fn peak_rss_kb(&self) -> Option<u64> {
         self.status_field("VmHWM:")
     }
 
     /// CPU time used so far (user + system), clock ticks.
-    pub fn cpu_ticks(&self) -> Option<u64> {
+    pub(crate) fn cpu_ticks(&self) -> Option<u64> {
         crate::proto::cpu_ticks(&self.pid?.to_string())
     }
 
@@ -124,7 +124,7 @@ impl Server {
     }
 
     /// Stops a server the tool started.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
             let _ = child.wait().await;

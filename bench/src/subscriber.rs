@@ -33,44 +33,44 @@ use crate::proto::{Target, new_histogram, parse_marker, unix_ns};
 
 /// Which transport a subscriber uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     Ws,
     Sse,
 }
 
 /// Where and how one subscriber connects.
 #[derive(Clone, Debug)]
-pub struct Endpoint {
-    pub target: Target,
-    pub port: u16,
-    pub source: Ipv4Addr,
-    pub transport: Transport,
+pub(crate) struct Endpoint {
+    pub(crate) target: Target,
+    pub(crate) port: u16,
+    pub(crate) source: Ipv4Addr,
+    pub(crate) transport: Transport,
     /// `Authorization` header value, if the target needs one.
-    pub authorization: Option<String>,
-    pub nchan_channel: String,
-    pub timeout: Duration,
+    pub(crate) authorization: Option<String>,
+    pub(crate) nchan_channel: String,
+    pub(crate) timeout: Duration,
 }
 
 /// What all subscribers of one worker add up; shared, lock-light.
 #[derive(Debug)]
-pub struct Tally {
+pub(crate) struct Tally {
     events: u64,
     latency_shards: Vec<Mutex<Histogram<u64>>>,
     last_receipt_ns: Vec<AtomicU64>,
-    pub delivered: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub unexpected: AtomicU64,
-    pub resyncs: AtomicU64,
-    pub closed_early: AtomicU64,
-    pub complete: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) unexpected: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
+    pub(crate) closed_early: AtomicU64,
+    pub(crate) complete: AtomicU64,
     /// Woken whenever a subscriber completes or ends.
-    pub progress: Notify,
+    pub(crate) progress: Notify,
 }
 
 const SHARDS: usize = 8;
 
 impl Tally {
-    pub fn new(events: u64) -> Self {
+    pub(crate) fn new(events: u64) -> Self {
         Self {
             events,
             latency_shards: (0..SHARDS).map(|_| Mutex::new(new_histogram())).collect(),
@@ -86,7 +86,7 @@ impl Tally {
     }
 
     /// All shards merged into one latency histogram (µs).
-    pub fn latency(&self) -> Histogram<u64> {
+    pub(crate) fn latency(&self) -> Histogram<u64> {
         let mut all = new_histogram();
         for shard in &self.latency_shards {
             let shard = shard
@@ -97,7 +97,7 @@ impl Tally {
         all
     }
 
-    pub fn last_receipts(&self) -> Vec<u64> {
+    pub(crate) fn last_receipts(&self) -> Vec<u64> {
         self.last_receipt_ns
             .iter()
             .map(|t| t.load(Ordering::Relaxed))
@@ -162,11 +162,11 @@ impl Seen {
 }
 
 /// Failure to open a subscriber, with a short human reason.
-pub type ConnectError = String;
+pub(crate) type ConnectError = String;
 
 /// Opens one subscriber (with `attempts` tries) and, once it is ready, reports the connect time through
 /// `ready` and keeps receiving until `stop` fires or the server closes the connection.
-pub async fn run(
+pub(crate) async fn run(
     endpoint: Endpoint,
     id: usize,
     attempts: u32,

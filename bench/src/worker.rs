@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Runs one worker to completion.
-pub async fn run(spec: WorkerSpec) -> Result<(), String> {
+pub(crate) async fn run(spec: WorkerSpec) -> Result<(), String> {
     crate::raise_nofile_limit();
     let tally = Arc::new(Tally::new(spec.events));
     let stop = CancellationToken::new();

@@ -186,8 +186,8 @@ fn production_refuses_the_development_secrets_and_names_the_key() {
     );
 }
 
-#[test]
-fn configuration_errors_name_the_key() {
+#[tokio::test]
+async fn configuration_errors_name_the_key() {
     for (overrides, key) in [
         (json!({ "hub": { "history": 0 } }), "hub.history"),
         (json!({ "hub": { "histroy": 5 } }), "histroy"),
@@ -221,8 +221,9 @@ fn configuration_errors_name_the_key() {
     ] {
         let message = match test_settings(overrides.clone()) {
             Err(e) => e.to_string(),
-            // Some checks (the algorithm) happen when the verifier is built.
-            Ok(settings) => admin_push::auth::Verifier::new(&settings.auth)
+            // Some checks (the algorithm) happen when the application is built.
+            Ok(settings) => admin_push::Application::build(settings)
+                .await
                 .expect_err("refused")
                 .to_string(),
         };

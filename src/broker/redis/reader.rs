@@ -1,0 +1,285 @@
+//! The stream reader: follows the Redis stream and tells the hub what was committed.
+//!
+//! Redis without persistence can come back empty. The reader notices (the last id it delivered is
+//! no longer in the stream) and reloads, and the hub starts its history anew, telling every
+//! connection `resync{restart}`; old ids are then simply not found, so they get `resync{gap}`. An
+//! empty stream gets an epoch marker entry, so even a stream with no events has a unique id to
+//! resume from.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{FIELD_DATA, FIELD_EPOCH, FIELD_EVENT, Health, Link, LinkError, link::parse_id};
+use crate::{
+    broker::{Committed, Notice},
+    catalog::Catalog,
+    protocol::{EventId, ResyncReason},
+};
+
+/// How long one `XREAD` blocks; also bounds how late the reader notices shutdown.
+const READ_BLOCK: Duration = Duration::from_millis(1000);
+/// Entries taken per `XREAD`.
+const READ_COUNT: usize = 512;
+/// Reconnect backoff.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Adds the epoch marker only to an empty stream: `KEYS[1]` stream, `ARGV[1]` MAXLEN, `ARGV[2]` epoch.
+const ENSURE_EPOCH_MARKER: &str = "if redis.call('XLEN', KEYS[1]) == 0 then \
+     return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'epoch', ARGV[2]) end \
+     return false";
+
+/// One stream entry: `(id, [field, value, field, value, …])`.
+type Entry = (String, Vec<String>);
+/// `XREAD` reply: `[(stream key, entries)]`, or nil when the block timed out.
+type ReadReply = Option<Vec<(String, Vec<Entry>)>>;
+
+/// The reader stops once the hub is gone (its notices have nowhere to go).
+#[derive(Debug)]
+struct HubGone;
+
+#[derive(Debug)]
+enum Stop {
+    Link(LinkError),
+    HubGone,
+}
+
+impl From<LinkError> for Stop {
+    fn from(error: LinkError) -> Self {
+        Stop::Link(error)
+    }
+}
+
+impl From<redis::RedisError> for Stop {
+    fn from(error: redis::RedisError) -> Self {
+        Stop::Link(error.into())
+    }
+}
+
+impl From<HubGone> for Stop {
+    fn from(_: HubGone) -> Self {
+        Stop::HubGone
+    }
+}
+
+pub(super) struct Reader {
+    link: Link,
+    history: usize,
+    catalog: Catalog,
+    health: Arc<Health>,
+    notices: mpsc::Sender<Notice>,
+    /// The newest stream id this instance has taken in.
+    last: Option<EventId>,
+    /// Whether the current connection got as far as following the stream.
+    caught_up: bool,
+}
+
+/// One stream entry, decoded.
+enum Decoded {
+    Event(Committed),
+    /// The epoch marker that starts a (re)created stream.
+    Marker,
+    /// Not something to deliver (malformed, or refused by validation): logged and skipped.
+    Foreign,
+}
+
+impl Reader {
+    pub(super) fn new(
+        link: Link,
+        history: usize,
+        catalog: Catalog,
+        health: Arc<Health>,
+        notices: mpsc::Sender<Notice>,
+    ) -> Self {
+        Self {
+            link,
+            history,
+            catalog,
+            health,
+            notices,
+            last: None,
+            caught_up: false,
+        }
+    }
+
+    /// Follows the stream until `shutdown` (or until the hub is gone), reconnecting with backoff.
+    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let e = match self.follow(&shutdown).await {
+                Ok(()) | Err(Stop::HubGone) => return,
+                Err(Stop::Link(e)) => e,
+            };
+            // A connection that got as far as following the stream earns a fresh backoff.
+            if std::mem::take(&mut self.caught_up) {
+                backoff = BACKOFF_MIN;
+            }
+            self.health.set_down(&e);
+            let pause = rand::random_range(backoff / 2..=backoff);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One connection's worth of following: (re)load or verify, then `XREAD` until an error.
+    async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), Stop> {
+        let key = self.link.stream_key().to_owned();
+        let mut connection = self.link.connect(READ_BLOCK * 3).await?;
+        let continuous = match self.last {
+            Some(last) => {
+                let at: Vec<Entry> = redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg(last.to_string())
+                    .arg(last.to_string())
+                    .query_async(&mut connection)
+                    .await?;
+                !at.is_empty()
+            }
+            None => false,
+        };
+        if !continuous {
+            self.load(&mut connection).await?;
+        }
+        self.health.set_up();
+        self.caught_up = true;
+        let mut from = self.last.unwrap_or(EventId::ZERO).to_string();
+        loop {
+            let mut read = redis::cmd("XREAD");
+            read.arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(&from);
+            let reply: ReadReply = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                reply = read.query_async(&mut connection) => reply?,
+            };
+            let mut committed = Vec::new();
+            for (_, entries) in reply.unwrap_or_default() {
+                for (id, fields) in entries {
+                    let parsed = parse_id(&id)?;
+                    from = id;
+                    self.last = Some(parsed);
+                    match self.decode(parsed, &fields) {
+                        Decoded::Event(event) => committed.push(event),
+                        // The stream was recreated under us: the history starts anew there.
+                        Decoded::Marker => {
+                            self.send_committed(&mut committed).await?;
+                            self.reset(parsed, Vec::new(), Some(ResyncReason::Restart))
+                                .await?;
+                        }
+                        Decoded::Foreign => {}
+                    }
+                }
+            }
+            self.send_committed(&mut committed).await?;
+        }
+    }
+
+    /// Rebuilds the history from the stream's newest `history` entries and hands it to the hub in
+    /// one step. When this instance had been following an earlier history, its connections may
+    /// have missed events: they are told to resync.
+    async fn load(&mut self, connection: &mut MultiplexedConnection) -> Result<(), Stop> {
+        let key = self.link.stream_key().to_owned();
+        // Atomic, so two instances starting on an empty stream do not both add a marker.
+        let _: redis::Value = redis::cmd("EVAL")
+            .arg(ENSURE_EPOCH_MARKER)
+            .arg(1)
+            .arg(&key)
+            .arg(self.history)
+            .arg(format!("{:032x}", rand::random::<u128>()))
+            .query_async(connection)
+            .await?;
+        let mut entries: Vec<Entry> = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(self.history)
+            .query_async(connection)
+            .await?;
+        entries.reverse();
+        let mut entries = entries.into_iter();
+        // The oldest entry is the floor: resuming from it replays everything after it.
+        let Some((oldest, _)) = entries.next() else {
+            return Err(LinkError::BadId("stream is empty after adding its marker".into()).into());
+        };
+        let mut floor = parse_id(&oldest)?;
+        let mut last = floor;
+        let mut events = Vec::new();
+        for (id, fields) in entries {
+            let id = parse_id(&id)?;
+            last = id;
+            match self.decode(id, &fields) {
+                Decoded::Event(event) => events.push(event),
+                Decoded::Marker => {
+                    floor = id;
+                    events.clear();
+                }
+                Decoded::Foreign => {}
+            }
+        }
+        let reason = self.last.is_some().then_some(ResyncReason::Restart);
+        self.reset(floor, events, reason).await?;
+        self.last = Some(last);
+        Ok(())
+    }
+
+    async fn send_committed(&self, committed: &mut Vec<Committed>) -> Result<(), HubGone> {
+        if committed.is_empty() {
+            return Ok(());
+        }
+        let notice = Notice::Committed(std::mem::take(committed));
+        self.notices.send(notice).await.map_err(|_| HubGone)
+    }
+
+    /// Replaces the hub's history and waits until it holds it, so the reader reports healthy (and
+    /// the instance ready) only once a resume can find what was loaded.
+    async fn reset(
+        &self,
+        floor: EventId,
+        events: Vec<Committed>,
+        reason: Option<ResyncReason>,
+    ) -> Result<(), HubGone> {
+        let (applied, done) = oneshot::channel();
+        let notice = Notice::Reset {
+            floor,
+            events,
+            reason,
+            applied,
+        };
+        self.notices.send(notice).await.map_err(|_| HubGone)?;
+        done.await.map_err(|_| HubGone)
+    }
+
+    fn decode(&self, id: EventId, fields: &[String]) -> Decoded {
+        let field = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|pair| pair[0] == name)
+                .map(|pair| pair[1].as_str())
+        };
+        if field(FIELD_EPOCH).is_some() {
+            return Decoded::Marker;
+        }
+        let (Some(name), Some(data)) = (field(FIELD_EVENT), field(FIELD_DATA)) else {
+            tracing::warn!(%id, "skipping a stream entry that is not an event");
+            return Decoded::Foreign;
+        };
+        match self.catalog.parse_stored(name, data) {
+            Ok(event) => Decoded::Event(Committed { id, event }),
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "skipping a stream entry that fails validation");
+                Decoded::Foreign
+            }
+        }
+    }
+}

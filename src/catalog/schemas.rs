@@ -1,0 +1,84 @@
+//! The built-in events' payload schemas, and the one table that names them.
+//!
+//! To add a built-in event: write its payload type (unknown fields denied, identifiers as
+//! [`ResourceId`]) and add a row to [`BUILTIN`]. Validation, the `?events=` filter, the reserved
+//! names for `events.extra` and re-validation of what is read back from Redis all follow from it.
+
+use serde::{Deserialize, Serialize};
+
+/// Validates a `data` object and returns its compact form.
+pub(super) type Compactor = fn(&str) -> Result<String, serde_json::Error>;
+
+/// The built-in events and the payload type each one's `data` must fit: one row per event.
+pub(super) const BUILTIN: &[(&str, Compactor)] = &[
+    ("banner.updated", compact::<BannerData>),
+    ("product.updated", compact::<ProductData>),
+    ("order.updated", compact::<OrderData>),
+];
+
+/// What an `events.extra` event carries: any JSON object.
+pub(super) const EXTRA: Compactor = compact::<serde_json::Map<String, serde_json::Value>>;
+
+/// An identifier of a shop resource: non-empty, short, printable. Anything else is a caller bug.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+struct ResourceId(String);
+
+const MAX_RESOURCE_ID_BYTES: usize = 256;
+
+impl TryFrom<String> for ResourceId {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if value.len() > MAX_RESOURCE_ID_BYTES {
+            return Err(format!("must be at most {MAX_RESOURCE_ID_BYTES} bytes"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(value))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BannerAction {
+    Created,
+    Updated,
+    Deleted,
+    Reordered,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BannerData {
+    action: BannerAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<ResourceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ids: Option<Vec<ResourceId>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductData {
+    id: ResourceId,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderData {
+    id: ResourceId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<ResourceId>,
+}
+
+/// Round-trips `raw` through its typed form: rejects what the type rejects, drops whitespace.
+fn compact<T: Serialize + for<'de> Deserialize<'de>>(
+    raw: &str,
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&serde_json::from_str::<T>(raw)?)
+}

@@ -1,0 +1,248 @@
+//! The wire protocol: event ids, the rendered forms of an event, and the control messages.
+//!
+//! Everything a client sees is produced here, so the wire format lives in one file: the hub renders
+//! each [`Event`]'s WebSocket frame and SSE record exactly once and every connection writes those
+//! same reference-counted bytes; [`Control`] messages are per connection and have no id.
+
+use std::{fmt, str::FromStr};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde::Serialize;
+
+use crate::catalog::{CONTROL_NAMES, EventName};
+
+/// Strictly increasing, globally unique event id: `<ms>-<seq>`, the shape of a Redis stream id.
+///
+/// In memory mode `ms` is the boot time (the epoch) and `seq` counts events, so ids from an earlier
+/// run are recognisably foreign. In Redis mode the stream assigns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct EventId {
+    pub(crate) ms: u64,
+    pub(crate) seq: u64,
+}
+
+impl EventId {
+    pub(crate) const ZERO: EventId = EventId { ms: 0, seq: 0 };
+
+    pub(crate) fn new(ms: u64, seq: u64) -> Self {
+        Self { ms, seq }
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an event id")]
+pub(crate) struct BadEventId;
+
+impl FromStr for EventId {
+    type Err = BadEventId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (ms, seq) = s.split_once('-').ok_or(BadEventId)?;
+        let digits = |part: &str| {
+            if part.is_empty() || part.len() > 20 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(BadEventId);
+            }
+            part.parse::<u64>().map_err(|_| BadEventId)
+        };
+        Ok(EventId::new(digits(ms)?, digits(seq)?))
+    }
+}
+
+/// A published event with its wire forms rendered once, shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub(crate) id: EventId,
+    pub(crate) name: EventName,
+    pub(crate) ws_frame: ByteString,
+    pub(crate) sse_record: Bytes,
+    /// When this instance's hub took it in: the start of its delivery latency.
+    pub(crate) received: std::time::Instant,
+}
+
+impl Event {
+    /// Renders both wire forms; `data` is the catalog's compact single-line JSON object.
+    pub(crate) fn new(id: EventId, name: EventName, data: &str) -> Self {
+        let ws_frame = format!(r#"{{"id":"{id}","event":"{name}","data":{data}}}"#);
+        let sse_record = format!("id: {id}\nevent: {name}\ndata: {data}\n\n");
+        Self {
+            id,
+            name,
+            ws_frame: ByteString::from(ws_frame),
+            sse_record: Bytes::from(sse_record),
+            received: std::time::Instant::now(),
+        }
+    }
+}
+
+/// Which transport a connection uses; reported in `ready` and in logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TransportKind {
+    Ws,
+    Sse,
+}
+
+impl TransportKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Ws => "ws",
+            TransportKind::Sse => "sse",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ResyncReason {
+    /// The resume id is not covered by the history.
+    Gap,
+    /// The connection fell behind the live broadcast.
+    Lagged,
+    /// The backplane lost its history while this instance was connected to it.
+    Restart,
+}
+
+impl ResyncReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ResyncReason::Gap => "gap",
+            ResyncReason::Lagged => "lagged",
+            ResyncReason::Restart => "restart",
+        }
+    }
+}
+
+/// Control events: per-connection messages with no id, never replayed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Control {
+    Ready {
+        last_event_id: EventId,
+        transport: TransportKind,
+    },
+    Resync(ResyncReason),
+    Reconnect {
+        after_ms: u64,
+    },
+    AuthExpired,
+}
+
+impl Control {
+    fn name(&self) -> &'static str {
+        let [ready, resync, reconnect, auth_expired] = CONTROL_NAMES;
+        match self {
+            Control::Ready { .. } => ready,
+            Control::Resync(_) => resync,
+            Control::Reconnect { .. } => reconnect,
+            Control::AuthExpired => auth_expired,
+        }
+    }
+
+    fn data(&self) -> String {
+        match self {
+            Control::Ready {
+                last_event_id,
+                transport,
+            } => format!(
+                r#"{{"last_event_id":"{last_event_id}","transport":"{}"}}"#,
+                transport.as_str()
+            ),
+            Control::Resync(reason) => format!(r#"{{"reason":"{}"}}"#, reason.as_str()),
+            Control::Reconnect { after_ms } => format!(r#"{{"after_ms":{after_ms}}}"#),
+            Control::AuthExpired => "{}".to_owned(),
+        }
+    }
+
+    pub(crate) fn ws_frame(&self) -> String {
+        format!(r#"{{"event":"{}","data":{}}}"#, self.name(), self.data())
+    }
+
+    /// `ready` carries the resume point as the record id so a browser's own reconnect resumes there.
+    pub(crate) fn sse_record(&self) -> String {
+        let id = match self {
+            Control::Ready { last_event_id, .. } => format!("id: {last_event_id}\n"),
+            _ => String::new(),
+        };
+        format!("{id}event: {}\ndata: {}\n\n", self.name(), self.data())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    #[test]
+    fn event_ids_round_trip_and_order_numerically() {
+        let id: EventId = "1700000000000-12".parse().expect("valid id");
+        assert_eq!(id.to_string(), "1700000000000-12");
+        assert!(EventId::new(1, 9) < EventId::new(1, 10));
+        assert!(EventId::new(1, 99) < EventId::new(2, 0));
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "a-1",
+            "1-2-3",
+            "+1-2",
+            "1 -2",
+            "99999999999999999999999-1",
+        ] {
+            assert_eq!(bad.parse::<EventId>(), Err(BadEventId), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn wire_forms_match_the_contract() {
+        let name = Catalog::new(&[], 3, 64)
+            .name("banner.updated")
+            .expect("builtin");
+        let event = Event::new(
+            EventId::new(5, 1),
+            name,
+            r#"{"action":"updated","id":"hb_1"}"#,
+        );
+        assert_eq!(
+            &*event.ws_frame,
+            r#"{"id":"5-1","event":"banner.updated","data":{"action":"updated","id":"hb_1"}}"#
+        );
+        assert_eq!(
+            &event.sse_record[..],
+            b"id: 5-1\nevent: banner.updated\ndata: {\"action\":\"updated\",\"id\":\"hb_1\"}\n\n"
+        );
+        let ready = Control::Ready {
+            last_event_id: EventId::new(5, 1),
+            transport: TransportKind::Sse,
+        };
+        assert_eq!(
+            ready.sse_record(),
+            "id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\"}\n\n"
+        );
+    }
+
+    mod hostile_input {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn any_string_is_an_event_id_or_an_error(text in ".{0,48}") {
+                let _ = text.parse::<EventId>();
+            }
+
+            #[test]
+            fn event_ids_round_trip(ms in any::<u64>(), seq in any::<u64>()) {
+                let id = EventId::new(ms, seq);
+                prop_assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+            }
+        }
+    }
+}

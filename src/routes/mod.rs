@@ -1,0 +1,63 @@
+//! The route tables, and the small routes that are neither a transport nor the emit webhook.
+//!
+//! - [`ticket`]: `POST /admin-ws/ticket`, a JWT traded for a single-use ticket.
+//! - [`health`]: `GET /healthz` and `GET /readyz`.
+//! - [`metrics`]: `GET /metrics`.
+//! - [`console`]: `GET /`, `/static/*` and the JSON 404 every unknown path gets.
+//!
+//! Handlers take only the `web::Data<T>` they use; `startup` registers one per dependency.
+
+mod console;
+mod health;
+mod metrics;
+mod ticket;
+
+use actix_cors::Cors;
+use actix_web::{http::header, web};
+
+use crate::{emit, sse, ws};
+
+pub(crate) use self::console::not_found;
+
+/// What the public listener serves (plus [`internal`] when there is no internal listener).
+pub(crate) fn public(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
+    let browser_facing = |path, route: actix_web::Route| {
+        web::resource(path).wrap(cors(allowed_origins)).route(route)
+    };
+    cfg.service(browser_facing("/admin-ws", web::get().to(ws::admin_ws)))
+        .service(browser_facing(
+            "/admin-ws/ticket",
+            web::post().to(ticket::ticket),
+        ))
+        .service(browser_facing("/admin-sse", web::get().to(sse::admin_sse)))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/", web::get().to(console::console))
+        .route("/static/{file}", web::get().to(console::static_file));
+}
+
+/// What only trusted callers reach: publishing and metrics.
+pub(crate) fn internal(cfg: &mut web::ServiceConfig) {
+    cfg.route("/internal/emit", web::post().to(emit::emit))
+        .route("/metrics", web::get().to(metrics::metrics));
+}
+
+/// CORS for the routes an admin page on another origin calls: the ticket exchange (a `POST` with
+/// `Authorization`, so preflighted) and the SSE stream. No credentials mode: auth is a bearer token
+/// or a ticket, never a cookie. An unlisted origin gets no CORS headers here and a 403 from the
+/// handler, so the refusal stays an explicit JSON answer.
+fn cors(allowed_origins: &[String]) -> Cors {
+    let cors = Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allowed_header("last-event-id")
+        .max_age(600)
+        .block_on_origin_mismatch(false);
+    if allowed_origins.is_empty() {
+        cors.allow_any_origin()
+    } else {
+        allowed_origins
+            .iter()
+            .fold(cors, |cors, origin| cors.allowed_origin(origin))
+    }
+}

@@ -1,0 +1,192 @@
+//! Tickets: what a browser puts in a `WebSocket`/`EventSource` URL instead of its JWT.
+//!
+//! A ticket is 128 random bits, single use, lives for seconds (never longer than the token it was
+//! bought with) and carries the token's subject and expiry. The store is in this process, bounded
+//! in number, or in Redis (`SET PX` / `GETDEL`) so that a ticket bought from one instance opens a
+//! connection on any other and a load balancer needs no sticky sessions.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    auth::{AuthError, Principal},
+    broker::redis::{Link, LinkError},
+};
+
+/// Where tickets wait to be redeemed.
+#[derive(Debug)]
+pub(crate) struct Tickets {
+    ttl: Duration,
+    store: Store,
+}
+
+#[derive(Debug)]
+enum Store {
+    Memory(MemoryTickets),
+    Redis(Link),
+}
+
+impl Tickets {
+    /// In this process, at most `capacity` pending at once.
+    pub(crate) fn memory(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            store: Store::Memory(MemoryTickets {
+                pending: Mutex::new(HashMap::new()),
+                capacity,
+            }),
+        }
+    }
+
+    /// In Redis, shared by every instance; bounded by their TTLs.
+    pub(crate) fn redis(ttl: Duration, link: Link) -> Self {
+        Self {
+            ttl,
+            store: Store::Redis(link),
+        }
+    }
+
+    /// Issues a ticket; returns it with its life, which is shorter than the configured TTL when
+    /// the token expires sooner.
+    pub(crate) async fn issue(
+        &self,
+        principal: Principal,
+    ) -> Result<(String, Duration), AuthError> {
+        let life = self.ttl.min(principal.remaining());
+        let ticket = format!("{:032x}", rand::random::<u128>());
+        match &self.store {
+            Store::Memory(memory) => memory.issue(&ticket, principal, life)?,
+            Store::Redis(link) => put(link, &ticket, &principal, life)
+                .await
+                .map_err(|_| AuthError::TicketStoreUnavailable)?,
+        }
+        Ok((ticket, life))
+    }
+
+    /// Takes a ticket out: whoever redeems it first gets its principal, once.
+    pub(crate) async fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
+        match &self.store {
+            Store::Memory(memory) => memory.redeem(ticket),
+            Store::Redis(link) => take(link, ticket)
+                .await
+                .map_err(|_| AuthError::TicketStoreUnavailable)?
+                .ok_or(AuthError::InvalidTicket),
+        }
+    }
+}
+
+/// Single-use tickets in this process; expired ones are swept whenever a new one would not fit.
+#[derive(Debug)]
+struct MemoryTickets {
+    pending: Mutex<HashMap<String, (Principal, Instant)>>,
+    capacity: usize,
+}
+
+impl MemoryTickets {
+    fn issue(&self, ticket: &str, principal: Principal, life: Duration) -> Result<(), AuthError> {
+        let expires = Instant::now() + life;
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() >= self.capacity {
+            let now = Instant::now();
+            pending.retain(|_, (_, expires)| *expires > now);
+            if pending.len() >= self.capacity {
+                return Err(AuthError::TicketsExhausted);
+            }
+        }
+        pending.insert(ticket.to_owned(), (principal, expires));
+        Ok(())
+    }
+
+    fn redeem(&self, ticket: &str) -> Result<Principal, AuthError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.remove(ticket) {
+            Some((principal, expires)) if expires > Instant::now() => Ok(principal),
+            _ => Err(AuthError::InvalidTicket),
+        }
+    }
+}
+
+/// `SET <stream_key>:ticket:<ticket> <valid_until>:<actor_id> PX <life>`: the number first, so any
+/// actor id survives.
+async fn put(
+    link: &Link,
+    ticket: &str,
+    principal: &Principal,
+    life: Duration,
+) -> Result<(), LinkError> {
+    let value = format!("{}:{}", principal.valid_until, principal.actor_id);
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(link.key("ticket", ticket))
+        .arg(value)
+        .arg("PX")
+        .arg(life.max(Duration::from_millis(1)).as_millis() as u64);
+    link.run::<redis::Value>(&pipe).await.map(drop)
+}
+
+/// `GETDEL`, so two instances can never both redeem one ticket. `None`: unknown, used or expired
+/// (or a value that is not ours).
+async fn take(link: &Link, ticket: &str) -> Result<Option<Principal>, LinkError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("GETDEL").arg(link.key("ticket", ticket));
+    let (value,): (Option<String>,) = link.run(&pipe).await?;
+    Ok(value.and_then(|value| {
+        let (valid_until, actor_id) = value.split_once(':')?;
+        Some(Principal {
+            actor_id: actor_id.to_owned(),
+            valid_until: valid_until.parse().ok()?,
+        })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::unix_now;
+
+    fn principal(secs: u64) -> Principal {
+        Principal {
+            actor_id: "user_1".into(),
+            valid_until: unix_now() + secs,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ticket_is_good_exactly_once() {
+        let tickets = Tickets::memory(Duration::from_secs(30), 10);
+        let (ticket, _) = tickets.issue(principal(60)).await.expect("room");
+        assert_eq!(ticket.len(), 32, "128 bits in hex");
+        assert_eq!(
+            tickets.redeem(&ticket).await.expect("first use").actor_id,
+            "user_1"
+        );
+        assert!(matches!(
+            tickets.redeem(&ticket).await,
+            Err(AuthError::InvalidTicket)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_ticket_store_is_bounded() {
+        let tickets = Tickets::memory(Duration::from_secs(30), 2);
+        tickets.issue(principal(60)).await.expect("room");
+        tickets.issue(principal(60)).await.expect("room");
+        assert!(matches!(
+            tickets.issue(principal(60)).await,
+            Err(AuthError::TicketsExhausted)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_ticket_never_outlives_its_token() {
+        let tickets = Tickets::memory(Duration::from_secs(30), 10);
+        let (ticket, _) = tickets.issue(principal(0)).await.expect("room");
+        assert!(matches!(
+            tickets.redeem(&ticket).await,
+            Err(AuthError::InvalidTicket)
+        ));
+    }
+}

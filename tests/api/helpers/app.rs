@@ -1,0 +1,154 @@
+//! A real server on port 0 per test, built in-process from test settings, and the plain HTTP
+//! calls tests make to it (emit, ticket, readiness).
+//!
+//! Set `TEST_LOG` (`TEST_LOG=1`, or a filter such as `TEST_LOG=debug`) to capture the server's
+//! logs: the test harness prints them for each failing test only.
+
+use std::sync::Once;
+
+use admin_push::{Application, Settings, settings::SettingsError};
+use figment::{Figment, providers::Serialized};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::tokens::{JWT_SECRET, admin_token};
+
+pub const EMIT_SECRET: &str = "test-emit-secret-that-is-long-enough-001";
+
+pub struct TestApp {
+    pub base: String,
+    pub ws_base: String,
+    pub internal_base: String,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub stopped: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(json!({})).await
+}
+
+/// Starts a server whose settings are the defaults, test secrets, and then `overrides`
+/// (a JSON object shaped like `config.toml`).
+pub async fn spawn_app_with(overrides: Value) -> TestApp {
+    init_test_log();
+    let settings = test_settings(overrides).expect("test settings are valid");
+    let app = Application::build(settings).await.expect("app builds");
+    let port = app.port();
+    let internal_port = app.internal_port().unwrap_or(port);
+    let shutdown = app.shutdown_token();
+    let stopped = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        ws_base: format!("ws://127.0.0.1:{port}"),
+        internal_base: format!("http://127.0.0.1:{internal_port}"),
+        http: reqwest::Client::new(),
+        shutdown,
+        stopped,
+    }
+}
+
+pub fn test_settings(overrides: Value) -> Result<Settings, SettingsError> {
+    let base = json!({
+        "server": { "bind": "127.0.0.1:0", "workers": 1, "drain_secs": 1 },
+        "auth": { "jwt_secret": JWT_SECRET },
+        "internal": { "secrets": [EMIT_SECRET] },
+        "log": { "level": "warn" },
+    });
+    Settings::from_figment(
+        Figment::new()
+            .merge(Serialized::defaults(base))
+            .merge(Serialized::defaults(overrides)),
+    )
+}
+
+/// The `TEST_LOG` filter, if set (`1` or `true` mean `info`).
+pub fn test_log() -> Option<String> {
+    let filter = std::env::var("TEST_LOG").ok()?;
+    Some(match filter.as_str() {
+        "" | "1" | "true" => "info".to_owned(),
+        _ => filter,
+    })
+}
+
+/// With `TEST_LOG`, logs go through the test harness's capture (`with_test_writer`), which shows
+/// a test's output only when it fails. Without it, tests log nothing.
+fn init_test_log() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if let Some(filter) = test_log() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_ansi(false)
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+impl TestApp {
+    pub async fn emit(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/internal/emit", self.internal_base))
+            .bearer_auth(EMIT_SECRET)
+            .json(body)
+            .send()
+            .await
+            .expect("emit request")
+    }
+
+    /// Emits `product.updated {id}` and returns the event id the hub assigned.
+    pub async fn emit_product(&self, id: &str) -> String {
+        let response = self
+            .emit(&json!({ "event": "product.updated", "data": { "id": id } }))
+            .await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.expect("json answer");
+        body["id"].as_str().expect("id in answer").to_owned()
+    }
+
+    pub async fn ticket(&self, token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/admin-ws/ticket", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("ticket request")
+    }
+
+    pub async fn ticket_for(&self, actor_id: &str) -> String {
+        let response = self.ticket(&admin_token(actor_id)).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json answer");
+        body["ticket"].as_str().expect("ticket").to_owned()
+    }
+
+    /// Emits a batch and returns the ids the hub assigned, in order.
+    pub async fn emit_batch(&self, batch: &[Value]) -> Vec<String> {
+        let answer: Value = self.emit(&json!(batch)).await.json().await.expect("json");
+        answer["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_str().expect("id").to_owned())
+            .collect()
+    }
+
+    pub async fn ready_status(&self) -> u16 {
+        match self.http.get(format!("{}/readyz", self.base)).send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// Asserts a refusal: its status, an `error` code, and a `message` that says `says`.
+pub fn assert_problem((status, body): (u16, Value), expected: u16, says: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.contains(says),
+        "{message:?} should mention {says:?}"
+    );
+}

@@ -1,0 +1,56 @@
+//! The harness: a real server on port 0 per test, and real clients that speak to it.
+//!
+//! - [`app`]: the server in-process, test settings, emit/ticket calls, `TEST_LOG`.
+//! - [`tokens`]: admin JWTs.
+//! - [`client`]: WebSocket and SSE subscribers behind one type.
+//! - [`redis`]: a real `redis-server`, and instances sharing it.
+//! - [`process`]: the real binary as a child process.
+//!
+//! Every wait is on an event, bounded by [`WAIT`]; nothing sleeps in place of synchronisation.
+
+mod app;
+mod client;
+mod process;
+mod redis;
+mod tokens;
+
+use std::time::Duration;
+
+pub use self::{app::*, client::*, process::*, redis::*, tokens::*};
+
+/// Upper bound on any single wait for something the server should do.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Whether an outside program the test needs is installed. Missing: a loud skip on a developer's
+/// machine, a failure under CI (where `.ci/run` installs it).
+pub fn require(program: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{program}` is required under CI; .ci/run should have installed it"
+        );
+        eprintln!("\n!!! SKIPPED: `{program}` is not installed; run .ci/run or install it !!!\n");
+    }
+    found
+}
+
+/// Polls `condition` until it holds, for things with no event to wait on (a port opening, a
+/// backplane reconnecting); fails after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,68 @@
+//! The real binary as a child process, for what only a process can show (signals, `kill -9`).
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    app::{EMIT_SECRET, TestApp, test_log},
+    tokens::JWT_SECRET,
+};
+
+/// The real binary as a child process (so a test can `kill -9` it), with `env` overrides.
+pub struct Process {
+    pub child: std::process::Child,
+    pub app: TestApp,
+}
+
+pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
+    use std::io::{BufRead, BufReader};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_admin-push"));
+    command
+        .args(["--config", "/dev/null"])
+        .env("ADMIN_PUSH__SERVER__BIND", "127.0.0.1:0")
+        .env("ADMIN_PUSH__SERVER__DRAIN_SECS", "1")
+        .env("ADMIN_PUSH__AUTH__JWT_SECRET", JWT_SECRET)
+        .env(
+            "ADMIN_PUSH__INTERNAL__SECRETS",
+            format!("[\"{EMIT_SECRET}\"]"),
+        )
+        .env("ADMIN_PUSH__LOG__FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let port = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let listening = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|line| line.contains("\"listening\""))
+            .expect("logs its port");
+        // Keep draining stdout so the child never blocks on a full pipe; with TEST_LOG, through
+        // the test harness's capture, which shows it for a failing test.
+        let show = test_log().is_some();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if show {
+                    println!("{line}");
+                }
+            }
+        });
+        let log: Value = serde_json::from_str(&listening).expect("json log line");
+        log["port"].as_u64().expect("port") as u16
+    })
+    .await
+    .expect("reader");
+    let app = TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        ws_base: format!("ws://127.0.0.1:{port}"),
+        internal_base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::new(),
+        shutdown: CancellationToken::new(),
+        stopped: tokio::spawn(async { Ok(()) }),
+    };
+    Process { child, app }
+}

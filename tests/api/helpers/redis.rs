@@ -1,0 +1,107 @@
+//! A real `redis-server` per test, and instances of the service that share it.
+
+use serde_json::json;
+
+use super::{
+    BOTH,
+    app::{TestApp, spawn_app_with},
+    eventually, require,
+};
+
+/// A real `redis-server` on a free port, with nothing on disk; killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// `None` (after a loud skip) when redis-server is not installed outside CI.
+    pub async fn start() -> Option<Self> {
+        if !require("redis-server") {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart().await;
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (like a crash: no persistence, so its data is gone).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again, empty) on the same port and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let port = self.port;
+        eventually("redis-server to accept connections", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An instance on the Redis backplane, once it is ready.
+pub async fn spawn_redis_app(redis: &RedisServer, stream_key: &str) -> TestApp {
+    let app = spawn_app_with(json!({
+        "hub": { "backend": "redis", "redis_url": redis.url(), "stream_key": stream_key },
+    }))
+    .await;
+    eventually("the instance to follow the stream", || async {
+        app.ready_status().await == 200
+    })
+    .await;
+    app
+}
+
+/// A fresh Redis and two instances following one stream on it (the Redis server must outlive
+/// them, so it is returned too); `None` after a loud skip when redis-server is missing.
+pub async fn two_instances(stream_key: &str) -> Option<(RedisServer, TestApp, TestApp)> {
+    let redis = RedisServer::start().await?;
+    let a = spawn_redis_app(&redis, stream_key).await;
+    let b = spawn_redis_app(&redis, stream_key).await;
+    Some((redis, a, b))
+}
+
+/// A ticket bought from `issuer` opens exactly one connection on `redeemer`, on both transports.
+pub async fn assert_ticket_opens_exactly_once(issuer: &TestApp, redeemer: &TestApp) {
+    for transport in BOTH {
+        let ticket = issuer.ticket_for("user_1").await;
+        let query = format!("ticket={ticket}");
+        let mut tab = redeemer
+            .connect(transport, &query, None, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{transport:?}: ticket refused: {e:?}"));
+        tab.ready().await;
+        let (status, _) = redeemer.refusal(transport, &query, None, &[]).await;
+        assert_eq!(status, 401, "{transport:?}: a ticket is single-use");
+        let (status, _) = issuer.refusal(transport, &query, None, &[]).await;
+        assert_eq!(status, 401, "{transport:?}: single-use on every instance");
+    }
+}
