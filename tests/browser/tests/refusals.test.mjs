@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  adminToken, launchBrowser, openPage, startClient, startService, waitForState,
+  adminToken, launchBrowser, openPage, startClient, startService, waitForConnections, waitForState,
 } from "../lib/harness.mjs";
 
 const isTicket = (req) => req.method() === "POST" && req.url().endsWith("/admin-ws/ticket");
@@ -128,6 +128,9 @@ describe("the console shows refusals", () => {
       assert.equal(await page.textContent("#state"), "reconnecting", "still reconnecting, never refused");
 
       await holder.close();
+      // The slot is free once the service has seen the holder go; an attempt before that is
+      // (rightly) refused again and would push the next one past this test's clock.
+      await waitForConnections(full.base, 0);
       await page.clock.runFor(2 * 60_000); // the next attempt, however far the backoff put it
       await badge(page, "open");
     });
