@@ -11,22 +11,58 @@ use super::{
 /// A real `redis-server` on a free port, with nothing on disk; killed on drop.
 pub struct RedisServer {
     pub port: u16,
+    /// Extra arguments (TLS, cluster, replication); `--port` is replaced by `--tls-port` when a
+    /// test asks for TLS only.
+    args: Vec<String>,
     child: Option<std::process::Child>,
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 impl RedisServer {
     /// `None` (after a loud skip) when redis-server is not installed outside CI.
     pub async fn start() -> Option<Self> {
+        Self::start_with(free_port(), &[]).await
+    }
+
+    /// On `port`, with extra arguments; with `--tls-cert-file` among them it speaks TLS only.
+    pub async fn start_with(port: u16, args: &[String]) -> Option<Self> {
         if !require("redis-server") {
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            args: args.to_vec(),
+            child: None,
+        };
         server.restart().await;
         Some(server)
+    }
+
+    /// Freezes the process (SIGSTOP): connections stay open and nothing answers, like a Redis
+    /// stuck on a slow disk or a long command.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws it (SIGCONT): it works off whatever arrived while it was frozen.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     pub fn url(&self) -> String {
@@ -44,9 +80,18 @@ impl RedisServer {
     /// Starts it (again, empty) on the same port and waits until it answers.
     pub async fn restart(&mut self) {
         self.stop();
+        let tls = self.args.iter().any(|a| a == "--tls-cert-file");
+        let port = self.port.to_string();
+        let listen = if tls {
+            vec!["--port", "0", "--tls-port", &port]
+        } else {
+            vec!["--port", &port]
+        };
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(listen)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server starts");
@@ -69,10 +114,13 @@ impl Drop for RedisServer {
 
 /// An instance on the Redis backplane, once it is ready.
 pub async fn spawn_redis_app(redis: &RedisServer, stream_key: &str) -> TestApp {
-    let app = spawn_app_with(json!({
-        "hub": { "backend": "redis", "redis_url": redis.url(), "stream_key": stream_key },
-    }))
-    .await;
+    spawn_ready_redis_app(json!({ "redis_url": redis.url(), "stream_key": stream_key })).await
+}
+
+/// An instance with `backend = "redis"` and these other `hub` settings, once it is ready.
+pub async fn spawn_ready_redis_app(mut hub: serde_json::Value) -> TestApp {
+    hub["backend"] = json!("redis");
+    let app = spawn_app_with(json!({ "hub": hub })).await;
     eventually("the instance to follow the stream", || async {
         app.ready_status().await == 200
     })
