@@ -16,6 +16,7 @@ mod kit;
 mod listen;
 mod operations;
 mod redis;
+mod redis_managed;
 mod redis_stall;
 mod resume;
 mod shutdown;

@@ -354,23 +354,16 @@ impl Sentinel {
     }
 }
 
-/// The TLS error somewhere in `error`'s causes (rustls reports through `std::io::Error`).
+/// The TLS error behind `error`: rustls reports through a `std::io::Error`, which the `redis`
+/// crate keeps behind an `Arc`.
 fn tls_failure(error: &redis::RedisError) -> Option<&rustls::Error> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(inner) = current
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(inner);
-        }
-        cause = current.source();
-    }
-    None
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let cause = std::error::Error::source(error)?;
+    let io = match cause.downcast_ref::<Shared>() {
+        Some(shared) => shared.downcast_ref::<std::io::Error>()?,
+        None => cause.downcast_ref::<std::io::Error>()?,
+    };
+    io.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
 fn timed_out(what: &'static str) -> redis::RedisError {

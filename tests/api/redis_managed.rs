@@ -1,0 +1,289 @@
+//! Redis as managed services offer it, each against real servers the test starts: TLS only (with
+//! a CA and a client certificate made by `openssl` here), an ACL user with the least privileges
+//! the documentation lists, and a three-node Cluster.
+
+use std::path::Path;
+
+use admin_push::Application;
+use serde_json::json;
+
+use crate::helpers::{
+    RedisServer, TestApp, Transport, assert_ticket_opens_exactly_once, eventually, free_port,
+    require, spawn_ready_redis_app, test_settings,
+};
+
+/// The ACL rule docs/redis.md gives for a stream key of `admin-push:events` (standalone and
+/// cluster; sentinel mode adds `+info`).
+const ACL_RULES: &str = "on resetkeys ~admin-push:events* resetchannels -@all \
+     +time +eval +xadd +xlen +xread +xrange +xrevrange +get +set +getdel";
+
+fn run(program: &str, args: &[&str], dir: &Path) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA (`<name>.pem`) and, signed by it, a certificate and key for `<name>-server` and
+/// `<name>-client`, valid for 127.0.0.1.
+fn make_ca(dir: &Path, name: &str) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ca_key = format!("{name}.key");
+    let ca = format!("{name}.pem");
+    let subject = format!("/CN={name}");
+    let mut args = vec!["req", "-x509", "-days", "1", "-subj", &subject];
+    args.extend(ec);
+    args.extend(["-keyout", &ca_key, "-out", &ca]);
+    run("openssl", &args, dir);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("write");
+    for role in ["server", "client"] {
+        let key = format!("{name}-{role}.key");
+        let csr = format!("{name}-{role}.csr");
+        let cert = format!("{name}-{role}.pem");
+        let mut args = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr];
+        args.extend(ec);
+        run("openssl", &args, dir);
+        run(
+            "openssl",
+            &[
+                "x509", "-req", "-days", "1", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key,
+                "-CAcreateserial", "-extfile", "san.ext", "-out", &cert,
+            ],
+            dir,
+        );
+    }
+}
+
+/// Publishes and delivers through `app`, keyed and not, and a ticket opens a connection once.
+async fn assert_it_works(app: &TestApp) {
+    let mut tab = app.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+    let id = app.emit_product("prod_1").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(id));
+    let keyed = || {
+        app.http
+            .post(format!("{}/internal/emit", app.internal_base))
+            .bearer_auth(crate::helpers::EMIT_SECRET)
+            .header("idempotency-key", "order_1-placed")
+            .json(&json!({ "event": "order.updated", "data": { "id": "order_1" } }))
+            .send()
+    };
+    let first: serde_json::Value = keyed().await.expect("emit").json().await.expect("json");
+    let again: serde_json::Value = keyed().await.expect("emit").json().await.expect("json");
+    assert_eq!(again, first, "a repeated key publishes once");
+    assert_eq!(
+        tab.expect("order.updated").await.id.as_deref(),
+        first["id"].as_str()
+    );
+    assert_ticket_opens_exactly_once(app, app).await;
+}
+
+#[tokio::test]
+async fn the_service_runs_on_tls_only_redis_with_a_configured_ca_and_client_certificate() {
+    if !require("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_ca(dir.path(), "ca");
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let tls = [
+        ("--tls-cert-file", "ca-server.pem"),
+        ("--tls-key-file", "ca-server.key"),
+        ("--tls-ca-cert-file", "ca.pem"),
+        ("--tls-auth-clients", "yes"),
+    ]
+    .iter()
+    .flat_map(|(flag, name)| {
+        let value = if name.contains('.') { file(name) } else { (*name).to_owned() };
+        [(*flag).to_owned(), value]
+    })
+    .collect::<Vec<_>>();
+    let Some(redis) = RedisServer::start_with(free_port(), &tls).await else {
+        return;
+    };
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let app = spawn_ready_redis_app(json!({
+        "redis_url": url,
+        "stream_key": "t:tls",
+        "redis_ca_file": file("ca.pem"),
+        "redis_client_cert_file": file("ca-client.pem"),
+        "redis_client_key_file": file("ca-client.key"),
+    }))
+    .await;
+    assert_it_works(&app).await;
+}
+
+#[tokio::test]
+async fn a_redis_certificate_from_another_ca_stops_the_start_naming_the_ca_setting() {
+    if !require("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_ca(dir.path(), "ca");
+    make_ca(dir.path(), "other");
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let tls = vec![
+        "--tls-cert-file".to_owned(),
+        file("ca-server.pem"),
+        "--tls-key-file".to_owned(),
+        file("ca-server.key"),
+        "--tls-ca-cert-file".to_owned(),
+        file("ca.pem"),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+    ];
+    let Some(redis) = RedisServer::start_with(free_port(), &tls).await else {
+        return;
+    };
+    let settings = test_settings(json!({ "hub": {
+        "backend": "redis",
+        "redis_url": format!("rediss://127.0.0.1:{}", redis.port),
+        "redis_ca_file": file("other.pem"),
+    }}))
+    .expect("valid settings");
+    let error = Application::build(settings)
+        .await
+        .expect_err("an untrusted certificate is a configuration mistake")
+        .to_string();
+    assert!(error.contains("hub.redis_ca_file"), "{error}");
+    assert!(error.contains("TLS"), "{error}");
+}
+
+async fn acl_redis(password: &str) -> Option<RedisServer> {
+    let redis = RedisServer::start().await?;
+    let client = ::redis::Client::open(redis.url()).expect("url");
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect as the default user");
+    let mut setuser = ::redis::cmd("ACL");
+    setuser.arg("SETUSER").arg("admin-push");
+    for rule in ACL_RULES.split_whitespace() {
+        setuser.arg(rule);
+    }
+    setuser.arg(format!(">{password}"));
+    let () = setuser.query_async(&mut admin).await.expect("ACL SETUSER");
+    Some(redis)
+}
+
+#[tokio::test]
+async fn the_service_runs_as_an_acl_user_with_only_the_documented_rules() {
+    let password = "a-long-redis-password-for-the-push-service";
+    let Some(redis) = acl_redis(password).await else {
+        return;
+    };
+    let app = spawn_ready_redis_app(json!({
+        "redis_url": redis.url(),
+        "redis_username": "admin-push",
+        "redis_password": password,
+    }))
+    .await;
+    assert_it_works(&app).await;
+    // The same credentials in the URL work too.
+    let in_url = format!("redis://admin-push:{password}@127.0.0.1:{}", redis.port);
+    let other = spawn_ready_redis_app(json!({ "redis_url": in_url })).await;
+    let mut tab = other.subscribe(Transport::Sse, "").await;
+    tab.ready().await;
+    let id = app.emit_product("prod_2").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(id));
+}
+
+#[tokio::test]
+async fn a_wrong_redis_password_stops_the_start_naming_the_setting() {
+    let Some(redis) = acl_redis("the-right-password").await else {
+        return;
+    };
+    let settings = test_settings(json!({ "hub": {
+        "backend": "redis",
+        "redis_url": redis.url(),
+        "redis_username": "admin-push",
+        "redis_password": "a-wrong-password",
+    }}))
+    .expect("valid settings");
+    let error = Application::build(settings)
+        .await
+        .expect_err("wrong credentials are a configuration mistake")
+        .to_string();
+    assert!(error.contains("hub.redis_password"), "{error}");
+    assert!(!error.contains("a-wrong-password"), "never echo a secret: {error}");
+}
+
+#[test]
+fn cluster_mode_refuses_a_stream_key_without_a_hash_tag() {
+    let error = test_settings(json!({ "hub": {
+        "backend": "redis",
+        "redis_mode": "cluster",
+        "redis_nodes": ["redis://127.0.0.1:7000"],
+        "stream_key": "admin-push:events",
+    }}))
+    .expect_err("keys would spread over slots")
+    .to_string();
+    assert!(error.contains("hub.stream_key"), "{error}");
+}
+
+#[tokio::test]
+async fn the_service_runs_on_a_three_node_cluster() {
+    if !require("redis-cli") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &dir.path().join(format!("nodes-{port}.conf")).display().to_string(),
+            "--cluster-node-timeout",
+            "2000",
+        ]
+        .map(str::to_owned);
+        let Some(node) = RedisServer::start_with(port, &args).await else {
+            return;
+        };
+        nodes.push(node);
+    }
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addresses.iter().map(String::as_str));
+    create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    run("redis-cli", &create, dir.path());
+    for node in &nodes {
+        let url = node.url();
+        eventually("every node to see the cluster as ok", || {
+            let url = url.clone();
+            async move {
+                let Ok(client) = ::redis::Client::open(url) else {
+                    return false;
+                };
+                let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+                    return false;
+                };
+                ::redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            }
+        })
+        .await;
+    }
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let app = spawn_ready_redis_app(json!({
+        "redis_mode": "cluster",
+        "redis_nodes": urls,
+        "stream_key": "{t-cluster}:events",
+    }))
+    .await;
+    assert_it_works(&app).await;
+}
