@@ -17,6 +17,7 @@ mod listen;
 mod operations;
 mod redis;
 mod redis_managed;
+mod redis_sentinel;
 mod redis_stall;
 mod resume;
 mod shutdown;

@@ -33,7 +33,13 @@ fn run(program: &str, args: &[&str], dir: &Path) {
 /// A CA (`<name>.pem`) and, signed by it, a certificate and key for `<name>-server` and
 /// `<name>-client`, valid for 127.0.0.1.
 fn make_ca(dir: &Path, name: &str) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let ca_key = format!("{name}.key");
     let ca = format!("{name}.pem");
     let subject = format!("/CN={name}");
@@ -46,14 +52,35 @@ fn make_ca(dir: &Path, name: &str) {
         let key = format!("{name}-{role}.key");
         let csr = format!("{name}-{role}.csr");
         let cert = format!("{name}-{role}.pem");
-        let mut args = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr];
+        let mut args = vec![
+            "req",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ];
         args.extend(ec);
         run("openssl", &args, dir);
         run(
             "openssl",
             &[
-                "x509", "-req", "-days", "1", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key,
-                "-CAcreateserial", "-extfile", "san.ext", "-out", &cert,
+                "x509",
+                "-req",
+                "-days",
+                "1",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-extfile",
+                "san.ext",
+                "-out",
+                &cert,
             ],
             dir,
         );
@@ -100,7 +127,11 @@ async fn the_service_runs_on_tls_only_redis_with_a_configured_ca_and_client_cert
     ]
     .iter()
     .flat_map(|(flag, name)| {
-        let value = if name.contains('.') { file(name) } else { (*name).to_owned() };
+        let value = if name.contains('.') {
+            file(name)
+        } else {
+            (*name).to_owned()
+        };
         [(*flag).to_owned(), value]
     })
     .collect::<Vec<_>>();
@@ -211,7 +242,10 @@ async fn a_wrong_redis_password_stops_the_start_naming_the_setting() {
         .expect_err("wrong credentials are a configuration mistake")
         .to_string();
     assert!(error.contains("hub.redis_password"), "{error}");
-    assert!(!error.contains("a-wrong-password"), "never echo a secret: {error}");
+    assert!(
+        !error.contains("a-wrong-password"),
+        "never echo a secret: {error}"
+    );
 }
 
 #[test]
@@ -240,7 +274,10 @@ async fn the_service_runs_on_a_three_node_cluster() {
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
-            &dir.path().join(format!("nodes-{port}.conf")).display().to_string(),
+            &dir.path()
+                .join(format!("nodes-{port}.conf"))
+                .display()
+                .to_string(),
             "--cluster-node-timeout",
             "2000",
         ]

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{RedisServer, TestApp, Transport, admin_token, eventually, spawn_ready_redis_app};
+use crate::helpers::{
+    RedisServer, TestApp, Transport, admin_token, eventually, spawn_ready_redis_app,
+};
 
 /// `hub.redis_timeout_ms` in these tests.
 const TIMEOUT_MS: u64 = 1000;
@@ -138,7 +140,10 @@ async fn an_unkeyed_retry_after_a_stall_publishes_each_event_exactly_once() {
         }
         seen.push(message.id.expect("id"));
     }
-    assert_eq!(seen, retried, "each event once: the stalled appends never published");
+    assert_eq!(
+        seen, retried,
+        "each event once: the stalled appends never published"
+    );
 }
 
 #[tokio::test]
@@ -161,7 +166,11 @@ async fn a_keyed_emit_that_timed_out_in_a_stall_is_published_once_by_its_retry()
     redis.pause();
     let stalled = send().await.expect("request");
     redis.resume();
-    assert_eq!(stalled.status(), 504, "sent, unanswered: the outcome is unknown");
+    assert_eq!(
+        stalled.status(),
+        504,
+        "sent, unanswered: the outcome is unknown"
+    );
     assert_eq!(
         stalled.json::<serde_json::Value>().await.expect("json")["error"],
         "outcome_unknown"

@@ -170,7 +170,9 @@ impl Target {
                     Some(certs) => redis::Client::build_with_tls(info, certs),
                     None => redis::Client::open(info),
                 };
-                Ok(Target::Single(client.map_err(|e| refuse("hub.redis_url", e))?))
+                Ok(Target::Single(
+                    client.map_err(|e| refuse("hub.redis_url", e))?,
+                ))
             }
             RedisMode::Sentinel => {
                 let sentinels = node_infos(settings)?;
@@ -212,7 +214,6 @@ impl Target {
             }
         }
     }
-
 }
 
 impl Connector {
@@ -233,9 +234,7 @@ impl Connector {
                         .get_multiplexed_async_connection_with_config(&config)
                         .await?,
                 ),
-                Target::Sentinel(sentinel) => {
-                    Conn::Single(sentinel.connect(&config).await?)
-                }
+                Target::Sentinel(sentinel) => Conn::Single(sentinel.connect(&config).await?),
                 Target::Cluster(client) => Conn::Cluster(
                     client
                         .get_async_connection_with_config(
@@ -279,26 +278,36 @@ impl Connector {
             };
             return Err(refuse(
                 key,
-                format!("TLS with redis failed: {tls} (is the server's CA the one configured in hub.redis_ca_file?)"),
+                format!(
+                    "TLS with redis failed: {tls} (is the server's CA the one configured in hub.redis_ca_file?)"
+                ),
             ));
         }
         match e.code() {
             Some("WRONGPASS" | "NOAUTH") => {
                 return Err(refuse(
                     "hub.redis_password",
-                    format!("redis refused the credentials (hub.redis_username / hub.redis_password or the URL's): {}", e.code().unwrap_or_default()),
+                    format!(
+                        "redis refused the credentials (hub.redis_username / hub.redis_password or the URL's): {}",
+                        e.code().unwrap_or_default()
+                    ),
                 ));
             }
             Some("NOPERM") => {
                 return Err(refuse(
                     "hub.redis_username",
-                    format!("the ACL user may not run a command the service needs (see the documented ACL rules): {e}"),
+                    format!(
+                        "the ACL user may not run a command the service needs (see the documented ACL rules): {e}"
+                    ),
                 ));
             }
             _ => {}
         }
         if e.kind() == redis::ErrorKind::AuthenticationFailed {
-            return Err(refuse("hub.redis_password", "redis refused the credentials"));
+            return Err(refuse(
+                "hub.redis_password",
+                "redis refused the credentials",
+            ));
         }
         tracing::warn!(error = %e, "redis is not reachable yet; the instance stays unready until it is");
         Ok(())
@@ -320,7 +329,8 @@ impl Sentinel {
             .iter()
             .any(|n| matches!(n.addr(), ConnectionAddr::TcpTls { .. }));
         let addrs = self.sentinels.iter().map(|n| n.addr().clone());
-        let mut builder = SentinelClientBuilder::new(addrs, &self.master, SentinelServerType::Master)?;
+        let mut builder =
+            SentinelClientBuilder::new(addrs, &self.master, SentinelServerType::Master)?;
         // Credentials in a sentinel URL are the sentinels'; the master's are the hub.redis_* ones.
         if let Some(first) = self.sentinels.first() {
             let redis = first.redis_settings();
@@ -399,7 +409,10 @@ fn certificates(settings: &HubSettings) -> Result<Option<TlsCertificates>, Conne
         .as_deref()
         .map(|path| read("hub.redis_ca_file", path))
         .transpose()?;
-    let client_tls = match (&settings.redis_client_cert_file, &settings.redis_client_key_file) {
+    let client_tls = match (
+        &settings.redis_client_cert_file,
+        &settings.redis_client_key_file,
+    ) {
         (Some(cert), Some(key)) => Some(ClientTlsConfig {
             client_cert: read("hub.redis_client_cert_file", cert)?,
             client_key: read("hub.redis_client_key_file", key)?,

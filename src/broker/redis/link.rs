@@ -67,7 +67,11 @@ enum Slot {
     Idle,
     Connecting,
     Failed(String, u64),
-    Ready { generation: u64, conn: Conn, clock: Clock },
+    Ready {
+        generation: u64,
+        conn: Conn,
+        clock: Clock,
+    },
 }
 
 /// A connection handed to one call, and what it needs to report trouble with it.

@@ -161,7 +161,9 @@ impl RedisBroker {
             })
             .await?;
         if status < 0 {
-            return Err(LinkError::Unavailable("redis ran the append after its deadline".into()).into());
+            return Err(
+                LinkError::Unavailable("redis ran the append after its deadline".into()).into(),
+            );
         }
         Ok(Published {
             ids: ids
