@@ -8,14 +8,15 @@ use admin_push::Application;
 use serde_json::json;
 
 use crate::helpers::{
-    RedisServer, TestApp, Transport, assert_ticket_opens_exactly_once, eventually, free_port,
-    require, spawn_ready_redis_app, test_settings,
+    RedisServer, TestApp, Transport, acl_rules, add_acl_user, assert_ticket_opens_exactly_once,
+    eventually, free_cluster_port, free_port, require, spawn_ready_redis_app, test_settings,
 };
 
-/// The ACL rule docs/redis.md gives for a stream key of `admin-push:events` (standalone and
-/// cluster; sentinel mode adds `+info`).
-const ACL_RULES: &str = "on resetkeys ~admin-push:events* resetchannels -@all \
-     +time +eval +xadd +xlen +xread +xrange +xrevrange +get +set +getdel";
+/// What docs/redis.md adds to the ACL rule in cluster mode.
+const CLUSTER_ACL: &str = "+cluster|slots";
+
+/// The ACL user's password in these tests.
+const PASSWORD: &str = "a-long-redis-password-for-the-push-service";
 
 fn run(program: &str, args: &[&str], dir: &Path) {
     let output = std::process::Command::new(program)
@@ -186,38 +187,27 @@ async fn a_redis_certificate_from_another_ca_stops_the_start_naming_the_ca_setti
     assert!(error.contains("TLS"), "{error}");
 }
 
-async fn acl_redis(password: &str) -> Option<RedisServer> {
+/// A server with the documented ACL user for the default stream key.
+async fn acl_redis() -> Option<RedisServer> {
     let redis = RedisServer::start().await?;
-    let client = ::redis::Client::open(redis.url()).expect("url");
-    let mut admin = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect as the default user");
-    let mut setuser = ::redis::cmd("ACL");
-    setuser.arg("SETUSER").arg("admin-push");
-    for rule in ACL_RULES.split_whitespace() {
-        setuser.arg(rule);
-    }
-    setuser.arg(format!(">{password}"));
-    let () = setuser.query_async(&mut admin).await.expect("ACL SETUSER");
+    add_acl_user(&redis.url(), &acl_rules("admin-push:events", ""), PASSWORD).await;
     Some(redis)
 }
 
 #[tokio::test]
 async fn the_service_runs_as_an_acl_user_with_only_the_documented_rules() {
-    let password = "a-long-redis-password-for-the-push-service";
-    let Some(redis) = acl_redis(password).await else {
+    let Some(redis) = acl_redis().await else {
         return;
     };
     let app = spawn_ready_redis_app(json!({
         "redis_url": redis.url(),
         "redis_username": "admin-push",
-        "redis_password": password,
+        "redis_password": PASSWORD,
     }))
     .await;
     assert_it_works(&app).await;
     // The same credentials in the URL work too.
-    let in_url = format!("redis://admin-push:{password}@127.0.0.1:{}", redis.port);
+    let in_url = format!("redis://admin-push:{PASSWORD}@127.0.0.1:{}", redis.port);
     let other = spawn_ready_redis_app(json!({ "redis_url": in_url })).await;
     let mut tab = other.subscribe(Transport::Sse, "").await;
     tab.ready().await;
@@ -227,7 +217,7 @@ async fn the_service_runs_as_an_acl_user_with_only_the_documented_rules() {
 
 #[tokio::test]
 async fn a_wrong_redis_password_stops_the_start_naming_the_setting() {
-    let Some(redis) = acl_redis("the-right-password").await else {
+    let Some(redis) = acl_redis().await else {
         return;
     };
     let settings = test_settings(json!({ "hub": {
@@ -262,14 +252,14 @@ fn cluster_mode_refuses_a_stream_key_without_a_hash_tag() {
 }
 
 #[tokio::test]
-async fn the_service_runs_on_a_three_node_cluster() {
+async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user() {
     if !require("redis-cli") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        let port = free_port();
+        let port = free_cluster_port();
         let args = [
             "--cluster-enabled",
             "yes",
@@ -315,11 +305,18 @@ async fn the_service_runs_on_a_three_node_cluster() {
         })
         .await;
     }
+    let stream_key = "{t-cluster}:events";
+    let rules = acl_rules(stream_key, CLUSTER_ACL);
+    for node in &nodes {
+        add_acl_user(&node.url(), &rules, PASSWORD).await;
+    }
     let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
     let app = spawn_ready_redis_app(json!({
         "redis_mode": "cluster",
         "redis_nodes": urls,
-        "stream_key": "{t-cluster}:events",
+        "stream_key": stream_key,
+        "redis_username": "admin-push",
+        "redis_password": PASSWORD,
     }))
     .await;
     assert_it_works(&app).await;

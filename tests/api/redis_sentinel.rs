@@ -14,7 +14,8 @@ use std::{
 use serde_json::json;
 
 use crate::helpers::{
-    RedisServer, Transport, eventually, free_port, require, spawn_ready_redis_app,
+    RedisServer, Transport, acl_rules, add_acl_user, eventually, free_port, require,
+    spawn_ready_redis_app,
 };
 
 const MASTER: &str = "pushmaster";
@@ -139,6 +140,11 @@ async fn after_a_sentinel_failover_during_an_emit_storm_every_tab_has_every_ackn
     })
     .await;
 
+    // The documented ACL user, on both servers (ACLs are not replicated).
+    let password = "a-long-redis-password-for-the-push-service";
+    for server in [&master, &replica] {
+        add_acl_user(&server.url(), &acl_rules("t:failover", "+info"), password).await;
+    }
     let nodes: Vec<String> = sentinels.iter().map(Sentinel::url).collect();
     let app = Arc::new(
         spawn_ready_redis_app(json!({
@@ -147,6 +153,8 @@ async fn after_a_sentinel_failover_during_an_emit_storm_every_tab_has_every_ackn
             "redis_master": MASTER,
             "stream_key": "t:failover",
             "redis_timeout_ms": 1000,
+            "redis_username": "admin-push",
+            "redis_password": password,
         }))
         .await,
     );

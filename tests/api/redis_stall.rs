@@ -71,20 +71,32 @@ async fn during_a_redis_stall_every_emit_and_ticket_answers_within_its_own_timeo
     .await;
     redis.resume();
 
-    let limit = Duration::from_millis(TIMEOUT_MS * 11 / 10);
+    // Each caller waits its own timeout once: the answers come together, a little after the
+    // timeout, never one timeout after another. (A busy test machine may delay them all alike,
+    // so the spread is what is asserted; quiet, they answer within the timeout + 1 %.)
+    let timeout = Duration::from_millis(TIMEOUT_MS);
     for (what, answers) in [("emit", &emits), ("ticket", &tickets)] {
-        let millis: Vec<_> = answers.iter().map(|(_, d)| d.as_millis()).collect();
+        let took: Vec<_> = answers.iter().map(|(_, d)| *d).collect();
+        let millis: Vec<_> = took.iter().map(Duration::as_millis).collect();
         eprintln!("{what} answers during the stall ({CALLERS} at once), ms: {millis:?}");
-        for (status, took) in answers {
+        for (status, _) in answers {
             assert!(
                 [503, 504].contains(status),
                 "{what}: {status} during the stall"
             );
-            assert!(
-                *took <= limit,
-                "{what} took {took:?}, more than the timeout + 10 %: callers queue ({millis:?})"
-            );
         }
+        let (fastest, slowest) = (took.iter().min().copied(), took.iter().max().copied());
+        let (Some(fastest), Some(slowest)) = (fastest, slowest) else {
+            unreachable!("{CALLERS} callers")
+        };
+        assert!(
+            fastest >= timeout,
+            "{what} gave up before its timeout: {millis:?}"
+        );
+        assert!(
+            slowest - fastest <= timeout / 10 && slowest < 2 * timeout,
+            "{what}: callers queue behind each other: {millis:?}"
+        );
     }
 
     eventually("readiness to come back after the stall", || async {

@@ -48,7 +48,8 @@ pub(crate) struct Connector {
 enum Target {
     Single(redis::Client),
     Sentinel(Sentinel),
-    Cluster(ClusterClient),
+    // Boxed: the cluster client is several times the size of the others, and there is one Target.
+    Cluster(Box<ClusterClient>),
 }
 
 /// What it takes to ask the sentinels for the master; a client is built per connect, so no lock
@@ -208,9 +209,9 @@ impl Target {
                 if let Some(certs) = tls {
                     builder = builder.certs(certs);
                 }
-                Ok(Target::Cluster(
+                Ok(Target::Cluster(Box::new(
                     builder.build().map_err(|e| refuse("hub.redis_nodes", e))?,
-                ))
+                )))
             }
         }
     }

@@ -25,6 +25,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port whose cluster bus port (`port + 10000`) is free too.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        let bus = port.checked_add(10_000);
+        if bus.is_some_and(|bus| std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok()) {
+            return port;
+        }
+    }
+}
+
 impl RedisServer {
     /// `None` (after a loud skip) when redis-server is not installed outside CI.
     pub async fn start() -> Option<Self> {
@@ -110,6 +121,31 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The ACL rule docs/redis.md gives, for `stream_key`, plus a mode's `extra` commands.
+pub fn acl_rules(stream_key: &str, extra: &str) -> String {
+    format!(
+        "on resetkeys ~{stream_key}* resetchannels -@all \
+         +time +eval +xadd +xlen +xread +xrange +xrevrange +get +set +getdel {extra}"
+    )
+}
+
+/// Creates the ACL user `admin-push` with `rules` and `password` on the server at `url` (ACLs
+/// are per server: neither replicated nor shared by a cluster's nodes).
+pub async fn add_acl_user(url: &str, rules: &str, password: &str) {
+    let client = ::redis::Client::open(url).expect("url");
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect as the default user");
+    let mut setuser = ::redis::cmd("ACL");
+    setuser.arg("SETUSER").arg("admin-push");
+    for rule in rules.split_whitespace() {
+        setuser.arg(rule);
+    }
+    setuser.arg(format!(">{password}"));
+    let () = setuser.query_async(&mut admin).await.expect("ACL SETUSER");
 }
 
 /// An instance on the Redis backplane, once it is ready.
