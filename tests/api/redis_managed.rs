@@ -9,7 +9,8 @@ use serde_json::json;
 
 use crate::helpers::{
     RedisServer, TestApp, Transport, acl_rules, add_acl_user, assert_ticket_opens_exactly_once,
-    eventually, free_cluster_port, free_port, require, spawn_ready_redis_app, test_settings,
+    emit_with_key, eventually, free_cluster_port, free_port, require, spawn_ready_redis_app,
+    test_settings,
 };
 
 /// What docs/redis.md adds to the ACL rule in cluster mode.
@@ -88,22 +89,52 @@ fn make_ca(dir: &Path, name: &str) {
     }
 }
 
+/// CAs made in a fresh directory (`ca` and `also`), and a TLS-only server with the `ca-server`
+/// certificate that trusts `ca.pem` for clients; `client_auth` is `tls-auth-clients` (`yes`: a
+/// client certificate is required). `None` after a loud skip when openssl is missing.
+async fn tls_redis(client_auth: &str, also: &[&str]) -> Option<(tempfile::TempDir, RedisServer)> {
+    if !require("openssl") {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in std::iter::once("ca").chain(also.iter().copied()) {
+        make_ca(dir.path(), name);
+    }
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let args = [
+        "--tls-cert-file".to_owned(),
+        file("ca-server.pem"),
+        "--tls-key-file".to_owned(),
+        file("ca-server.key"),
+        "--tls-ca-cert-file".to_owned(),
+        file("ca.pem"),
+        "--tls-auth-clients".to_owned(),
+        client_auth.to_owned(),
+    ];
+    let redis = RedisServer::start_with(free_port(), &args).await?;
+    Some((dir, redis))
+}
+
+/// Why an instance with these `hub` settings (on the Redis backplane) refuses to start.
+async fn start_up_error(mut hub: serde_json::Value) -> String {
+    hub["backend"] = json!("redis");
+    let settings = test_settings(json!({ "hub": hub })).expect("valid settings");
+    Application::build(settings)
+        .await
+        .expect_err("a configuration mistake stops the start")
+        .to_string()
+}
+
 /// Publishes and delivers through `app`, keyed and not, and a ticket opens a connection once.
 async fn assert_it_works(app: &TestApp) {
     let mut tab = app.subscribe(Transport::Ws, "").await;
     tab.ready().await;
     let id = app.emit_product("prod_1").await;
     assert_eq!(tab.expect("product.updated").await.id, Some(id));
-    let keyed = || {
-        app.http
-            .post(format!("{}/internal/emit", app.internal_base))
-            .bearer_auth(crate::helpers::EMIT_SECRET)
-            .header("idempotency-key", "order_1-placed")
-            .json(&json!({ "event": "order.updated", "data": { "id": "order_1" } }))
-            .send()
-    };
-    let first: serde_json::Value = keyed().await.expect("emit").json().await.expect("json");
-    let again: serde_json::Value = keyed().await.expect("emit").json().await.expect("json");
+    let order = json!({ "event": "order.updated", "data": { "id": "order_1" } });
+    let keyed = || emit_with_key(app, "order_1-placed", &order);
+    let first: serde_json::Value = keyed().await.json().await.expect("json");
+    let again: serde_json::Value = keyed().await.json().await.expect("json");
     assert_eq!(again, first, "a repeated key publishes once");
     assert_eq!(
         tab.expect("order.updated").await.id.as_deref(),
@@ -114,31 +145,10 @@ async fn assert_it_works(app: &TestApp) {
 
 #[tokio::test]
 async fn the_service_runs_on_tls_only_redis_with_a_configured_ca_and_client_certificate() {
-    if !require("openssl") {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    make_ca(dir.path(), "ca");
-    let file = |name: &str| dir.path().join(name).display().to_string();
-    let tls = [
-        ("--tls-cert-file", "ca-server.pem"),
-        ("--tls-key-file", "ca-server.key"),
-        ("--tls-ca-cert-file", "ca.pem"),
-        ("--tls-auth-clients", "yes"),
-    ]
-    .iter()
-    .flat_map(|(flag, name)| {
-        let value = if name.contains('.') {
-            file(name)
-        } else {
-            (*name).to_owned()
-        };
-        [(*flag).to_owned(), value]
-    })
-    .collect::<Vec<_>>();
-    let Some(redis) = RedisServer::start_with(free_port(), &tls).await else {
+    let Some((dir, redis)) = tls_redis("yes", &[]).await else {
         return;
     };
+    let file = |name: &str| dir.path().join(name).display().to_string();
     let url = format!("rediss://127.0.0.1:{}", redis.port);
     let app = spawn_ready_redis_app(json!({
         "redis_url": url,
@@ -153,36 +163,15 @@ async fn the_service_runs_on_tls_only_redis_with_a_configured_ca_and_client_cert
 
 #[tokio::test]
 async fn a_redis_certificate_from_another_ca_stops_the_start_naming_the_ca_setting() {
-    if !require("openssl") {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    make_ca(dir.path(), "ca");
-    make_ca(dir.path(), "other");
-    let file = |name: &str| dir.path().join(name).display().to_string();
-    let tls = vec![
-        "--tls-cert-file".to_owned(),
-        file("ca-server.pem"),
-        "--tls-key-file".to_owned(),
-        file("ca-server.key"),
-        "--tls-ca-cert-file".to_owned(),
-        file("ca.pem"),
-        "--tls-auth-clients".to_owned(),
-        "no".to_owned(),
-    ];
-    let Some(redis) = RedisServer::start_with(free_port(), &tls).await else {
+    let Some((dir, redis)) = tls_redis("no", &["other"]).await else {
         return;
     };
-    let settings = test_settings(json!({ "hub": {
-        "backend": "redis",
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let error = start_up_error(json!({
         "redis_url": format!("rediss://127.0.0.1:{}", redis.port),
         "redis_ca_file": file("other.pem"),
-    }}))
-    .expect("valid settings");
-    let error = Application::build(settings)
-        .await
-        .expect_err("an untrusted certificate is a configuration mistake")
-        .to_string();
+    }))
+    .await;
     assert!(error.contains("hub.redis_ca_file"), "{error}");
     assert!(error.contains("TLS"), "{error}");
 }
@@ -220,17 +209,12 @@ async fn a_wrong_redis_password_stops_the_start_naming_the_setting() {
     let Some(redis) = acl_redis().await else {
         return;
     };
-    let settings = test_settings(json!({ "hub": {
-        "backend": "redis",
+    let error = start_up_error(json!({
         "redis_url": redis.url(),
         "redis_username": "admin-push",
         "redis_password": "a-wrong-password",
-    }}))
-    .expect("valid settings");
-    let error = Application::build(settings)
-        .await
-        .expect_err("wrong credentials are a configuration mistake")
-        .to_string();
+    }))
+    .await;
     assert!(error.contains("hub.redis_password"), "{error}");
     assert!(
         !error.contains("a-wrong-password"),

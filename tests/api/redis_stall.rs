@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{
-    RedisServer, TestApp, Transport, admin_token, eventually, spawn_ready_redis_app,
+    RedisServer, Subscriber, TestApp, Transport, admin_token, emit_with_key, eventually,
+    spawn_ready_redis_app,
 };
 
 /// `hub.redis_timeout_ms` in these tests.
@@ -26,6 +27,18 @@ async fn stalled_app(redis: &RedisServer, stream_key: &str) -> TestApp {
     .await;
     app.emit_product("warm-up").await;
     app
+}
+
+/// A fresh Redis, a warmed-up instance on it, and a tab that is ready; `None` after a loud skip.
+async fn watched_stall(
+    stream_key: &str,
+    transport: Transport,
+) -> Option<(RedisServer, TestApp, Subscriber)> {
+    let redis = RedisServer::start().await?;
+    let app = stalled_app(&redis, stream_key).await;
+    let mut tab = app.subscribe(transport, "").await;
+    tab.ready().await;
+    Some((redis, app, tab))
 }
 
 /// Runs `CALLERS` copies of `call` at once; returns each one's status and how long it took.
@@ -111,12 +124,9 @@ async fn during_a_redis_stall_every_emit_and_ticket_answers_within_its_own_timeo
 /// arrives exactly once, because the stalled appends Redis runs on waking refuse to publish late.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unkeyed_retry_after_a_stall_publishes_each_event_exactly_once() {
-    let Some(redis) = RedisServer::start().await else {
+    let Some((redis, app, mut tab)) = watched_stall("t:stall-retry", Transport::Ws).await else {
         return;
     };
-    let app = stalled_app(&redis, "t:stall-retry").await;
-    let mut tab = app.subscribe(Transport::Ws, "").await;
-    tab.ready().await;
 
     redis.pause();
     let failed = together(|i| {
@@ -160,23 +170,14 @@ async fn an_unkeyed_retry_after_a_stall_publishes_each_event_exactly_once() {
 
 #[tokio::test]
 async fn a_keyed_emit_that_timed_out_in_a_stall_is_published_once_by_its_retry() {
-    let Some(redis) = RedisServer::start().await else {
+    let Some((redis, app, mut tab)) = watched_stall("t:stall-keyed", Transport::Sse).await else {
         return;
     };
-    let app = stalled_app(&redis, "t:stall-keyed").await;
-    let mut tab = app.subscribe(Transport::Sse, "").await;
-    tab.ready().await;
-    let send = || {
-        app.http
-            .post(format!("{}/internal/emit", app.internal_base))
-            .bearer_auth(crate::helpers::EMIT_SECRET)
-            .header("idempotency-key", "order_5-placed")
-            .json(&json!({ "event": "order.updated", "data": { "id": "order_5" } }))
-            .send()
-    };
+    let order = json!({ "event": "order.updated", "data": { "id": "order_5" } });
+    let send = || emit_with_key(&app, "order_5-placed", &order);
 
     redis.pause();
-    let stalled = send().await.expect("request");
+    let stalled = send().await;
     redis.resume();
     assert_eq!(
         stalled.status(),
@@ -192,7 +193,7 @@ async fn a_keyed_emit_that_timed_out_in_a_stall_is_published_once_by_its_retry()
         app.ready_status().await == 200
     })
     .await;
-    let retry = send().await.expect("request");
+    let retry = send().await;
     assert_eq!(retry.status(), 202);
     let retry: serde_json::Value = retry.json().await.expect("json");
     let marker = app.emit_product("marker").await;

@@ -123,6 +123,22 @@ impl Drop for RedisServer {
     }
 }
 
+/// `POST /internal/emit` with an `Idempotency-Key`.
+pub async fn emit_with_key(
+    app: &TestApp,
+    key: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    app.http
+        .post(format!("{}/internal/emit", app.internal_base))
+        .bearer_auth(super::EMIT_SECRET)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("emit request")
+}
+
 /// The ACL rule docs/redis.md gives, for `stream_key`, plus a mode's `extra` commands.
 pub fn acl_rules(stream_key: &str, extra: &str) -> String {
     format!(
