@@ -14,7 +14,7 @@ use crate::helpers::{
 };
 
 /// What docs/redis.md adds to the ACL rule in cluster mode.
-const CLUSTER_ACL: &str = "+cluster|slots";
+const CLUSTER_ACL: &str = "+cluster|slots +cluster|keyslot";
 
 /// The ACL user's password in these tests.
 const PASSWORD: &str = "a-long-redis-password-for-the-push-service";

@@ -143,7 +143,7 @@ async fn after_a_sentinel_failover_during_an_emit_storm_every_tab_has_every_ackn
     // The documented ACL user, on both servers (ACLs are not replicated).
     let password = "a-long-redis-password-for-the-push-service";
     for server in [&master, &replica] {
-        add_acl_user(&server.url(), &acl_rules("t:failover", "+info"), password).await;
+        add_acl_user(&server.url(), &acl_rules("t:failover", ""), password).await;
     }
     let nodes: Vec<String> = sentinels.iter().map(Sentinel::url).collect();
     let app = Arc::new(

@@ -15,6 +15,7 @@ use redis::{
     aio::{ConnectionLike, MultiplexedConnection},
     cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig},
     cluster_async::ClusterConnection,
+    cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
     sentinel::{SentinelClientBuilder, SentinelServerType},
 };
 use secrecy::ExposeSecret;
@@ -104,6 +105,35 @@ impl ConnectionLike for Conn {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+impl Conn {
+    /// The replication id of the master that holds `key`: a promoted replica starts a new one, so
+    /// a change means a failover (or a restart) that may have lost acknowledged appends. In a
+    /// cluster it is asked of the master of `key`'s slot (which the cluster itself names).
+    pub(crate) async fn master_of(&mut self, key: &str) -> redis::RedisResult<Option<String>> {
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        let info: redis::InfoDict = match self {
+            Conn::Single(c) => info.query_async(c).await?,
+            Conn::Cluster(c) => {
+                let slot: u16 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(key)
+                    .query_async(c)
+                    .await?;
+                let route = Route::new(slot, SlotAddr::Master);
+                let reply = c
+                    .route_command(
+                        info,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                redis::from_redis_value(reply)?
+            }
+        };
+        Ok(info.get("master_replid"))
     }
 }
 
@@ -312,11 +342,6 @@ impl Connector {
         }
         tracing::warn!(error = %e, "redis is not reachable yet; the instance stays unready until it is");
         Ok(())
-    }
-
-    /// Whether this connector follows a master the sentinels may replace.
-    pub(crate) fn is_sentinel(&self) -> bool {
-        matches!(self.target, Target::Sentinel(_))
     }
 }
 

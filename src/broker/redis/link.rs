@@ -106,10 +106,6 @@ impl Link {
             .await
     }
 
-    pub(crate) fn follows_sentinels(&self) -> bool {
-        self.inner.connector.is_sentinel()
-    }
-
     pub(crate) fn stream_key(&self) -> &str {
         &self.inner.stream_key
     }

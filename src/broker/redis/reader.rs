@@ -76,7 +76,7 @@ pub(super) struct Reader {
     last: Option<EventId>,
     /// Whether the current connection got as far as following the stream.
     caught_up: bool,
-    /// Sentinel mode: the replication id of the master this instance last followed.
+    /// The replication id of the master this instance last followed.
     master: Option<String>,
 }
 
@@ -137,9 +137,10 @@ impl Reader {
         let (mut connection, _) = self.link.connect(READ_BLOCK * 3).await?;
         let new_master = self.master_changed(&mut connection).await?;
         let continuous = match self.last {
-            // A new master (a failover) may lack appends the old one acknowledged but had not
-            // replicated yet, and this reader may never have seen them: only a reload with
-            // `resync` is honest then, even when the last id we delivered survived.
+            // A new master (a failover, also one hidden behind a managed endpoint's address) may
+            // lack appends the old one acknowledged but had not replicated yet, and this reader
+            // may never have seen them: only a reload with `resync` is honest then, even when the
+            // last id we delivered survived.
             Some(_) if new_master => false,
             Some(last) => {
                 let at: Vec<Entry> = redis::cmd("XRANGE")
@@ -196,17 +197,10 @@ impl Reader {
     /// Rebuilds the history from the stream's newest `history` entries and hands it to the hub in
     /// one step. When this instance had been following an earlier history, its connections may
     /// have missed events: they are told to resync.
-    /// Sentinel mode: whether the master's replication id differs from the one seen last (a
-    /// promoted replica starts a new one). Remembers the new id.
+    /// Whether the master's replication id differs from the one seen last (a promoted replica, or
+    /// a server restarted, starts a new one). Remembers the new id.
     async fn master_changed(&mut self, connection: &mut Conn) -> Result<bool, Stop> {
-        if !self.link.follows_sentinels() {
-            return Ok(false);
-        }
-        let info: redis::InfoDict = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(connection)
-            .await?;
-        let id: Option<String> = info.get("master_replid");
+        let id = connection.master_of(self.link.stream_key()).await?;
         let changed = self.master.is_some() && id != self.master;
         if changed {
             tracing::warn!("redis master changed; reloading the stream and telling tabs to resync");

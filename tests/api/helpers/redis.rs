@@ -143,7 +143,7 @@ pub async fn emit_with_key(
 pub fn acl_rules(stream_key: &str, extra: &str) -> String {
     format!(
         "on resetkeys ~{stream_key}* resetchannels -@all \
-         +time +eval +xadd +xlen +xread +xrange +xrevrange +get +set +getdel {extra}"
+         +time +info +eval +xadd +xlen +xread +xrange +xrevrange +get +set +getdel {extra}"
     )
 }
 
