@@ -6,7 +6,12 @@
 //! names the key (`hub.history: must be between 1 and 10000000`) instead of surfacing later as odd
 //! behaviour.
 
-use std::{net::SocketAddr, ops::RangeInclusive, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    ops::RangeInclusive,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use figment::{
     Figment,
@@ -115,6 +120,18 @@ pub enum HubBackend {
     Redis,
 }
 
+/// How Redis is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server (or a managed endpoint that hides its failover): `hub.redis_url`.
+    Standalone,
+    /// The master that the sentinels in `hub.redis_nodes` name `hub.redis_master`.
+    Sentinel,
+    /// A Redis Cluster reached through the seed nodes in `hub.redis_nodes`.
+    Cluster,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubSettings {
@@ -122,7 +139,23 @@ pub struct HubSettings {
     pub history: usize,
     /// Events a connection may fall behind the live broadcast before it is told `resync{lagged}`.
     pub buffer: usize,
+    pub redis_mode: RedisMode,
+    /// `redis://` or `rediss://` (TLS), optionally with `user:password@`.
     pub redis_url: SecretString,
+    /// Sentinel mode: the sentinels' URLs; cluster mode: seed nodes' URLs.
+    pub redis_nodes: Vec<SecretString>,
+    /// Sentinel mode: the master's name in the sentinels' configuration.
+    pub redis_master: String,
+    /// ACL user and password for Redis itself; they take precedence over the URL's.
+    pub redis_username: Option<String>,
+    pub redis_password: Option<SecretString>,
+    /// PEM CA certificate to trust for `rediss://` instead of the system roots.
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate and key, for servers that require one (mutual TLS).
+    pub redis_client_cert_file: Option<PathBuf>,
+    pub redis_client_key_file: Option<PathBuf>,
+    /// Each Redis call (an emit's append, a ticket) gives up after this, on its own clock.
+    pub redis_timeout_ms: u64,
     pub stream_key: String,
 }
 
@@ -225,7 +258,16 @@ impl Default for HubSettings {
             backend: HubBackend::Memory,
             history: 10_000,
             buffer: 1024,
+            redis_mode: RedisMode::Standalone,
             redis_url: SecretString::from("redis://127.0.0.1:6379"),
+            redis_nodes: Vec::new(),
+            redis_master: String::new(),
+            redis_username: None,
+            redis_password: None,
+            redis_ca_file: None,
+            redis_client_cert_file: None,
+            redis_client_key_file: None,
+            redis_timeout_ms: 2000,
             stream_key: "admin-push:events".to_owned(),
         }
     }
@@ -333,7 +375,7 @@ impl Settings {
         const MIB: u64 = 1024 * 1024;
         let u = |v: usize| v as u64;
         // Upper bounds too: an absurd value must stop the start, not overflow a deadline later.
-        let bounds: [(&'static str, u64, RangeInclusive<u64>); 20] = [
+        let bounds: [(&'static str, u64, RangeInclusive<u64>); 21] = [
             ("server.drain_secs", self.server.drain_secs, 1..=3600),
             (
                 "server.header_timeout_secs",
@@ -366,6 +408,11 @@ impl Settings {
             ),
             ("hub.history", u(self.hub.history), 1..=10_000_000),
             ("hub.buffer", u(self.hub.buffer), 1..=1_000_000),
+            (
+                "hub.redis_timeout_ms",
+                self.hub.redis_timeout_ms,
+                50..=60_000,
+            ),
             (
                 "ws.ping_interval_secs",
                 self.ws.ping_interval_secs,
@@ -454,6 +501,12 @@ impl Settings {
         }
         if self.hub.stream_key.is_empty() {
             return Err(invalid("hub.stream_key", "must not be empty"));
+        }
+        if self.hub.redis_mode == RedisMode::Cluster && !has_hash_tag(&self.hub.stream_key) {
+            return Err(invalid(
+                "hub.stream_key",
+                "in cluster mode it needs a {hash tag} so every key shares one slot, e.g. \"{admin-push}:events\"",
+            ));
         }
         if self.server.production {
             self.check_production()?;
@@ -618,6 +671,14 @@ fn plain_actual(actual: &Actual) -> String {
     }
 }
 
+/// A non-empty `{…}` section, which Redis Cluster hashes instead of the whole key; our other keys
+/// extend the stream key, so they carry the same tag and land in the same slot.
+fn has_hash_tag(key: &str) -> bool {
+    key.split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(tag, _)| !tag.is_empty())
+}
+
 /// `scheme://host[:port]` and nothing else: what browsers send in `Origin`.
 fn is_origin(value: &str) -> bool {
     value.parse::<actix_web::http::Uri>().is_ok_and(|uri| {
@@ -648,6 +709,12 @@ impl WsSettings {
 impl SseSettings {
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs)
+    }
+}
+
+impl HubSettings {
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
     }
 }
 

@@ -22,7 +22,7 @@ use crate::{
     broker::{
         Broker,
         memory::MemoryBroker,
-        redis::{Link, RedisBroker},
+        redis::{Connector, ConnectorError, Link, RedisBroker},
     },
     catalog::Catalog,
     emit,
@@ -119,10 +119,20 @@ impl Application {
                 (Broker::Memory(broker), notices, tickets)
             }
             HubBackend::Redis => {
-                let link = Link::open(&settings.hub).map_err(|e| SettingsError::Invalid {
-                    key: "hub.redis_url",
-                    problem: e.to_string(),
-                })?;
+                let refused = |e: ConnectorError| SettingsError::Invalid {
+                    key: e.key,
+                    problem: e.problem,
+                };
+                let connector = Connector::new(&settings.hub).map_err(refused)?;
+                connector
+                    .probe(settings.hub.redis_timeout())
+                    .await
+                    .map_err(refused)?;
+                let link = Link::new(
+                    connector,
+                    &settings.hub.stream_key,
+                    settings.hub.redis_timeout(),
+                );
                 let (broker, notices) = RedisBroker::start(
                     link.clone(),
                     &settings.hub,

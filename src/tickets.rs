@@ -118,21 +118,29 @@ async fn put(
     life: Duration,
 ) -> Result<(), LinkError> {
     let value = format!("{}:{}", principal.valid_until, principal.actor_id);
-    let mut pipe = redis::pipe();
-    pipe.cmd("SET")
-        .arg(link.key("ticket", ticket))
-        .arg(value)
-        .arg("PX")
-        .arg(life.max(Duration::from_millis(1)).as_millis() as u64);
-    link.run::<redis::Value>(&pipe).await.map(drop)
+    let life = life.max(Duration::from_millis(1)).as_millis() as u64;
+    link.call::<redis::Value>(|_| {
+        let mut set = redis::cmd("SET");
+        set.arg(link.key("ticket", ticket))
+            .arg(&value)
+            .arg("PX")
+            .arg(life);
+        set
+    })
+    .await
+    .map(drop)
 }
 
 /// `GETDEL`, so two instances can never both redeem one ticket. `None`: unknown, used or expired
 /// (or a value that is not ours).
 async fn take(link: &Link, ticket: &str) -> Result<Option<Principal>, LinkError> {
-    let mut pipe = redis::pipe();
-    pipe.cmd("GETDEL").arg(link.key("ticket", ticket));
-    let (value,): (Option<String>,) = link.run(&pipe).await?;
+    let value: Option<String> = link
+        .call(|_| {
+            let mut getdel = redis::cmd("GETDEL");
+            getdel.arg(link.key("ticket", ticket));
+            getdel
+        })
+        .await?;
     Ok(value.and_then(|value| {
         let (valid_until, actor_id) = value.split_once(':')?;
         Some(Principal {

@@ -52,12 +52,26 @@ pub(crate) struct Published {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BrokerError {
+    /// Nothing was published, and nothing will be.
     #[error("the event log cannot accept events")]
-    Unavailable(#[from] redis::LinkError),
+    Unavailable(#[source] redis::LinkError),
+    /// The append went out and no answer came back in time. It cannot take effect late (it
+    /// carries a deadline); it was published only if Redis ran it in time and the answer was lost.
+    #[error("the event log did not confirm the append in time")]
+    OutcomeUnknown(#[source] redis::LinkError),
     #[error("a request with this Idempotency-Key is still in progress")]
     InProgress,
     #[error("the broker has stopped")]
     Stopped,
+}
+
+impl From<redis::LinkError> for BrokerError {
+    fn from(error: redis::LinkError) -> Self {
+        match error {
+            redis::LinkError::NoAnswer(_) => BrokerError::OutcomeUnknown(error),
+            other => BrokerError::Unavailable(other),
+        }
+    }
 }
 
 /// One committed event: its id and its validated (not yet rendered) content.

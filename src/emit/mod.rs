@@ -59,8 +59,12 @@ pub(crate) enum EmitError {
     InProgress,
     #[error(transparent)]
     Publish(#[from] PublishError),
-    #[error("the hub cannot accept events right now; retry")]
+    #[error("the hub cannot accept events right now; nothing was published; retry")]
     Unavailable(#[source] BrokerError),
+    #[error(
+        "the hub did not confirm in time; it will not publish this later; retry with the same Idempotency-Key"
+    )]
+    OutcomeUnknown(#[source] BrokerError),
 }
 
 impl ResponseError for EmitError {
@@ -78,6 +82,7 @@ impl ResponseError for EmitError {
             EmitError::InProgress => StatusCode::CONFLICT,
             EmitError::Publish(PublishError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             EmitError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            EmitError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -87,7 +92,7 @@ impl ResponseError for EmitError {
             EmitError::Unauthorized(_) => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            EmitError::Unavailable(_) => {
+            EmitError::Unavailable(_) | EmitError::OutcomeUnknown(_) => {
                 builder.insert_header((header::RETRY_AFTER, "1"));
                 // The cause chain goes to the log; the caller only needs to know to retry.
                 tracing::warn!(error = ?self, "emit refused: hub unavailable");
@@ -108,6 +113,7 @@ impl EmitError {
             StatusCode::CONFLICT => "conflict",
             StatusCode::UNPROCESSABLE_ENTITY => "invalid_event",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::GATEWAY_TIMEOUT => "outcome_unknown",
             _ => "bad_request",
         }
     }
@@ -117,6 +123,7 @@ impl From<BrokerError> for EmitError {
     fn from(error: BrokerError) -> Self {
         match error {
             BrokerError::InProgress => EmitError::InProgress,
+            BrokerError::OutcomeUnknown(_) => EmitError::OutcomeUnknown(error),
             other => EmitError::Unavailable(other),
         }
     }

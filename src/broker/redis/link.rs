@@ -1,28 +1,49 @@
-//! The connection to Redis, set up in one place: the client, its timeouts, the shared writer
-//! connection, and the names of our keys.
+//! The shared writer connection and the deadline on every call made through it, plus the names
+//! of our keys: the one place that decides when a Redis call has failed and what that failure
+//! means for whoever made it.
 //!
-//! The broker's appends and the ticket store's commands run on one multiplexed writer connection
-//! (concurrent callers pipeline on it instead of queueing); the stream reader opens its own, since
-//! `XREAD BLOCK` would hold a shared one hostage. Anything about reaching Redis (TLS, Sentinel,
-//! per-call deadlines) belongs here.
+//! Every call has its own deadline, `hub.redis_timeout_ms` from the moment it starts, whatever
+//! other callers are doing: a stalled Redis makes each caller wait its own timeout once, never
+//! the sum of everyone's. Reconnecting happens in a task of its own; callers that need the
+//! connection meanwhile wait for that one attempt, each within its own deadline, and no lock is
+//! held across an `await`. A failure is classified by what Redis may have done: nothing
+//! ([`LinkError::Unavailable`]: the call was never sent, or Redis refused it) or possibly
+//! something ([`LinkError::NoAnswer`]: sent, and no reply in time). The stream reader opens its
+//! own connection, since `XREAD BLOCK` would hold a shared one hostage.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use redis::{AsyncConnectionConfig, aio::MultiplexedConnection};
-use secrecy::ExposeSecret;
+use redis::FromRedisValue;
+use tokio::{sync::watch, time::Instant};
 
-use crate::settings::HubSettings;
-
-/// A caller waits this long for Redis before it gives up (an emit then answers 503).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+use super::connector::{Clock, Conn, Connector};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LinkError {
-    #[error("redis")]
-    Redis(#[from] redis::RedisError),
+    /// Redis did not act on the call: no connection, or it answered with an error.
+    #[error("redis is unavailable: {0}")]
+    Unavailable(String),
+    /// The call went out and no reply came back in time (or the connection broke): Redis may or
+    /// may not have run it.
+    #[error("redis did not answer in time: {0}")]
+    NoAnswer(String),
     #[error("redis returned an id that is not a stream id: {0:?}")]
     BadId(String),
+}
+
+impl LinkError {
+    /// A failure of the call after it was sent: a reply from Redis means it was not run; anything
+    /// else leaves the outcome open.
+    fn after_send(error: &redis::RedisError) -> Self {
+        if error.code().is_some() {
+            LinkError::Unavailable(error.to_string())
+        } else {
+            LinkError::NoAnswer(error.to_string())
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -32,66 +53,167 @@ pub(crate) struct Link {
 
 #[derive(Debug)]
 struct Inner {
-    client: redis::Client,
+    connector: Connector,
     stream_key: String,
-    writer: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    timeout: Duration,
+    /// Only ever locked to look at or replace the slot, never across an `await`.
+    writer: Mutex<Slot>,
+    /// Bumped whenever a connect attempt ends, to wake the callers waiting for it.
+    attempts: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Idle,
+    Connecting,
+    Failed(String, u64),
+    Ready {
+        generation: u64,
+        conn: Conn,
+        clock: Clock,
+    },
+}
+
+/// A connection handed to one call, and what it needs to report trouble with it.
+struct Lease {
+    generation: u64,
+    conn: Conn,
+    clock: Clock,
 }
 
 impl Link {
-    /// Checks the URL; connects lazily, on first use.
-    pub(crate) fn open(settings: &HubSettings) -> Result<Self, redis::RedisError> {
-        Ok(Self {
+    /// Checks the settings; connects lazily, on first use.
+    pub(crate) fn new(connector: Connector, stream_key: &str, timeout: Duration) -> Self {
+        Self {
             inner: Arc::new(Inner {
-                client: redis::Client::open(settings.redis_url.expose_secret())?,
-                stream_key: settings.stream_key.clone(),
-                writer: tokio::sync::Mutex::new(None),
+                connector,
+                stream_key: stream_key.to_owned(),
+                timeout,
+                writer: Mutex::new(Slot::Idle),
+                attempts: watch::Sender::new(0),
             }),
-        })
+        }
     }
 
-    /// A connection of its own, whose replies may take up to `response_timeout`.
+    /// A connection of its own (the reader's), whose replies may take up to `response_timeout`.
     pub(crate) async fn connect(
         &self,
         response_timeout: Duration,
-    ) -> Result<MultiplexedConnection, LinkError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(response_timeout));
-        Ok(self
-            .inner
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+    ) -> Result<(Conn, Clock), redis::RedisError> {
+        self.inner
+            .connector
+            .connect(self.inner.timeout, response_timeout)
+            .await
     }
 
     pub(crate) fn stream_key(&self) -> &str {
         &self.inner.stream_key
     }
 
-    /// Our other keys live under the stream key, so they never collide with Medusa's.
+    /// Our other keys extend the stream key: no collision with Medusa's, and in a cluster the
+    /// stream key's `{hash tag}` puts them all in one slot.
     pub(crate) fn key(&self, kind: &str, id: &str) -> String {
         format!("{}:{kind}:{id}", self.inner.stream_key)
     }
 
-    /// Runs `pipe` on the shared writer connection, connecting first if needed.
-    pub(crate) async fn run<T: redis::FromRedisValue>(
+    /// Runs the command `build` makes on the shared writer, within this call's own deadline.
+    /// `build` gets the deadline in Redis's clock (unix ms), for scripts that must not act late.
+    pub(crate) async fn call<T: FromRedisValue>(
         &self,
-        pipe: &redis::Pipeline,
+        build: impl FnOnce(i64) -> redis::Cmd,
     ) -> Result<T, LinkError> {
-        let mut connection = {
-            let mut writer = self.inner.writer.lock().await;
-            match writer.as_ref() {
-                Some(connection) => connection.clone(),
-                None => writer.insert(self.connect(WRITE_TIMEOUT).await?).clone(),
+        let deadline = Instant::now() + self.inner.timeout;
+        let lease = tokio::time::timeout_at(deadline, self.lease())
+            .await
+            .map_err(|_| LinkError::Unavailable("no connection to redis in time".into()))??;
+        let command = build(lease.clock.redis_ms(deadline.into_std()));
+        let mut conn = lease.conn.clone();
+        match tokio::time::timeout_at(deadline, command.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                let error = LinkError::after_send(&e);
+                if matches!(error, LinkError::NoAnswer(_)) || e.is_unrecoverable_error() {
+                    self.discard(lease.generation);
+                }
+                Err(error)
             }
-        };
-        match pipe.query_async(&mut connection).await {
-            Ok(value) => Ok(value),
-            Err(e) => {
-                // Reconnect on the next call rather than reuse a connection in an unknown state.
-                *self.inner.writer.lock().await = None;
-                Err(e.into())
+            Err(_) => {
+                // Stalled or cut off: the next call starts afresh rather than queue behind this.
+                self.discard(lease.generation);
+                Err(LinkError::NoAnswer(format!(
+                    "no reply within {} ms",
+                    self.inner.timeout.as_millis()
+                )))
             }
+        }
+    }
+
+    /// The current connection, or the outcome of the one connect attempt under way (starting it
+    /// if there is none). Never returns a failure older than this call.
+    async fn lease(&self) -> Result<Lease, LinkError> {
+        let mut attempts = self.inner.attempts.subscribe();
+        let started = *attempts.borrow_and_update();
+        loop {
+            {
+                let mut slot = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+                match &*slot {
+                    Slot::Ready {
+                        generation,
+                        conn,
+                        clock,
+                    } => {
+                        return Ok(Lease {
+                            generation: *generation,
+                            conn: conn.clone(),
+                            clock: *clock,
+                        });
+                    }
+                    Slot::Failed(error, attempt) if *attempt > started => {
+                        return Err(LinkError::Unavailable(error.clone()));
+                    }
+                    Slot::Connecting => {}
+                    Slot::Idle | Slot::Failed(..) => {
+                        *slot = Slot::Connecting;
+                        tokio::spawn(self.clone().reconnect());
+                    }
+                }
+            }
+            if attempts.changed().await.is_err() {
+                return Err(LinkError::Unavailable("the link has stopped".into()));
+            }
+        }
+    }
+
+    /// One connect attempt, on its own task, so no caller's deadline cuts it short.
+    async fn reconnect(self) {
+        let result = self
+            .inner
+            .connector
+            .connect(self.inner.timeout, self.inner.timeout)
+            .await;
+        let attempt = *self.inner.attempts.borrow() + 1;
+        {
+            let mut slot = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            *slot = match result {
+                Ok((conn, clock)) => Slot::Ready {
+                    generation: attempt,
+                    conn,
+                    clock,
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "redis writer could not connect");
+                    Slot::Failed(e.to_string(), attempt)
+                }
+            };
+        }
+        self.inner.attempts.send_replace(attempt);
+    }
+
+    /// Forgets the connection a failed call used (unless it was already replaced).
+    fn discard(&self, generation: u64) {
+        let mut slot = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(&*slot, Slot::Ready { generation: g, .. } if *g == generation) {
+            *slot = Slot::Idle;
         }
     }
 }

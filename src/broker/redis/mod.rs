@@ -7,9 +7,13 @@
 //! stream, not pub/sub: after a dropped connection the reader continues from its last id and
 //! nothing is skipped.
 //!
-//! A keyed publish is one Lua script (check the key, append, record the ids), so a retry after a
-//! timeout or an outage publishes exactly once, whichever instance it lands on.
+//! Every publish is one Lua script that checks its deadline against Redis's own clock before it
+//! does anything, so an append whose caller has given up (a stall, a lost reply) can never be
+//! published late, when its caller has already been told it failed and may retry. A keyed publish
+//! also checks and records its key in that script, so a retry publishes exactly once, whichever
+//! instance it lands on.
 
+mod connector;
 mod link;
 mod reader;
 
@@ -24,6 +28,7 @@ use std::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use connector::{Connector, ConnectorError};
 pub(crate) use link::{Link, LinkError};
 
 use super::{BrokerError, NOTICE_QUEUE, Notices, PublishOptions, Published, unix_ms};
@@ -32,17 +37,27 @@ use crate::{catalog::Catalog, catalog::PendingEvent, protocol::EventId, settings
 /// Stream ids carry the Redis server's clock; ids further ahead than this are not worth a wait.
 const MAX_SKEW_MS: u64 = 5_000;
 
-/// `KEYS[1]` stream, `KEYS[2]` idempotency key, `ARGV[1]` MAXLEN, `ARGV[2]` TTL, then event name /
-/// data pairs. Returns `{1, "id,id,…"}` when it appended, `{0, …}` for a repeat.
-const APPEND_ONCE: &str = "local done = redis.call('GET', KEYS[2]) \
-     if done then return {0, done} end \
+/// `KEYS[1]` stream, optional `KEYS[2]` idempotency key; `ARGV[1]` deadline (Redis unix ms),
+/// `ARGV[2]` MAXLEN, `ARGV[3]` key TTL, then event name / data pairs. Returns `{1, "id,id,…"}`
+/// when it appended, `{0, …}` for a repeat of the key, `{-1, ""}` past the deadline (nothing done).
+const APPEND: &str = "local now = redis.call('TIME') \
+     if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[1]) then \
+       return {-1, ''} end \
+     if KEYS[2] then \
+       local done = redis.call('GET', KEYS[2]) \
+       if done then return {0, done} end \
+     end \
      local ids = {} \
-     for i = 3, #ARGV, 2 do \
-       ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[i], 'data', ARGV[i + 1]) \
+     for i = 4, #ARGV, 2 do \
+       ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'event', ARGV[i], 'data', ARGV[i + 1]) \
      end \
      local joined = table.concat(ids, ',') \
-     redis.call('SET', KEYS[2], joined, 'EX', ARGV[2]) \
+     if KEYS[2] then redis.call('SET', KEYS[2], joined, 'EX', ARGV[3]) end \
      return {1, joined}";
+
+/// How much earlier than the caller's deadline Redis must have run an append: room for its reply
+/// to reach us before we answer.
+const REPLY_MARGIN_MS: i64 = 50;
 
 /// Stream entry fields.
 const FIELD_EVENT: &str = "event";
@@ -70,10 +85,7 @@ impl Health {
     }
 
     fn set_down(&self, error: &LinkError) {
-        let mut message = error.to_string();
-        if let LinkError::Redis(cause) = error {
-            message = format!("{message}: {cause}");
-        }
+        let message = error.to_string();
         tracing::warn!(error = %message, "backplane reader lost redis; reconnecting");
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = message;
         self.up.store(false, Ordering::Relaxed);
@@ -119,69 +131,46 @@ impl RedisBroker {
         (broker, receiver)
     }
 
+    /// Appends `events` in order, atomically, under the idempotency key if there is one; returns
+    /// their stream ids once Redis has them. A key's first call appends and records the ids for
+    /// the TTL; any later call with it returns those ids and appends nothing. No key is ever "in
+    /// flight", so a retry after a timeout can neither publish twice nor be refused.
     pub(crate) async fn publish(
         &self,
         events: Vec<PendingEvent>,
         options: PublishOptions,
     ) -> Result<Published, BrokerError> {
-        Ok(match options.idempotency_key {
-            None => Published {
-                ids: self.append(&events).await?,
-                appended: true,
-            },
-            Some(key) => self.append_once(key.as_str(), &events).await?,
-        })
-    }
-
-    /// Appends events in order, atomically; returns their stream ids once Redis has them.
-    async fn append(&self, events: &[PendingEvent]) -> Result<Vec<EventId>, LinkError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for event in events {
-            pipe.cmd("XADD")
-                .arg(self.link.stream_key())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.history)
-                .arg("*")
-                .arg(FIELD_EVENT)
-                .arg(event.name.as_str())
-                .arg(FIELD_DATA)
-                .arg(&*event.data);
+        let key = options
+            .idempotency_key
+            .map(|key| self.link.key("idempotency", key.as_str()));
+        let (status, ids): (i64, String) = self
+            .link
+            .call(|deadline| {
+                let mut eval = redis::cmd("EVAL");
+                eval.arg(APPEND)
+                    .arg(1 + usize::from(key.is_some()))
+                    .arg(self.link.stream_key())
+                    .arg(key.as_deref())
+                    .arg(deadline - REPLY_MARGIN_MS)
+                    .arg(self.history)
+                    .arg(self.idempotency_ttl.as_secs());
+                for event in &events {
+                    eval.arg(event.name.as_str()).arg(&*event.data);
+                }
+                eval
+            })
+            .await?;
+        if status < 0 {
+            return Err(
+                LinkError::Unavailable("redis ran the append after its deadline".into()).into(),
+            );
         }
-        let ids: Vec<String> = self.link.run(&pipe).await?;
-        ids.iter().map(|id| link::parse_id(id)).collect()
-    }
-
-    /// Appends a batch under an idempotency key, atomically (one Lua script): the first call appends
-    /// and records the ids for the TTL; any later call with the key returns those ids and appends
-    /// nothing. No state is ever "in flight", so a retry after a timeout can neither publish twice
-    /// nor be refused: either the script ran (its ids are recorded) or it did not (the retry runs
-    /// it).
-    async fn append_once(
-        &self,
-        key: &str,
-        events: &[PendingEvent],
-    ) -> Result<Published, LinkError> {
-        let mut pipe = redis::pipe();
-        let eval = pipe
-            .cmd("EVAL")
-            .arg(APPEND_ONCE)
-            .arg(2)
-            .arg(self.link.stream_key())
-            .arg(self.link.key("idempotency", key))
-            .arg(self.history)
-            .arg(self.idempotency_ttl.as_secs());
-        for event in events {
-            eval.arg(event.name.as_str()).arg(&*event.data);
-        }
-        let ((appended, ids),): ((i64, String),) = self.link.run(&pipe).await?;
         Ok(Published {
             ids: ids
                 .split(',')
                 .map(link::parse_id)
                 .collect::<Result<_, _>>()?,
-            appended: appended == 1,
+            appended: status == 1,
         })
     }
 

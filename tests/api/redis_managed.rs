@@ -1,0 +1,307 @@
+//! Redis as managed services offer it, each against real servers the test starts: TLS only (with
+//! a CA and a client certificate made by `openssl` here), an ACL user with the least privileges
+//! the documentation lists, and a three-node Cluster.
+
+use std::path::Path;
+
+use admin_push::Application;
+use serde_json::json;
+
+use crate::helpers::{
+    RedisServer, TestApp, Transport, acl_rules, add_acl_user, assert_ticket_opens_exactly_once,
+    emit_with_key, eventually, free_cluster_port, free_port, require, spawn_ready_redis_app,
+    test_settings,
+};
+
+/// What docs/redis.md adds to the ACL rule in cluster mode.
+const CLUSTER_ACL: &str = "+cluster|slots +cluster|keyslot";
+
+/// The ACL user's password in these tests.
+const PASSWORD: &str = "a-long-redis-password-for-the-push-service";
+
+fn run(program: &str, args: &[&str], dir: &Path) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA (`<name>.pem`) and, signed by it, a certificate and key for `<name>-server` and
+/// `<name>-client`, valid for 127.0.0.1.
+fn make_ca(dir: &Path, name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca_key = format!("{name}.key");
+    let ca = format!("{name}.pem");
+    let subject = format!("/CN={name}");
+    let mut args = vec!["req", "-x509", "-days", "1", "-subj", &subject];
+    args.extend(ec);
+    args.extend(["-keyout", &ca_key, "-out", &ca]);
+    run("openssl", &args, dir);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("write");
+    for role in ["server", "client"] {
+        let key = format!("{name}-{role}.key");
+        let csr = format!("{name}-{role}.csr");
+        let cert = format!("{name}-{role}.pem");
+        let mut args = vec![
+            "req",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ];
+        args.extend(ec);
+        run("openssl", &args, dir);
+        run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "1",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-extfile",
+                "san.ext",
+                "-out",
+                &cert,
+            ],
+            dir,
+        );
+    }
+}
+
+/// CAs made in a fresh directory (`ca` and `also`), and a TLS-only server with the `ca-server`
+/// certificate that trusts `ca.pem` for clients; `client_auth` is `tls-auth-clients` (`yes`: a
+/// client certificate is required). `None` after a loud skip when openssl is missing.
+async fn tls_redis(client_auth: &str, also: &[&str]) -> Option<(tempfile::TempDir, RedisServer)> {
+    if !require("openssl") {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in std::iter::once("ca").chain(also.iter().copied()) {
+        make_ca(dir.path(), name);
+    }
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let args = [
+        "--tls-cert-file".to_owned(),
+        file("ca-server.pem"),
+        "--tls-key-file".to_owned(),
+        file("ca-server.key"),
+        "--tls-ca-cert-file".to_owned(),
+        file("ca.pem"),
+        "--tls-auth-clients".to_owned(),
+        client_auth.to_owned(),
+    ];
+    let redis = RedisServer::start_with(free_port(), &args).await?;
+    Some((dir, redis))
+}
+
+/// Why an instance with these `hub` settings (on the Redis backplane) refuses to start.
+async fn start_up_error(mut hub: serde_json::Value) -> String {
+    hub["backend"] = json!("redis");
+    let settings = test_settings(json!({ "hub": hub })).expect("valid settings");
+    Application::build(settings)
+        .await
+        .expect_err("a configuration mistake stops the start")
+        .to_string()
+}
+
+/// Publishes and delivers through `app`, keyed and not, and a ticket opens a connection once.
+async fn assert_it_works(app: &TestApp) {
+    let mut tab = app.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+    let id = app.emit_product("prod_1").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(id));
+    let order = json!({ "event": "order.updated", "data": { "id": "order_1" } });
+    let keyed = || emit_with_key(app, "order_1-placed", &order);
+    let first: serde_json::Value = keyed().await.json().await.expect("json");
+    let again: serde_json::Value = keyed().await.json().await.expect("json");
+    assert_eq!(again, first, "a repeated key publishes once");
+    assert_eq!(
+        tab.expect("order.updated").await.id.as_deref(),
+        first["id"].as_str()
+    );
+    assert_ticket_opens_exactly_once(app, app).await;
+}
+
+#[tokio::test]
+async fn the_service_runs_on_tls_only_redis_with_a_configured_ca_and_client_certificate() {
+    let Some((dir, redis)) = tls_redis("yes", &[]).await else {
+        return;
+    };
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let app = spawn_ready_redis_app(json!({
+        "redis_url": url,
+        "stream_key": "t:tls",
+        "redis_ca_file": file("ca.pem"),
+        "redis_client_cert_file": file("ca-client.pem"),
+        "redis_client_key_file": file("ca-client.key"),
+    }))
+    .await;
+    assert_it_works(&app).await;
+}
+
+#[tokio::test]
+async fn a_redis_certificate_from_another_ca_stops_the_start_naming_the_ca_setting() {
+    let Some((dir, redis)) = tls_redis("no", &["other"]).await else {
+        return;
+    };
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let error = start_up_error(json!({
+        "redis_url": format!("rediss://127.0.0.1:{}", redis.port),
+        "redis_ca_file": file("other.pem"),
+    }))
+    .await;
+    assert!(error.contains("hub.redis_ca_file"), "{error}");
+    assert!(error.contains("TLS"), "{error}");
+}
+
+/// A server with the documented ACL user for the default stream key.
+async fn acl_redis() -> Option<RedisServer> {
+    let redis = RedisServer::start().await?;
+    add_acl_user(&redis.url(), &acl_rules("admin-push:events", ""), PASSWORD).await;
+    Some(redis)
+}
+
+#[tokio::test]
+async fn the_service_runs_as_an_acl_user_with_only_the_documented_rules() {
+    let Some(redis) = acl_redis().await else {
+        return;
+    };
+    let app = spawn_ready_redis_app(json!({
+        "redis_url": redis.url(),
+        "redis_username": "admin-push",
+        "redis_password": PASSWORD,
+    }))
+    .await;
+    assert_it_works(&app).await;
+    // The same credentials in the URL work too.
+    let in_url = format!("redis://admin-push:{PASSWORD}@127.0.0.1:{}", redis.port);
+    let other = spawn_ready_redis_app(json!({ "redis_url": in_url })).await;
+    let mut tab = other.subscribe(Transport::Sse, "").await;
+    tab.ready().await;
+    let id = app.emit_product("prod_2").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(id));
+}
+
+#[tokio::test]
+async fn a_wrong_redis_password_stops_the_start_naming_the_setting() {
+    let Some(redis) = acl_redis().await else {
+        return;
+    };
+    let error = start_up_error(json!({
+        "redis_url": redis.url(),
+        "redis_username": "admin-push",
+        "redis_password": "a-wrong-password",
+    }))
+    .await;
+    assert!(error.contains("hub.redis_password"), "{error}");
+    assert!(
+        !error.contains("a-wrong-password"),
+        "never echo a secret: {error}"
+    );
+}
+
+#[test]
+fn cluster_mode_refuses_a_stream_key_without_a_hash_tag() {
+    let error = test_settings(json!({ "hub": {
+        "backend": "redis",
+        "redis_mode": "cluster",
+        "redis_nodes": ["redis://127.0.0.1:7000"],
+        "stream_key": "admin-push:events",
+    }}))
+    .expect_err("keys would spread over slots")
+    .to_string();
+    assert!(error.contains("hub.stream_key"), "{error}");
+}
+
+#[tokio::test]
+async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user() {
+    if !require("redis-cli") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let port = free_cluster_port();
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &dir.path()
+                .join(format!("nodes-{port}.conf"))
+                .display()
+                .to_string(),
+            "--cluster-node-timeout",
+            "2000",
+        ]
+        .map(str::to_owned);
+        let Some(node) = RedisServer::start_with(port, &args).await else {
+            return;
+        };
+        nodes.push(node);
+    }
+    let addresses: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addresses.iter().map(String::as_str));
+    create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    run("redis-cli", &create, dir.path());
+    for node in &nodes {
+        let url = node.url();
+        eventually("every node to see the cluster as ok", || {
+            let url = url.clone();
+            async move {
+                let Ok(client) = ::redis::Client::open(url) else {
+                    return false;
+                };
+                let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+                    return false;
+                };
+                ::redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            }
+        })
+        .await;
+    }
+    let stream_key = "{t-cluster}:events";
+    let rules = acl_rules(stream_key, CLUSTER_ACL);
+    for node in &nodes {
+        add_acl_user(&node.url(), &rules, PASSWORD).await;
+    }
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let app = spawn_ready_redis_app(json!({
+        "redis_mode": "cluster",
+        "redis_nodes": urls,
+        "stream_key": stream_key,
+        "redis_username": "admin-push",
+        "redis_password": PASSWORD,
+    }))
+    .await;
+    assert_it_works(&app).await;
+}
