@@ -7,7 +7,7 @@ mod browser;
 mod emit;
 mod helpers;
 mod hostile;
-mod kit;
+mod medusa;
 mod operations;
 mod redis;
 mod resume;

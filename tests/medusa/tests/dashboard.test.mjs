@@ -1,0 +1,233 @@
+/**
+ * A real Medusa admin dashboard with @admin-push/medusa installed from its tarball, in headless
+ * Chromium: every product and order screen updates without a reload, one connection serves
+ * every tab of the browser, and the screens recover when the service is killed and restarted.
+ *
+ * Latency figures (admin API call returned → the screen's DOM shows the change) are printed as
+ * they are measured; they are reported, not asserted, because they depend on the machine.
+ */
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { after, before, describe, test } from "node:test";
+import {
+  WAIT_MS, adminApi, freePort, launchBrowser, liveIndicator, loggedInContext, openScreen,
+  pushService, startMedusa, until, watchText,
+} from "../lib/stack.mjs";
+
+const figures = [];
+
+/** Makes `change` and returns how long after its API call returned each watched screen showed it. */
+async function measure(label, watches, change) {
+  const seen = await Promise.all(watches.map(([, page, text, opts]) => watchText(page, text, opts)));
+  await change();
+  const returned = Date.now();
+  for (const [i, shown] of seen.entries()) {
+    const ms = (await shown()) - returned;
+    // The subscriber often publishes before the API call has answered: then the screen is ahead.
+    const line = `${label} → ${watches[i][0]}: ${ms} ms${ms <= 0 ? " (updated before the API call returned)" : ""}`;
+    figures.push(line);
+    console.log(`# latency ${line}`);
+  }
+}
+
+describe("the Medusa admin dashboard with @admin-push/medusa", () => {
+  let push, medusa, api, browser, regionId;
+  let serial = 0;
+  const unique = (what) => `${what} ${process.pid}-${++serial}`;
+
+  /** A fresh logged-in browser context (its own tabs, its own shared connection). */
+  const session = () => loggedInContext(browser, medusa.base);
+  /** Resolves once the service holds exactly `n` subscriber connections. */
+  const connections = (n) => until(`${n} connection(s) at the service`, async () => (await push.connections()) === n);
+
+  async function placeOrder(email) {
+    const { draft_order: draft } = await api("POST", "/admin/draft-orders", {
+      email,
+      region_id: regionId,
+      items: [{ title: "Live Lamp", unit_price: 1200, quantity: 1 }],
+    });
+    const { order } = await api("POST", `/admin/draft-orders/${draft.id}/convert-to-order`);
+    return order;
+  }
+
+  before(async () => {
+    const port = await freePort();
+    const adminOrigin = `http://localhost:${port}`;
+    push = pushService({ port: await freePort(), adminOrigin });
+    await push.start();
+    medusa = await startMedusa({ port, pushBase: push.base, adminOrigin });
+    api = await adminApi(medusa.base);
+    ({ region: { id: regionId } } = await api("POST", "/admin/regions", { name: "Europe", currency_code: "eur" }));
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await medusa?.stop();
+    await push?.stop();
+    if (figures.length) console.log(`# latency summary\n${figures.map((f) => `#   ${f}`).join("\n")}`);
+  });
+
+  test("Medusa refuses to start when an option cannot work, naming the option", { timeout: 120_000 }, async () => {
+    await assert.rejects(
+      startMedusa({ port: await freePort(), pushBase: push.base, adminOrigin: "http://localhost", env: { ADMIN_PUSH_JWT_SECRET: "too-short" } }),
+      /option "tokenSecret" \(env ADMIN_PUSH_JWT_SECRET\): must be at least 32 bytes/,
+    );
+  });
+
+  test("the plugin resolves the dashboard's own React and react-query (one QueryClient context)", () => {
+    const shop = createRequire(`${process.env.MEDUSA_SERVER_DIR}/../../package.json`);
+    const dashboard = createRequire(shop.resolve("@medusajs/dashboard/package.json"));
+    const plugin = createRequire(shop.resolve("@admin-push/medusa/package.json"));
+    for (const name of ["react", "@tanstack/react-query"]) {
+      assert.equal(plugin.resolve(name), dashboard.resolve(name), `${name}: the same copy as the dashboard's`);
+    }
+    assert.ok(plugin.resolve("@admin-push/client").includes("@admin-push/medusa/node_modules/"), "the client came bundled in the tarball");
+  });
+
+  test("product create, rename and delete show in the open list and detail page", { timeout: 120_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const list = await openScreen(context, medusa.base, "/app/products");
+
+    const title = unique("Live Lamp");
+    let product;
+    await measure("product created", [["product list", list.page, title]], async () => {
+      ({ product } = await api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }));
+    });
+
+    const detail = await openScreen(context, medusa.base, `/app/products/${product.id}`);
+    const renamed = unique("Renamed Lamp");
+    await measure("product renamed", [["product list", list.page, renamed], ["product detail", detail.page, renamed]], () =>
+      api("POST", `/admin/products/${product.id}`, { title: renamed }),
+    );
+
+    await measure("product deleted", [["product list", list.page, renamed, { gone: true }]], () =>
+      api("DELETE", `/admin/products/${product.id}`),
+    );
+    assert.deepEqual([...list.problems, ...detail.problems], [], "no errors in the pages");
+  });
+
+  test("a placed order shows in the open order list, and an edit on its open detail page", { timeout: 120_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const list = await openScreen(context, medusa.base, "/app/orders");
+
+    const email = `${unique("buyer").replace(/\W+/g, "-")}@example.com`;
+    let order;
+    await measure("order placed", [["order list", list.page, email]], async () => {
+      order = await placeOrder(email);
+    });
+
+    const detail = await openScreen(context, medusa.base, `/app/orders/${order.id}`);
+    const changed = `changed-${email}`;
+    await measure("order email changed", [["order detail", detail.page, changed]], () =>
+      api("POST", `/admin/orders/${order.id}`, { email: changed }),
+    );
+  });
+
+  test("a shop's own page is live with one useAdminPush() call", { timeout: 60_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const page = await openScreen(context, medusa.base, "/app/hero-banners");
+    const title = unique("Winter sale");
+    await measure("hero banner created", [["hero banners (shop page)", page.page, title]], () =>
+      api("POST", "/admin/hero-banners", { title }),
+    );
+  });
+
+  test("navigating inside the admin keeps the one connection", { timeout: 90_000 }, async (t) => {
+    await connections(0);
+    const context = await session();
+    t.after(() => context.close());
+    const { page, sockets } = await openScreen(context, medusa.base, "/app/products");
+    await connections(1);
+
+    // Client-side navigation through the sidebar, including screens without the plugin's widget.
+    for (const [href, path] of [["/app/orders", "/app/orders"], ["/app/customers", "/app/customers"], ["/app/products", "/app/products"]]) {
+      await page.locator(`nav a[href="${href}"]`).first().click();
+      await page.waitForURL((url) => url.pathname === path, { timeout: WAIT_MS });
+    }
+    await liveIndicator(page, "open");
+    // The screen reached by navigation is live on the same socket.
+    const title = unique("Navigated Lamp");
+    await measure("product created after navigation", [["product list", page, title]], () =>
+      api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }),
+    );
+    assert.equal(sockets.length, 1, "one WebSocket for the whole visit");
+    assert.equal(sockets[0].isClosed(), false, "and it is still open");
+    assert.equal(await push.connections(), 1);
+  });
+
+  test("two tabs share one connection and survive the leader tab closing", { timeout: 90_000 }, async (t) => {
+    await connections(0);
+    const context = await session();
+    t.after(() => context.close());
+    const leader = await openScreen(context, medusa.base, "/app/products");
+    const follower = await openScreen(context, medusa.base, "/app/orders");
+    await connections(1);
+    assert.equal(leader.sockets.length, 1, "the first tab holds the connection");
+    assert.equal(follower.sockets.length, 0, "the second tab opened none");
+
+    const first = `${unique("first").replace(/\W+/g, "-")}@example.com`;
+    await measure("order placed (follower tab)", [["order list", follower.page, first]], () => placeOrder(first));
+
+    await leader.page.close();
+    await until("the remaining tab to take over the connection", () => follower.sockets.length === 1);
+    await connections(1);
+    await liveIndicator(follower.page, "open");
+    const second = `${unique("second").replace(/\W+/g, "-")}@example.com`;
+    await measure("order placed (after the leader closed)", [["order list", follower.page, second]], () => placeOrder(second));
+  });
+
+  test("a tab navigated away frees its connection, and resumes when it comes back", { timeout: 90_000 }, async (t) => {
+    await connections(0);
+    const context = await session();
+    t.after(() => context.close());
+    const { page } = await openScreen(context, medusa.base, "/app/products");
+    await connections(1);
+
+    await page.goto(`${push.base}/healthz`);
+    await connections(0);
+
+    await page.goBack();
+    await liveIndicator(page, "open");
+    await connections(1);
+    const title = unique("Returned Lamp");
+    await measure("product created after coming back", [["product list", page, title]], () =>
+      api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }),
+    );
+  });
+
+  test("killing and restarting the service recovers every open screen", { timeout: 120_000 }, async (t) => {
+    await connections(0);
+    const context = await session();
+    t.after(() => context.close());
+    const { product } = await api("POST", "/admin/products", { title: unique("Outage Lamp"), options: [{ title: "Size", values: ["One"] }] });
+    const products = await openScreen(context, medusa.base, "/app/products");
+    const detail = await openScreen(context, medusa.base, `/app/products/${product.id}`);
+    const orders = await openScreen(context, medusa.base, "/app/orders");
+
+    await push.kill();
+    for (const screen of [products, detail, orders]) await liveIndicator(screen.page, "reconnecting");
+
+    // Changes made while the service is down: their events are lost, the screens must catch up.
+    const renamed = unique("Renamed during outage");
+    await api("POST", `/admin/products/${product.id}`, { title: renamed });
+    const email = `${unique("outage").replace(/\W+/g, "-")}@example.com`;
+    await placeOrder(email);
+
+    const caughtUp = await Promise.all([
+      watchText(products.page, renamed), watchText(detail.page, renamed), watchText(orders.page, email),
+    ]);
+    await push.start();
+    await Promise.all(caughtUp.map((shown) => shown()));
+    for (const screen of [products, detail, orders]) await liveIndicator(screen.page, "open");
+
+    // And live again afterwards.
+    const after = unique("Renamed after restart");
+    await measure("product renamed after restart", [["product list", products.page, after], ["product detail", detail.page, after]], () =>
+      api("POST", `/admin/products/${product.id}`, { title: after }),
+    );
+  });
+});
