@@ -1,14 +1,17 @@
 /**
- * admin-push browser client: live events for Medusa admin dashboards.
+ * @admin-push/client: live events for Medusa admin dashboards, from the admin-push service.
  *
- * One ES module, no dependencies, no build step. Wire contract: /work/shared/contract.md (v1).
+ * One ES module, no dependencies, no build step: the npm package `@admin-push/client` ships this
+ * file, and the service serves the very same file at `/static/admin-push.js`. The wire protocol it
+ * speaks is described in the repository's `docs/protocol.md`.
  *
  * @example
- * import { AdminPush, debounce } from "/static/admin-push.js";
- * const push = new AdminPush({ getToken: async () => jwt, events: ["product.updated"] });
+ * import { AdminPush, debounce } from "@admin-push/client";
+ * const push = new AdminPush({ url: "https://push.example.com", getToken: async () => jwt });
  * const refetch = debounce(() => loadProducts(), 250);
  * push.on("product.updated", refetch);
  * push.on("resync", refetch);            // events were missed: refetch everything shown
+ * push.on("status", ({ state, retryAt, error }) => render(state, retryAt, error));
  * push.start();
  */
 
@@ -18,9 +21,17 @@ const CONTROL = new Set(["ready", "resync", "reconnect", "auth_expired"]);
 const LOCAL = new Set(["status", "error", "*"]);
 /** Built-in event names; SSE needs one listener per name, so these are always listened for. */
 const BUILTIN_EVENTS = ["banner.updated", "product.updated", "order.updated"];
-/** WebSocket close codes with a meaning in the contract. */
+/** WebSocket close codes with a meaning in the protocol. */
 const WS_AUTH_EXPIRED = 4401;
 const WS_SERVICE_RESTART = 1012;
+/**
+ * Refusals a retry cannot fix: a bad or expired token (401), a forbidden origin or actor type
+ * (403), a bad request such as an unknown event in the filter (400). Anything else (429 too many
+ * connections, 503 full or draining, 5xx, the network) is worth retrying with backoff.
+ */
+const FATAL_STATUSES = new Set([400, 401, 403]);
+/** Recent events remembered for deduplication and for catching up tabs that come back. */
+const RECENT_EVENTS = 512;
 
 /**
  * Trailing-edge debounce: a burst of calls results in one call `ms` after the last one,
@@ -50,12 +61,78 @@ export function debounce(fn, ms) {
 }
 
 /**
+ * A failed connection attempt. When the service refused it, `status` and `code` are the HTTP
+ * status and the `error` field of its JSON answer, and `message` is the service's own words.
+ * `fatal` refusals stop the client until `start()` is called again.
+ */
+export class AdminPushError extends Error {
+  /**
+   * @param {string} message
+   * @param {{status?: number|null, code?: string|null, fatal?: boolean, retryAfterMs?: number}} [details]
+   */
+  constructor(message, { status = null, code = null, fatal = false, retryAfterMs = 0 } = {}) {
+    super(message);
+    this.name = "AdminPushError";
+    this.status = status;
+    this.code = code;
+    this.fatal = fatal;
+    this.retryAfterMs = retryAfterMs;
+  }
+
+  /** The plain form carried in `status` and across tabs. */
+  toJSON() {
+    return { message: this.message, status: this.status, code: this.code, fatal: this.fatal };
+  }
+
+  /** @param {{message: string, status?: number|null, code?: string|null, fatal?: boolean}} plain */
+  static from(plain) {
+    return new AdminPushError(plain.message, plain);
+  }
+}
+
+/** Reads the service's `{error, message}` answer into an AdminPushError. */
+async function refusal(res, what) {
+  const body = await res.json().catch(() => null);
+  const retryAfter = Number(res.headers.get("retry-after"));
+  const message = typeof body?.message === "string" ? body.message : res.statusText || "refused";
+  return new AdminPushError(`${what}: HTTP ${res.status}: ${message}`, {
+    status: res.status,
+    code: typeof body?.error === "string" ? body.error : null,
+    fatal: FATAL_STATUSES.has(res.status),
+    retryAfterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : 0,
+  });
+}
+
+/**
+ * The most recent events, oldest forgotten first: drops duplicates (a relay racing a resume) and
+ * lets a leader catch a returning tab up on what it missed.
+ */
+class RecentEvents {
+  /** @type {Map<string, {name: string, data: any, id: string}>} */
+  #byId = new Map();
+  /** Remembers an event; false when its id was already there. */
+  add(msg) {
+    if (this.#byId.has(msg.id)) return false;
+    this.#byId.set(msg.id, msg);
+    if (this.#byId.size > RECENT_EVENTS) this.#byId.delete(this.#byId.keys().next().value);
+    return true;
+  }
+  /** The events after `id`, oldest first; null when `id` is not (or no longer) among them. */
+  after(id) {
+    if (!this.#byId.has(id)) return null;
+    const all = [...this.#byId.values()];
+    return all.slice(all.findIndex((m) => m.id === id) + 1);
+  }
+}
+
+/**
  * @typedef {object} AdminPushOptions
  * @property {string} [url] service origin (may include a path prefix), default `location.origin`
  * @property {() => string | Promise<string>} getToken admin JWT; called before every (re)connect
  * @property {string[]} [events] only receive these event names (`?events=a,b`)
  * @property {("ws"|"sse")[]} [transports] order of preference, default `["ws", "sse"]`
  * @property {string} [lastEventId] resume point to start from (e.g. kept across page loads)
+ * @property {boolean} [shared] one connection for all tabs of this origin, default true
  * @property {number} [minBackoffMs] backoff base, default 500
  * @property {number} [maxBackoffMs] backoff cap, default 30000
  * @property {number} [wsRetryAfterMs] after falling back to SSE, skip WS this long, default 5 min
@@ -63,14 +140,18 @@ export function debounce(fn, ms) {
  */
 
 /**
- * Real-time client for the admin-push service (WebSocket with SSE fallback, lossless resume).
+ * Real-time client for the admin-push service (WebSocket with SSE fallback, lossless resume, one
+ * connection shared by every tab of the origin).
  *
  * Events emitted to `on()` handlers:
  * - any event name, and `"*"` for every event: `(data, envelope)` where envelope is `{id, event, data}`
  * - `"ready"` `({last_event_id, transport})`, `"resync"` `({reason})`, `"reconnect"` `({after_ms})`,
- *   `"auth_expired"` `({})` — the server's control events, after the client has acted on them
- * - `"status"` `({state: "connecting"|"open"|"closed", transport: "ws"|"sse"|null})` on every change
- * - `"error"` `(Error)` — token, ticket or transport failures; the client keeps retrying
+ *   `"auth_expired"` `({})`: the server's control events, after the client has acted on them
+ * - `"status"` `({state, transport, retryAt, error})` whenever one of them changes; `state` is
+ *   "connecting" (first attempt), "open", "reconnecting" (one state for a whole outage, with the
+ *   time of the next attempt in `retryAt`), "refused" (a refusal a retry cannot fix; `start()`
+ *   tries again) or "closed" (stopped)
+ * - `"error"` `(AdminPushError)`: every failed attempt, with the service's reason when it gave one
  */
 export class AdminPush {
   #opts;
@@ -81,17 +162,26 @@ export class AdminPush {
   /** Event names to listen for on SSE (built-ins, the filter and every name given to `on()`). */
   #names = new Set(BUILTIN_EVENTS);
   #lastEventId = null;
-  #state = "closed";
-  #transport = null;
+  #recent = new RecentEvents();
+  /** Names this client in messages between tabs. */
+  #id = Math.random().toString(36).slice(2);
+  #status = { state: "closed", transport: null, retryAt: null, error: null };
+  /** Between start() and stop(). */
   #running = false;
-  /** Bumped on every connect and on stop(); async steps of an older generation give up. */
+  /** "solo" (own connection), "leader" (the connection for every tab), "follower" or null. */
+  #role = null;
+  /** Bumped on every connect, leave and stop; async steps of an older generation give up. */
   #gen = 0;
-  /** The current connection: `{transport, socket, ready, readyTimer}` or null. */
+  /** The current connection: `{transport, token, socket, opened, ready, readyTimer}` or null. */
   #conn = null;
   #timer = null;
   #attempt = 0;
   #wsSkipUntil = 0;
   #lastAuthExpiry = 0;
+  /** Cross-tab sharing while joined: `{channel, leave()}` or null. */
+  #share = null;
+  /** Set while the page sits in the back/forward cache with this client suspended. */
+  #frozen = false;
 
   /** @param {AdminPushOptions} options */
   constructor(options) {
@@ -101,6 +191,7 @@ export class AdminPush {
     this.#opts = {
       getToken: options.getToken,
       events: options.events?.length ? [...options.events] : null,
+      shared: options.shared ?? true,
       minBackoffMs: options.minBackoffMs ?? 500,
       maxBackoffMs: options.maxBackoffMs ?? 30_000,
       wsRetryAfterMs: options.wsRetryAfterMs ?? 5 * 60_000,
@@ -116,10 +207,14 @@ export class AdminPush {
 
   /** Last event id seen (the resume point), or null before the first `ready`. */
   get lastEventId() { return this.#lastEventId; }
-  /** Transport of the current connection attempt: "ws", "sse" or null. */
-  get transport() { return this.#transport; }
-  /** "connecting", "open" or "closed". */
-  get state() { return this.#state; }
+  /** Transport of the current connection (the leader's, when shared): "ws", "sse" or null. */
+  get transport() { return this.#status.transport; }
+  /** "connecting", "open", "reconnecting", "refused" or "closed". */
+  get state() { return this.#status.state; }
+  /** The last status reported (see the class comment). */
+  get status() { return { ...this.#status }; }
+  /** "solo", "leader" or "follower" while started; null when stopped. */
+  get role() { return this.#role; }
 
   /**
    * Subscribe to an event name, a control event, `"status"`, `"error"` or `"*"` (all events).
@@ -130,53 +225,205 @@ export class AdminPush {
   on(name, handler) {
     if (!this.#handlers.has(name)) this.#handlers.set(name, new Set());
     this.#handlers.get(name).add(handler);
-    if (!CONTROL.has(name) && !LOCAL.has(name) && !this.#names.has(name)) {
-      this.#names.add(name);
-      // An already open EventSource must learn the new name too, or it drops those events.
-      if (this.#conn?.transport === "sse") this.#listenSse(this.#conn, name);
-    }
+    if (!CONTROL.has(name) && !LOCAL.has(name) && !this.#names.has(name)) this.#addNames([name]);
     return () => { this.#handlers.get(name)?.delete(handler); };
   }
 
-  /** Connect (no-op when already started). */
+  /** Connect (no-op when already running); after a refusal, try again. */
   start() {
-    if (this.#running) return;
-    this.#running = true;
+    if (this.#running && this.#status.state !== "refused") return;
     this.#attempt = 0;
-    this.#connect();
+    if (this.#running) {
+      // A refusal stopped the connection's owner; ask it (maybe this tab) to try again.
+      if (this.#role === "follower") this.#share.channel.postMessage({ t: "retry" });
+      else this.#connect();
+      return;
+    }
+    this.#running = true;
+    this.#listenToPage(true);
+    this.#setStatus({ state: "connecting", transport: null, retryAt: null, error: null });
+    this.#join();
   }
 
   /** Close everything, cancel timers; no reconnects until `start()` is called again. */
   stop() {
+    if (!this.#running) return;
     this.#running = false;
+    this.#frozen = false;
+    this.#listenToPage(false);
+    this.#leave();
+    this.#setStatus({ state: "closed", transport: null, retryAt: null, error: null });
+  }
+
+  // ---- roles: one connection per origin ----
+
+  /**
+   * Elects this tab's role. With the Web Locks API and BroadcastChannel (secure contexts of every
+   * current browser), every client with the same service URL, filter and transports queues for
+   * one lock: its holder connects and relays to the others over a BroadcastChannel; when it goes
+   * (tab closed, navigated away, stopped) the lock passes on and the next tab resumes from the
+   * last id it was relayed. Without them, or with `shared: false`, each client connects alone.
+   */
+  #join() {
+    const locks = globalThis.navigator?.locks;
+    if (!this.#opts.shared || !locks || typeof BroadcastChannel !== "function") {
+      this.#role = "solo";
+      this.#connect();
+      return;
+    }
+    const key = `admin-push:${this.#base}|${(this.#opts.events ?? []).join(",")}|${this.#transports.join(",")}`;
+    const channel = new BroadcastChannel(key);
+    const abort = new AbortController();
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    const share = {
+      channel,
+      leave: () => { abort.abort(); release(); channel.close(); },
+    };
+    this.#share = share;
+    this.#role = "follower";
+    channel.onmessage = (e) => { if (this.#share === share) this.#onRelay(e.data); };
+    this.#hello(true);
+    locks.request(key, { signal: abort.signal }, () => {
+      if (this.#share !== share) return undefined;
+      this.#role = "leader";
+      this.#relay({ t: "leader" });
+      // The previous leader's connection is gone; ours resumes from the last id it relayed.
+      if (this.#status.state === "open") {
+        this.#setStatus({ state: "reconnecting", transport: null, retryAt: Date.now(), error: null });
+      }
+      this.#attempt = 0;
+      this.#connect();
+      return held;
+    }).catch(() => { /* aborted: this client left before it was elected */ });
+  }
+
+  /** Drops the connection and the leadership (if any); the role is re-elected on the next join. */
+  #leave() {
     this.#gen++;
     clearTimeout(this.#timer);
     this.#timer = null;
     this.#drop();
+    this.#share?.leave();
+    this.#share = null;
+    this.#role = null;
   }
 
-  // ---- connection lifecycle ----
+  /** A message from another tab with the same key. */
+  #onRelay(msg) {
+    const leading = this.#role === "leader";
+    switch (msg?.t) {
+      case "msg": if (!leading) this.#dispatch(msg.name, msg.data, msg.id); break;
+      case "status": if (!leading) this.#setStatus(msg.status); break;
+      case "error": if (!leading) this.#emit("error", AdminPushError.from(msg.error)); break;
+      case "hello": if (leading) this.#welcome(msg); break;
+      // A new leader resumes from its own last id; a follower only has to tell it its names.
+      case "leader": if (!leading) this.#hello(false); break;
+      case "catchup":
+        if (leading || msg.to !== this.#id) break;
+        for (const m of msg.missed ?? []) this.#dispatch(m.name, m.data, m.id);
+        if (!msg.missed) this.#emit("resync", { reason: "gap" }, { event: "resync", data: { reason: "gap" } });
+        break;
+      case "names": if (leading) this.#addNames(msg.names); break;
+      case "retry": if (leading && this.#status.state === "refused") this.start(); break;
+    }
+  }
+
+  /** A follower introduces itself to the leader: on joining (with its resume point), or to a new one. */
+  #hello(joining) {
+    const lastEventId = joining ? this.#lastEventId : null;
+    this.#share.channel.postMessage({ t: "hello", from: this.#id, names: [...this.#names], lastEventId });
+  }
+
+  /**
+   * The leader answers a follower: its status, and the events the follower missed (a page back
+   * from the back/forward cache, a tab that started with a `lastEventId`), or a gap when they are
+   * no longer held, so that tab refetches like after any `resync`.
+   */
+  #welcome(msg) {
+    this.#addNames(msg.names);
+    this.#relay({ t: "status", status: this.#status });
+    if (msg.lastEventId && msg.lastEventId !== this.#lastEventId) {
+      this.#relay({ t: "catchup", to: msg.from, missed: this.#recent.after(msg.lastEventId) });
+    }
+  }
+
+  #relay(msg) {
+    if (this.#role === "leader") this.#share.channel.postMessage(msg);
+  }
+
+  /** New SSE event names: listened for by the open EventSource, or sent to the leader. */
+  #addNames(names) {
+    const fresh = names.filter((n) => !this.#names.has(n));
+    if (fresh.length === 0) return;
+    for (const name of fresh) {
+      this.#names.add(name);
+      // An already open EventSource must learn the new name too, or it drops those events.
+      if (this.#conn?.transport === "sse") this.#listenSse(this.#conn, name);
+    }
+    if (this.#role === "follower") this.#share.channel.postMessage({ t: "names", names: fresh });
+  }
+
+  // ---- back/forward cache and frozen pages ----
+
+  /**
+   * A page entering the back/forward cache (`pagehide`) or frozen in the background (`freeze`)
+   * must hold no connection nor the leadership: it could neither read nor relay. When the page
+   * is really unloading the same cleanup lets the next tab take over at once.
+   */
+  #suspend = () => {
+    if (!this.#running || this.#frozen) return;
+    this.#frozen = true;
+    this.#leave();
+    this.#setStatus({ state: "reconnecting", transport: null, retryAt: null, error: null });
+  };
+
+  /** Back from the cache (`pageshow` with `persisted`) or unfrozen (`resume`): rejoin and resume. */
+  #resume = (e) => {
+    if (e.type === "pageshow" && !e.persisted) return;
+    if (!this.#frozen || !this.#running) return;
+    this.#frozen = false;
+    this.#attempt = 0;
+    this.#join(); // resumes from the last id seen before the page was frozen
+  };
+
+  #listenToPage(on) {
+    const page = globalThis.document;
+    if (typeof page?.addEventListener !== "function") return; // not a page (Node, a worker)
+    const method = on ? "addEventListener" : "removeEventListener";
+    globalThis[method]("pagehide", this.#suspend);
+    globalThis[method]("pageshow", this.#resume);
+    page[method]("freeze", this.#suspend);
+    page[method]("resume", this.#resume);
+  }
+
+  // ---- connection lifecycle (solo or leader) ----
 
   async #connect() {
     const gen = ++this.#gen;
+    clearTimeout(this.#timer);
+    this.#timer = null;
     const transport = this.#pickTransport();
-    this.#setStatus("connecting", transport);
+    // Only the first attempt reports "connecting"; during an outage the state stays
+    // "reconnecting" across attempts instead of flickering.
+    if (this.#status.state === "connecting" || this.#status.state === "refused") {
+      this.#setStatus({ state: "connecting", transport, retryAt: null, error: null });
+    }
+    let token;
     let ticket;
     try {
       // Fresh token and ticket every time: tickets are single-use and short-lived.
-      const token = await this.#opts.getToken();
+      token = await this.#opts.getToken();
       if (gen !== this.#gen) return;
-      if (!token) throw new Error("getToken returned no token");
+      if (!token) throw new AdminPushError("getToken returned no token");
       ticket = await this.#fetchTicket(token);
       if (gen !== this.#gen) return;
     } catch (err) {
       if (gen !== this.#gen) return;
-      this.#setStatus("closed", null);
-      this.#emit("error", err instanceof Error ? err : new Error(String(err)));
-      this.#schedule(this.#backoff());
+      this.#retryOrGiveUp(err instanceof AdminPushError ? err : new AdminPushError(String(err?.message ?? err)));
       return;
     }
-    const conn = { transport, socket: null, ready: false, readyTimer: null };
+    const conn = { transport, token, socket: null, opened: false, ready: false, readyTimer: null };
     this.#conn = conn;
     // A proxy may accept the connection and then pass nothing through; do not wait forever.
     conn.readyTimer = setTimeout(() => this.#fail(conn, "no ready event in time"), this.#opts.readyTimeoutMs);
@@ -194,26 +441,29 @@ export class AdminPush {
       headers: { Authorization: `Bearer ${token}` },
       cache: "no-store",
     });
+    if (!res.ok) throw await refusal(res, "ticket request refused");
     const body = await res.json().catch(() => null);
-    if (!res.ok || typeof body?.ticket !== "string") {
-      const err = new Error(`ticket request failed: HTTP ${res.status}${body?.message ? ` (${body.message})` : ""}`);
-      Object.assign(err, { status: res.status, body });
-      throw err;
-    }
+    if (typeof body?.ticket !== "string") throw new AdminPushError("ticket request: no ticket in the answer");
     return body.ticket;
   }
 
-  /** Query string shared by both transports; commas in `events` stay literal. */
+  /** The events filter in the query; commas stay literal. */
+  #filterQuery() {
+    return this.#opts.events ? `events=${this.#opts.events.map(encodeURIComponent).join(",")}` : "";
+  }
+
+  /** Query string shared by both transports. */
   #query(ticket) {
     let q = `ticket=${encodeURIComponent(ticket)}`;
     if (this.#lastEventId) q += `&last_event_id=${encodeURIComponent(this.#lastEventId)}`;
-    if (this.#opts.events) q += `&events=${this.#opts.events.map(encodeURIComponent).join(",")}`;
+    if (this.#opts.events) q += `&${this.#filterQuery()}`;
     return q;
   }
 
   #openWs(conn, ticket) {
     const ws = new WebSocket(`${this.#base.replace(/^http/i, "ws")}/admin-ws?${this.#query(ticket)}`);
     conn.socket = ws;
+    ws.onopen = () => { conn.opened = true; };
     ws.onmessage = (e) => {
       if (conn !== this.#conn) return;
       let msg;
@@ -225,11 +475,14 @@ export class AdminPush {
       if (e.code === WS_AUTH_EXPIRED) this.#onAuthExpired();
       else this.#fail(conn, `websocket closed (${e.code})`, e.code);
     };
+    // A refused handshake: browsers follow with a close, some runtimes never do.
+    ws.onerror = () => { if (!conn.opened) this.#fail(conn, "websocket handshake failed"); };
   }
 
   #openSse(conn, ticket) {
     const es = new EventSource(`${this.#base}/admin-sse?${this.#query(ticket)}`);
     conn.socket = es;
+    es.onopen = () => { conn.opened = true; };
     for (const name of CONTROL) this.#listenSse(conn, name);
     for (const name of this.#names) this.#listenSse(conn, name);
     // EventSource would reconnect by itself with the same, already spent ticket; take over instead.
@@ -247,36 +500,43 @@ export class AdminPush {
   }
 
   #onMessage(conn, name, data, id) {
-    if (id == null && CONTROL.has(name)) return this.#onControl(conn, name, data);
-    if (id != null) {
-      if (id === this.#lastEventId) return; // ids are opaque: equality is the only safe comparison
-      this.#lastEventId = id;
-    }
-    const envelope = { id, event: name, data };
-    this.#emit(name, data, envelope);
-    this.#emit("*", data, envelope);
+    if (id == null && CONTROL.has(name)) this.#onControl(conn, name, data);
+    this.#dispatch(name, data, id);
+    this.#relay({ t: "msg", name, data, id });
   }
 
   #onControl(conn, name, data) {
-    const envelope = { event: name, data };
     switch (name) {
       case "ready":
         conn.ready = true;
         clearTimeout(conn.readyTimer);
         this.#attempt = 0;
-        if (data.last_event_id) this.#lastEventId = data.last_event_id;
-        this.#setStatus("open", conn.transport);
+        this.#setStatus({ state: "open", transport: conn.transport, retryAt: null, error: null });
         break;
       case "reconnect": // the server is draining: leave now, come back after exactly after_ms
         this.#drop();
-        this.#schedule(Math.max(0, Number(data.after_ms) || 0));
+        this.#schedule(Math.max(0, Number(data.after_ms) || 0), null);
         break;
       case "auth_expired":
         this.#onAuthExpired();
         break;
       // "resync" needs nothing from the client itself: the app refetches.
     }
+  }
+
+  /** Delivers one message to this tab's handlers; events are deduplicated by id. */
+  #dispatch(name, data, id) {
+    if (id == null) {
+      if (name === "ready" && data.last_event_id) this.#lastEventId = data.last_event_id;
+      this.#emit(name, data, { event: name, data });
+      return;
+    }
+    // Ids are opaque: equality is the only safe comparison.
+    if (!this.#recent.add({ name, data, id })) return;
+    this.#lastEventId = id;
+    const envelope = { id, event: name, data };
     this.#emit(name, data, envelope);
+    this.#emit("*", data, envelope);
   }
 
   #onAuthExpired() {
@@ -285,38 +545,84 @@ export class AdminPush {
     const now = Date.now();
     const again = now - this.#lastAuthExpiry < 10_000;
     this.#lastAuthExpiry = now;
-    this.#schedule(again ? this.#backoff() : 0);
+    this.#schedule(again ? this.#backoff() : 0, null);
   }
 
-  /** The current connection failed: fall back to SSE if WS never got to `ready`, else back off. */
-  #fail(conn, reason, code) {
+  /** The current connection failed: find out why, then fall back, back off or give up. */
+  async #fail(conn, reason, code) {
     if (conn !== this.#conn) return;
     this.#drop();
+    const gen = this.#gen;
+    // A browser hides why a WebSocket or EventSource handshake failed; the same request made
+    // with fetch shows the service's answer (a refusal, or a healthy stream if the trouble
+    // was in between, such as a proxy that drops WebSocket upgrades).
+    const refused = conn.opened ? null : await this.#diagnose(conn);
+    if (gen !== this.#gen) return;
+    if (refused) return this.#retryOrGiveUp(refused);
     const fallback = conn.transport === "ws" && !conn.ready && code !== WS_SERVICE_RESTART &&
-      this.#transports.includes("sse");
+      this.#transports.includes("sse") && refused !== undefined;
     if (fallback) {
       this.#wsSkipUntil = Date.now() + this.#opts.wsRetryAfterMs;
-      this.#emit("error", new Error(`${reason} before ready; falling back to sse`));
-      this.#schedule(0);
+      this.#report(new AdminPushError(`${reason} before ready; falling back to sse`));
+      this.#schedule(0, null);
     } else {
-      if (!conn.ready) this.#emit("error", new Error(`${conn.transport}: ${reason}`));
-      this.#schedule(this.#backoff());
+      const err = new AdminPushError(`${conn.transport}: ${reason}`);
+      if (!conn.ready) this.#report(err);
+      this.#schedule(this.#backoff(), err);
     }
+  }
+
+  /**
+   * Asks the SSE route, with the token in a header, what it thinks of this subscription.
+   * Resolves to the refusal, to null when the service would accept it, or to undefined when
+   * the service cannot be reached at all.
+   */
+  async #diagnose(conn) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), this.#opts.readyTimeoutMs);
+    try {
+      const filter = this.#filterQuery();
+      const res = await fetch(`${this.#base}/admin-sse${filter ? `?${filter}` : ""}`, {
+        headers: { Authorization: `Bearer ${conn.token}`, Accept: "text/event-stream" },
+        cache: "no-store",
+        signal: abort.signal,
+      });
+      if (res.ok) return null; // would be accepted: the finally below closes the stream
+      return await refusal(res, `${conn.transport} connection refused`);
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+    }
+  }
+
+  /** After a failed attempt: give up on a refusal a retry cannot fix, else retry with backoff. */
+  #retryOrGiveUp(err) {
+    this.#report(err);
+    if (err.fatal) {
+      this.#setStatus({ state: "refused", transport: null, retryAt: null, error: err.toJSON() });
+    } else {
+      this.#schedule(Math.max(this.#backoff(), err.retryAfterMs), err);
+    }
+  }
+
+  #report(err) {
+    this.#emit("error", err);
+    this.#relay({ t: "error", error: err.toJSON() });
   }
 
   /** Close the current connection without triggering its own failure handling. */
   #drop() {
     const conn = this.#conn;
     this.#conn = null;
-    if (conn) {
-      clearTimeout(conn.readyTimer);
-      const s = conn.socket;
-      if (s) {
-        s.onmessage = s.onclose = s.onerror = null;
-        try { s.close(); } catch { /* already closed */ }
-      }
+    if (!conn) return;
+    clearTimeout(conn.readyTimer);
+    const s = conn.socket;
+    if (s) {
+      s.onopen = s.onmessage = s.onclose = s.onerror = null;
+      try { s.close(); } catch { /* already closed */ }
     }
-    this.#setStatus("closed", null);
   }
 
   #pickTransport() {
@@ -331,17 +637,27 @@ export class AdminPush {
     return Math.random() * cap;
   }
 
-  #schedule(delayMs) {
+  /**
+   * Plans the next attempt. An immediate one (a fallback) keeps the current state; a delayed one
+   * reports "reconnecting" with its time, unless this is still the very first connect.
+   */
+  #schedule(delayMs, err) {
     clearTimeout(this.#timer);
     if (!this.#running) return;
-    this.#timer = setTimeout(() => { this.#timer = null; this.#connect(); }, delayMs);
+    const gen = this.#gen;
+    this.#timer = setTimeout(() => { this.#timer = null; if (gen === this.#gen) this.#connect(); }, delayMs);
+    if (delayMs > 0 || this.#status.state === "open") {
+      this.#setStatus({ state: "reconnecting", transport: null, retryAt: Date.now() + delayMs, error: err?.toJSON() ?? null });
+    }
   }
 
-  #setStatus(state, transport) {
-    if (state === this.#state && transport === this.#transport) return;
-    this.#state = state;
-    this.#transport = transport;
-    this.#emit("status", { state, transport });
+  #setStatus(next) {
+    const now = this.#status;
+    if (now.state === next.state && now.transport === next.transport && now.retryAt === next.retryAt &&
+      now.error?.message === next.error?.message) return;
+    this.#status = { state: next.state, transport: next.transport ?? null, retryAt: next.retryAt ?? null, error: next.error ?? null };
+    this.#emit("status", { ...this.#status });
+    this.#relay({ t: "status", status: this.#status });
   }
 
   #emit(name, data, envelope) {

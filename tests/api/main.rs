@@ -4,6 +4,7 @@
 mod auth;
 mod bench;
 mod browser;
+mod client;
 mod emit;
 mod helpers;
 mod hostile;

@@ -1,0 +1,110 @@
+/**
+ * Types for @admin-push/client (admin-push.js). The wire protocol is described in the
+ * repository's docs/protocol.md.
+ */
+
+/**
+ * - `connecting`: the first attempt since `start()`
+ * - `open`: connected (here, or in the leader tab when shared)
+ * - `reconnecting`: an outage; one state however many attempts it takes (`retryAt`: the next)
+ * - `refused`: the service refused in a way a retry cannot fix (`error` says why); `start()` retries
+ * - `closed`: stopped
+ */
+export type AdminPushState = "connecting" | "open" | "reconnecting" | "refused" | "closed"
+export type AdminPushTransport = "ws" | "sse"
+/** `solo`: own connection; `leader`: the connection for every tab; `follower`: relayed by the leader. */
+export type AdminPushRole = "solo" | "leader" | "follower"
+
+/** Why an attempt failed, as carried in a status (plain data, also across tabs). */
+export interface AdminPushProblem {
+  message: string
+  /** HTTP status of the service's refusal, null when there was no answer (network, timeout). */
+  status: number | null
+  /** The `error` code of the service's JSON answer (`unauthorized`, `bad_request`, …). */
+  code: string | null
+  /** True when a retry cannot fix it: the client stops until `start()` is called again. */
+  fatal: boolean
+}
+
+export interface AdminPushStatus {
+  state: AdminPushState
+  transport: AdminPushTransport | null
+  /** While reconnecting: when the next attempt starts (epoch ms), or null if not yet planned. */
+  retryAt: number | null
+  /** While reconnecting or refused: why the last attempt failed, when known. */
+  error: AdminPushProblem | null
+}
+
+export interface AdminPushEnvelope<T = unknown> {
+  /** Absent on control events (ready, resync, reconnect, auth_expired). */
+  id?: string
+  event: string
+  data: T
+}
+
+export interface AdminPushOptions {
+  /** The service's origin (may include a path prefix); default `location.origin`. */
+  url?: string
+  /** Called before every (re)connect; resolves to an admin JWT. */
+  getToken: () => string | Promise<string>
+  /** Only receive these event names (control events always pass). */
+  events?: string[]
+  /** Order of preference; default ["ws", "sse"]. */
+  transports?: AdminPushTransport[]
+  /** Resume point to start from. */
+  lastEventId?: string
+  /** One connection for every tab of this origin with the same url, events and transports; default true. */
+  shared?: boolean
+  /** Backoff base in ms; default 500. */
+  minBackoffMs?: number
+  /** Backoff cap in ms; default 30000. */
+  maxBackoffMs?: number
+  /** After falling back to SSE, skip WebSocket this long (ms); default 5 minutes. */
+  wsRetryAfterMs?: number
+  /** A connection without `ready` by then counts as failed (ms); default 10000. */
+  readyTimeoutMs?: number
+}
+
+/** A failed attempt; `status`, `code` and `message` are the service's when it refused. */
+export class AdminPushError extends Error {
+  constructor(message: string, details?: { status?: number | null; code?: string | null; fatal?: boolean; retryAfterMs?: number })
+  readonly status: number | null
+  readonly code: string | null
+  readonly fatal: boolean
+  /** The service's Retry-After, in ms (0 when absent). */
+  readonly retryAfterMs: number
+  toJSON(): AdminPushProblem
+  static from(problem: AdminPushProblem): AdminPushError
+}
+
+export interface AdminPushControlEvents {
+  ready: { last_event_id: string; transport: AdminPushTransport }
+  resync: { reason: "gap" | "lagged" | "restart" }
+  reconnect: { after_ms: number }
+  auth_expired: Record<string, never>
+}
+
+export class AdminPush {
+  constructor(options: AdminPushOptions)
+  /** Last event id seen (the resume point), or null before the first `ready`. */
+  readonly lastEventId: string | null
+  readonly transport: AdminPushTransport | null
+  readonly state: AdminPushState
+  readonly status: AdminPushStatus
+  /** Null while stopped. */
+  readonly role: AdminPushRole | null
+  on(event: "status", handler: (status: AdminPushStatus) => void): () => void
+  on(event: "error", handler: (error: AdminPushError) => void): () => void
+  on<K extends keyof AdminPushControlEvents>(
+    event: K,
+    handler: (data: AdminPushControlEvents[K], envelope: AdminPushEnvelope<AdminPushControlEvents[K]>) => void,
+  ): () => void
+  on<T = any>(event: string, handler: (data: T, envelope: AdminPushEnvelope<T>) => void): () => void
+  /** Connect (no-op while running); after a refusal, try again. */
+  start(): void
+  /** Close, cancel timers, leave the shared connection; `start()` again to resume. */
+  stop(): void
+}
+
+/** Trailing-edge debounce: a burst of calls results in one call `ms` after the last one. */
+export function debounce<F extends (...args: any[]) => void>(fn: F, ms: number): F & { cancel(): void; flush(): void }
