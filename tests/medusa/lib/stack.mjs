@@ -8,10 +8,13 @@
  * Every process started here is killed when the suite ends, and SIGKILLed if Node exits early.
  */
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { chromium } from "playwright-core";
+import {
+  captureOutput, freePort, openConnections, startService, stopChild, track, waitForConnections, waitForHttp200,
+} from "../../browser/lib/service.mjs";
 
+export { freePort };
 export const ADMIN = { email: "admin@example.com", password: "e2e-admin-password" };
 /** Upper bound on any single wait for something that should happen. */
 export const WAIT_MS = 20_000;
@@ -22,106 +25,41 @@ const env = (name) => {
   return value;
 };
 
-const running = new Set();
-process.on("exit", () => running.forEach((child) => child.kill("SIGKILL")));
-
-/** Starts `command`, keeping its last output lines to explain a failure. */
-function launch(name, command, args, options) {
-  const child = spawn(command, args, { ...options, stdio: ["ignore", "pipe", "pipe"] });
-  running.add(child);
-  const lines = [];
-  const keep = (chunk) => {
-    lines.push(...String(chunk).split("\n").filter(Boolean));
-    lines.splice(0, Math.max(0, lines.length - 150));
-  };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  exited.then(() => running.delete(child));
-  return {
-    child,
-    alive: () => child.exitCode === null && child.signalCode === null,
-    explain: () => `--- last output of ${name} ---\n${lines.join("\n")}`,
-    async stop(signal = "SIGTERM") {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-/**
- * Polls `check` until it resolves truthy; throws `what` (and `explain()`) after `ms`, or at once
- * when `alive()` says the process being waited for has exited.
- */
-export async function until(what, check, { ms = WAIT_MS, explain = () => "", alive = () => true } = {}) {
+/** Polls `check` until it resolves truthy; throws naming `what` after `ms`. */
+export async function until(what, check, ms = WAIT_MS) {
   const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    if (!alive()) throw new Error(`exited while waiting for ${what}\n${explain()}`);
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${last.message})` : ""}\n${explain()}`);
-    }
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await delay(50);
   }
 }
 
-async function answers200(url) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-  await res.body?.cancel();
-  return res.status === 200;
-}
-
-export async function freePort() {
-  const server = createServer();
-  await new Promise((resolve, reject) => server.once("error", reject).listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /**
  * The admin-push service on a fixed port, so it can be killed and started again where the
- * plugin (and every open tab) expects it.
+ * plugin (and every open tab) expects it, with the secrets the plugin was given.
  */
 export function pushService({ port, adminOrigin }) {
-  let proc = null;
+  let service = null;
   const base = `http://127.0.0.1:${port}`;
   return {
     base,
     async start() {
-      proc = launch(`admin-push :${port}`, env("ADMIN_PUSH_BIN"), ["--config", "/dev/null"], {
+      service = await startService({
+        port,
         env: {
-          PATH: process.env.PATH,
-          ADMIN_PUSH__SERVER__BIND: `127.0.0.1:${port}`,
-          ADMIN_PUSH__SERVER__DRAIN_SECS: "1",
           ADMIN_PUSH__AUTH__JWT_SECRET: env("ADMIN_PUSH_JWT_SECRET"),
           ADMIN_PUSH__AUTH__AUDIENCE: "admin-push",
           ADMIN_PUSH__AUTH__ALLOWED_ORIGINS: JSON.stringify([adminOrigin]),
           ADMIN_PUSH__INTERNAL__SECRETS: JSON.stringify([env("ADMIN_PUSH_SECRET")]),
-          ADMIN_PUSH__LOG__LEVEL: "warn",
         },
       });
-      await until("admin-push to answer /healthz", () => answers200(`${base}/healthz`), proc);
     },
     /** Open subscriber connections, from the service's own gauge. */
-    async connections() {
-      const text = await (await fetch(`${base}/metrics`)).text();
-      return text
-        .split("\n")
-        .filter((line) => line.startsWith("admin_push_connections"))
-        .reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0);
-    },
-    kill: () => proc?.stop("SIGKILL"),
-    stop: () => proc?.stop(),
+    connections: () => openConnections(base),
+    /** Resolves once the service holds exactly `n` subscriber connections. */
+    waitForConnections: (n) => waitForConnections(base, n, WAIT_MS),
+    kill: () => service?.stop("SIGKILL"),
+    stop: () => service?.stop(),
   };
 }
 
@@ -130,8 +68,9 @@ export function pushService({ port, adminOrigin }) {
  * overrides its environment.
  */
 export async function startMedusa({ port, pushBase, adminOrigin, env: overrides = {} }) {
-  const proc = launch(`medusa :${port}`, env("MEDUSA_BIN"), ["start"], {
+  const child = track(spawn(env("MEDUSA_BIN"), ["start"], {
     cwd: env("MEDUSA_SERVER_DIR"),
+    stdio: ["ignore", "pipe", "pipe"],
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -151,10 +90,17 @@ export async function startMedusa({ port, pushBase, adminOrigin, env: overrides 
       ADMIN_PUSH_JWT_SECRET: env("ADMIN_PUSH_JWT_SECRET"),
       ...overrides,
     },
-  });
+  }));
+  const output = captureOutput(child, `medusa :${port}`);
   const base = `http://localhost:${port}`;
-  await until("Medusa to answer /health", () => answers200(`${base}/health`), { ...proc, ms: 120_000 });
-  return { base, explain: proc.explain, stop: () => proc.stop() };
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  try {
+    await waitForHttp200(`${base}/health`, "Medusa", 120_000, alive);
+  } catch (err) {
+    await stopChild(child, "SIGKILL");
+    throw new Error(`${err.message}\n${output()}`);
+  }
+  return { base, stop: () => stopChild(child) };
 }
 
 /** The admin API as a script (or another admin) uses it: bearer token from email/password. */

@@ -37,8 +37,6 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
 
   /** A fresh logged-in browser context (its own tabs, its own shared connection). */
   const session = () => loggedInContext(browser, medusa.base);
-  /** Resolves once the service holds exactly `n` subscriber connections. */
-  const connections = (n) => until(`${n} connection(s) at the service`, async () => (await push.connections()) === n);
 
   async function placeOrder(email) {
     const { draft_order: draft } = await api("POST", "/admin/draft-orders", {
@@ -126,6 +124,45 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     );
   });
 
+  test("a bulk edit of 200 products refetches the open list a bounded number of times", { timeout: 180_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const list = await openScreen(context, medusa.base, "/app/products");
+    let refetches = 0;
+    let inFlight = 0;
+    const isListQuery = (request) => request.method() === "GET" && new URL(request.url()).pathname === "/admin/products";
+    list.page.on("request", (request) => { if (isListQuery(request)) { refetches++; inFlight++; } });
+    for (const done of ["requestfinished", "requestfailed"]) {
+      list.page.on(done, (request) => { if (isListQuery(request)) inFlight--; });
+    }
+    /** Runs a bulk change; resolves with the list refetches it caused once `text` shows and none is in flight. */
+    const refetchesFor = async (text, change) => {
+      const shown = await watchText(list.page, text);
+      refetches = 0;
+      await change();
+      await shown();
+      await until("the product list to settle", () => inFlight === 0);
+      return refetches;
+    };
+
+    const batch = unique("Bulk");
+    const titles = Array.from({ length: 200 }, (_, i) => `${batch} #${i + 1}`);
+    let created;
+    const onCreate = await refetchesFor(titles[199].replace(/ #.*/, ""), async () => {
+      ({ created } = await api("POST", "/admin/products/batch", {
+        create: titles.map((title) => ({ title, options: [{ title: "Size", values: ["One"] }] })),
+      }));
+    });
+    const onUpdate = await refetchesFor(`${batch} edited`, () =>
+      api("POST", "/admin/products/batch", { update: created.map(({ id }, i) => ({ id, title: `${batch} edited ${i + 1}` })) }),
+    );
+    const line = `200 products created → ${onCreate} list refetches; 200 products edited → ${onUpdate} list refetches`;
+    figures.push(line);
+    console.log(`# bulk ${line}`);
+    for (const count of [onCreate, onUpdate]) assert.ok(count >= 1 && count <= 10, `a burst refetches 1 to 10 times, not ${count}`);
+    await api("POST", "/admin/products/batch", { delete: created.map(({ id }) => id) });
+  });
+
   test("a shop's own page is live with one useAdminPush() call", { timeout: 60_000 }, async (t) => {
     const context = await session();
     t.after(() => context.close());
@@ -137,11 +174,11 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
   });
 
   test("navigating inside the admin keeps the one connection", { timeout: 90_000 }, async (t) => {
-    await connections(0);
+    await push.waitForConnections(0);
     const context = await session();
     t.after(() => context.close());
     const { page, sockets } = await openScreen(context, medusa.base, "/app/products");
-    await connections(1);
+    await push.waitForConnections(1);
 
     // Client-side navigation through the sidebar, including screens without the plugin's widget.
     for (const [href, path] of [["/app/orders", "/app/orders"], ["/app/customers", "/app/customers"], ["/app/products", "/app/products"]]) {
@@ -160,12 +197,12 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
   });
 
   test("two tabs share one connection and survive the leader tab closing", { timeout: 90_000 }, async (t) => {
-    await connections(0);
+    await push.waitForConnections(0);
     const context = await session();
     t.after(() => context.close());
     const leader = await openScreen(context, medusa.base, "/app/products");
     const follower = await openScreen(context, medusa.base, "/app/orders");
-    await connections(1);
+    await push.waitForConnections(1);
     assert.equal(leader.sockets.length, 1, "the first tab holds the connection");
     assert.equal(follower.sockets.length, 0, "the second tab opened none");
 
@@ -174,25 +211,25 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
 
     await leader.page.close();
     await until("the remaining tab to take over the connection", () => follower.sockets.length === 1);
-    await connections(1);
+    await push.waitForConnections(1);
     await liveIndicator(follower.page, "open");
     const second = `${unique("second").replace(/\W+/g, "-")}@example.com`;
     await measure("order placed (after the leader closed)", [["order list", follower.page, second]], () => placeOrder(second));
   });
 
   test("a tab navigated away frees its connection, and resumes when it comes back", { timeout: 90_000 }, async (t) => {
-    await connections(0);
+    await push.waitForConnections(0);
     const context = await session();
     t.after(() => context.close());
     const { page } = await openScreen(context, medusa.base, "/app/products");
-    await connections(1);
+    await push.waitForConnections(1);
 
     await page.goto(`${push.base}/healthz`);
-    await connections(0);
+    await push.waitForConnections(0);
 
     await page.goBack();
     await liveIndicator(page, "open");
-    await connections(1);
+    await push.waitForConnections(1);
     const title = unique("Returned Lamp");
     await measure("product created after coming back", [["product list", page, title]], () =>
       api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }),
@@ -200,7 +237,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
   });
 
   test("killing and restarting the service recovers every open screen", { timeout: 120_000 }, async (t) => {
-    await connections(0);
+    await push.waitForConnections(0);
     const context = await session();
     t.after(() => context.close());
     const { product } = await api("POST", "/admin/products", { title: unique("Outage Lamp"), options: [{ title: "Size", values: ["One"] }] });

@@ -1,5 +1,5 @@
 /**
- * The small "Live" indicator at the top of every product and order screen.
+ * The small "Live" indicator on every product and order screen.
  *
  * Mounting it is also what makes those screens live when an admin lands on
  * one first: it joins the page's connection with the dashboard's QueryClient.
