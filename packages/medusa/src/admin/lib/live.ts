@@ -35,6 +35,12 @@ export interface Live {
   subscribe(listener: () => void): () => void
 }
 
+interface Handler {
+  event: string
+  handler: (data: never) => void
+  off?: () => void
+}
+
 const KEY = Symbol.for("@admin-push/medusa/live")
 const EVENTS = ["product.updated", "order.updated", "banner.updated", "resync"]
 /** Until the first status arrives: the badge says "connecting", never a false "offline". */
@@ -68,7 +74,7 @@ function createLive(): Live {
   const invalidators = new Map<InvalidatingClient, Invalidator>()
   const extraRules = new Set<InvalidationRules>()
   /** Handlers registered before the connection exists are attached when it does. */
-  const handlers = new Set<{ event: string; handler: (data: never) => void; off?: () => void }>()
+  const handlers = new Set<Handler>()
   let push: AdminPush | null = null
   let started = false
 
@@ -108,6 +114,16 @@ function createLive(): Live {
     client.start()
   }
 
+  function on<T>(event: string, handler: (data: T) => void): () => void {
+    const entry: Handler = { event, handler: handler as (data: never) => void }
+    handlers.add(entry)
+    if (push) entry.off = push.on(event, handler)
+    return () => {
+      handlers.delete(entry)
+      entry.off?.()
+    }
+  }
+
   return {
     attach(client) {
       if (!invalidators.has(client)) invalidators.set(client, createInvalidator(client, { rules }))
@@ -120,21 +136,13 @@ function createLive(): Live {
       // Names the client does not know yet must be listened for (SSE filters by name).
       const offs = Object.keys(added)
         .filter((event) => !EVENTS.includes(event))
-        .map((event) => this.on(event, () => dispatch(event)))
+        .map((event) => on(event, () => dispatch(event)))
       return () => {
         extraRules.delete(added)
         offs.forEach((off) => off())
       }
     },
-    on(event, handler) {
-      const entry: { event: string; handler: (data: never) => void; off?: () => void } = { event, handler }
-      handlers.add(entry)
-      if (push) entry.off = push.on(event, handler)
-      return () => {
-        handlers.delete(entry)
-        entry.off?.()
-      }
-    },
+    on,
     status: () => status,
     subscribe(listener) {
       listeners.add(listener)

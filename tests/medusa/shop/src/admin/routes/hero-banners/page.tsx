@@ -1,11 +1,13 @@
 /**
  * A shop's own admin page made live with one hook call: `useAdminPush()` joins
  * the page's connection, and `banner.updated` invalidates ["hero-banners"].
+ * `useAdminPushEvent` counts the events as well, for more than a refetch.
  */
 import { defineRouteConfig } from "@medusajs/admin-sdk"
 import { Container, Heading, Text } from "@medusajs/ui"
 import { useQuery } from "@tanstack/react-query"
-import { useAdminPush } from "@admin-push/medusa/admin/hooks"
+import { useState } from "react"
+import { useAdminPush, useAdminPushEvent } from "@admin-push/medusa/admin/hooks"
 
 interface HeroBanner {
   id: string
@@ -14,6 +16,8 @@ interface HeroBanner {
 
 const HeroBannersPage = () => {
   const { state } = useAdminPush()
+  const [seen, setSeen] = useState(0)
+  useAdminPushEvent("banner.updated", () => setSeen((n) => n + 1))
   const { data } = useQuery({
     queryKey: ["hero-banners"],
     queryFn: async (): Promise<{ hero_banners: HeroBanner[] }> =>
@@ -25,6 +29,7 @@ const HeroBannersPage = () => {
       <Text size="small" data-admin-push-status={state}>
         {state}
       </Text>
+      <Text size="small">Banner events seen: {seen}</Text>
       <ul>
         {data?.hero_banners.map((banner) => (
           <li key={banner.id}>{banner.title}</li>
