@@ -114,7 +114,7 @@ class RecentEvents {
   add(msg) {
     if (this.#byId.has(msg.id)) return false;
     this.#byId.set(msg.id, msg);
-    if (this.#byId.size > RECENT_EVENTS) this.#byId.delete(this.#byId.keys().next().value);
+    if (this.#byId.size > RECENT_EVENTS) this.#byId.delete(/** @type {string} */ (this.#byId.keys().next().value));
     return true;
   }
   /** The events after `id`, oldest first; null when `id` is not (or no longer) among them. */
@@ -124,6 +124,20 @@ class RecentEvents {
     return all.slice(all.findIndex((m) => m.id === id) + 1);
   }
 }
+
+/**
+ * @typedef {"connecting"|"open"|"reconnecting"|"refused"|"closed"} State
+ * @typedef {{message: string, status: number|null, code: string|null, fatal: boolean}} Problem
+ * @typedef {{state: State, transport: "ws"|"sse"|null, retryAt: number|null, error: Problem|null}} Status
+ * @typedef {object} Connection one connection attempt, from its ticket to its end
+ * @property {"ws"|"sse"} transport
+ * @property {string} token the admin JWT it was opened with (for the diagnostic request)
+ * @property {WebSocket|EventSource|null} socket
+ * @property {boolean} opened the handshake succeeded
+ * @property {boolean} ready the service sent `ready`
+ * @property {any} readyData what that `ready` said
+ * @property {ReturnType<typeof setTimeout>|undefined} readyTimer
+ */
 
 /**
  * @typedef {object} AdminPushOptions
@@ -161,24 +175,27 @@ export class AdminPush {
   #handlers = new Map();
   /** Event names to listen for on SSE (built-ins, the filter and every name given to `on()`). */
   #names = new Set(BUILTIN_EVENTS);
+  /** @type {string|null} */
   #lastEventId = null;
   #recent = new RecentEvents();
   /** Names this client in messages between tabs. */
   #id = Math.random().toString(36).slice(2);
+  /** @type {Status} */
   #status = { state: "closed", transport: null, retryAt: null, error: null };
   /** Between start() and stop(). */
   #running = false;
-  /** "solo" (own connection), "leader" (the connection for every tab), "follower" or null. */
+  /** @type {"solo"|"leader"|"follower"|null} own connection, the connection for every tab, relayed */
   #role = null;
   /** Bumped on every connect, leave and stop; async steps of an older generation give up. */
   #gen = 0;
-  /** The current connection: `{transport, token, socket, opened, ready, readyTimer}` or null. */
+  /** @type {Connection|null} */
   #conn = null;
-  #timer = null;
+  /** @type {ReturnType<typeof setTimeout>|undefined} the next attempt */
+  #timer = undefined;
   #attempt = 0;
   #wsSkipUntil = 0;
   #lastAuthExpiry = 0;
-  /** Cross-tab sharing while joined: `{channel, leave()}` or null. */
+  /** @type {{channel: BroadcastChannel, leave(): void}|null} cross-tab sharing while joined */
   #share = null;
   /** Set while the page sits in the back/forward cache with this client suspended. */
   #frozen = false;
@@ -223,8 +240,9 @@ export class AdminPush {
    * @returns {() => void} unsubscribe
    */
   on(name, handler) {
-    if (!this.#handlers.has(name)) this.#handlers.set(name, new Set());
-    this.#handlers.get(name).add(handler);
+    let handlers = this.#handlers.get(name);
+    if (!handlers) this.#handlers.set(name, (handlers = new Set()));
+    handlers.add(handler);
     if (!CONTROL.has(name) && !LOCAL.has(name) && !this.#names.has(name)) this.#addNames([name]);
     return () => { this.#handlers.get(name)?.delete(handler); };
   }
@@ -235,7 +253,7 @@ export class AdminPush {
     this.#attempt = 0;
     if (this.#running) {
       // A refusal stopped the connection's owner; ask it (maybe this tab) to try again.
-      if (this.#role === "follower") this.#share.channel.postMessage({ t: "retry" });
+      if (this.#role === "follower") this.#share?.channel.postMessage({ t: "retry" });
       else this.#connect();
       return;
     }
@@ -302,7 +320,7 @@ export class AdminPush {
   #leave() {
     this.#gen++;
     clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#timer = undefined;
     this.#drop();
     this.#share?.leave();
     this.#share = null;
@@ -319,11 +337,7 @@ export class AdminPush {
       case "hello": if (leading) this.#welcome(msg); break;
       // A new leader resumes from its own last id; a follower only has to tell it its names.
       case "leader": if (!leading) this.#hello(false); break;
-      case "catchup":
-        if (leading || msg.to !== this.#id) break;
-        for (const m of msg.missed ?? []) this.#dispatch(m.name, m.data, m.id);
-        if (!msg.missed) this.#emit("resync", { reason: "gap" }, { event: "resync", data: { reason: "gap" } });
-        break;
+      case "welcome": if (!leading && msg.to === this.#id) this.#welcomed(msg); break;
       case "names": if (leading) this.#addNames(msg.names); break;
       case "retry": if (leading && this.#status.state === "refused") this.start(); break;
     }
@@ -332,24 +346,36 @@ export class AdminPush {
   /** A follower introduces itself to the leader: on joining (with its resume point), or to a new one. */
   #hello(joining) {
     const lastEventId = joining ? this.#lastEventId : null;
-    this.#share.channel.postMessage({ t: "hello", from: this.#id, names: [...this.#names], lastEventId });
+    this.#share?.channel.postMessage({ t: "hello", from: this.#id, names: [...this.#names], lastEventId });
   }
 
   /**
-   * The leader answers a follower: its status, and the events the follower missed (a page back
-   * from the back/forward cache, a tab that started with a `lastEventId`), or a gap when they are
-   * no longer held, so that tab refetches like after any `resync`.
+   * The leader answers a follower: its status, the `ready` of its connection (the follower's
+   * connection too, now), and the events the follower missed (a page back from the back/forward
+   * cache, a tab that started with a `lastEventId`), or null when they are no longer held.
    */
   #welcome(msg) {
     this.#addNames(msg.names);
-    this.#relay({ t: "status", status: this.#status });
-    if (msg.lastEventId && msg.lastEventId !== this.#lastEventId) {
-      this.#relay({ t: "catchup", to: msg.from, missed: this.#recent.after(msg.lastEventId) });
-    }
+    const behind = msg.lastEventId && msg.lastEventId !== this.#lastEventId;
+    this.#relay({
+      t: "welcome",
+      to: msg.from,
+      status: this.#status,
+      ready: this.#conn?.ready ? this.#conn.readyData : null,
+      missed: behind ? this.#recent.after(msg.lastEventId) : [],
+    });
+  }
+
+  /** A follower, welcomed by the leader: a gap it cannot fill is a `resync` like any other. */
+  #welcomed({ status, ready, missed }) {
+    this.#setStatus(status);
+    if (ready) this.#emit("ready", ready, { event: "ready", data: ready });
+    for (const m of missed ?? []) this.#dispatch(m.name, m.data, m.id);
+    if (!missed) this.#emit("resync", { reason: "gap" }, { event: "resync", data: { reason: "gap" } });
   }
 
   #relay(msg) {
-    if (this.#role === "leader") this.#share.channel.postMessage(msg);
+    if (this.#role === "leader") this.#share?.channel.postMessage(msg);
   }
 
   /** New SSE event names: listened for by the open EventSource, or sent to the leader. */
@@ -361,7 +387,7 @@ export class AdminPush {
       // An already open EventSource must learn the new name too, or it drops those events.
       if (this.#conn?.transport === "sse") this.#listenSse(this.#conn, name);
     }
-    if (this.#role === "follower") this.#share.channel.postMessage({ t: "names", names: fresh });
+    if (this.#role === "follower") this.#share?.channel.postMessage({ t: "names", names: fresh });
   }
 
   // ---- back/forward cache and frozen pages ----
@@ -402,7 +428,7 @@ export class AdminPush {
   async #connect() {
     const gen = ++this.#gen;
     clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#timer = undefined;
     const transport = this.#pickTransport();
     // Only the first attempt reports "connecting"; during an outage the state stays
     // "reconnecting" across attempts instead of flickering.
@@ -420,10 +446,11 @@ export class AdminPush {
       if (gen !== this.#gen) return;
     } catch (err) {
       if (gen !== this.#gen) return;
-      this.#retryOrGiveUp(err instanceof AdminPushError ? err : new AdminPushError(String(err?.message ?? err)));
+      this.#retryOrGiveUp(err instanceof AdminPushError ? err : new AdminPushError(err instanceof Error ? err.message : String(err)));
       return;
     }
-    const conn = { transport, token, socket: null, opened: false, ready: false, readyTimer: null };
+    /** @type {Connection} */
+    const conn = { transport, token, socket: null, opened: false, ready: false, readyData: null, readyTimer: undefined };
     this.#conn = conn;
     // A proxy may accept the connection and then pass nothing through; do not wait forever.
     conn.readyTimer = setTimeout(() => this.#fail(conn, "no ready event in time"), this.#opts.readyTimeoutMs);
@@ -431,7 +458,7 @@ export class AdminPush {
       if (transport === "ws") this.#openWs(conn, ticket);
       else this.#openSse(conn, ticket);
     } catch (err) { // e.g. ws:// from an https page (mixed content) throws synchronously
-      this.#fail(conn, err?.message ?? String(err));
+      this.#fail(conn, err instanceof Error ? err.message : String(err));
     }
   }
 
@@ -509,6 +536,7 @@ export class AdminPush {
     switch (name) {
       case "ready":
         conn.ready = true;
+        conn.readyData = data;
         clearTimeout(conn.readyTimer);
         this.#attempt = 0;
         this.#setStatus({ state: "open", transport: conn.transport, retryAt: null, error: null });
@@ -620,7 +648,8 @@ export class AdminPush {
     clearTimeout(conn.readyTimer);
     const s = conn.socket;
     if (s) {
-      s.onopen = s.onmessage = s.onclose = s.onerror = null;
+      s.onopen = s.onmessage = s.onerror = null;
+      if ("onclose" in s) s.onclose = null;
       try { s.close(); } catch { /* already closed */ }
     }
   }
@@ -645,7 +674,7 @@ export class AdminPush {
     clearTimeout(this.#timer);
     if (!this.#running) return;
     const gen = this.#gen;
-    this.#timer = setTimeout(() => { this.#timer = null; if (gen === this.#gen) this.#connect(); }, delayMs);
+    this.#timer = setTimeout(() => { this.#timer = undefined; if (gen === this.#gen) this.#connect(); }, delayMs);
     if (delayMs > 0 || this.#status.state === "open") {
       this.#setStatus({ state: "reconnecting", transport: null, retryAt: Date.now() + delayMs, error: err?.toJSON() ?? null });
     }

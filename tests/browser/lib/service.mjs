@@ -128,11 +128,16 @@ export function adminToken({ actorId = "user_browser", secs = 3600 } = {}) {
 }
 
 /** Publishes `product.updated {id}` and returns the event id the service assigned. */
-export async function emitProduct(base, productId) {
+export function emitProduct(base, productId) {
+  return emitEvent(base, "product.updated", { id: productId });
+}
+
+/** Publishes one event and returns the id the service assigned. */
+export async function emitEvent(base, event, data) {
   const res = await fetch(`${base}/internal/emit`, {
     method: "POST",
     headers: { Authorization: `Bearer ${INTERNAL_SECRET}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ event: "product.updated", data: { id: productId } }),
+    body: JSON.stringify({ event, data }),
     signal: AbortSignal.timeout(WAIT_MS),
   });
   const body = await res.json().catch(() => null);

@@ -1,7 +1,8 @@
 /**
  * The live console tells the truth about refusals: the service's status and message are shown,
- * a refusal a retry cannot fix (bad token, unknown event in the filter) stops the retries until
- * the user changes something, and a transient one (too many connections) is retried with backoff.
+ * a refusal a retry cannot fix (bad token, unknown event in the filter, forbidden origin) stops the
+ * retries until the user changes something, and a transient one (too many connections for the
+ * admin, a full service) is retried with backoff.
  * The page runs on Playwright's clock, so "no retry" is checked by running minutes of timers at
  * once rather than by waiting.
  */
@@ -11,11 +12,26 @@ import {
   adminToken, launchBrowser, openPage, startClient, startService, waitForState,
 } from "../lib/harness.mjs";
 
+const isTicket = (req) => req.method() === "POST" && req.url().endsWith("/admin-ws/ticket");
+
 /** Counts the page's ticket requests (one per connection attempt). */
 function countTickets(page) {
   const counter = { n: 0 };
-  page.on("request", (req) => { if (req.method() === "POST" && req.url().endsWith("/admin-ws/ticket")) counter.n++; });
+  page.on("request", (req) => { if (isTicket(req)) counter.n++; });
   return counter;
+}
+
+/**
+ * Runs ten minutes of the page's timers at once and asserts the console did not try again: a
+ * retry would start in a timer callback, and its first step (a "connecting" status line in the
+ * log) happens in that callback, before runFor returns.
+ */
+async function assertNoRetry(page, tickets) {
+  const lines = await page.locator("#log li").count();
+  await page.clock.runFor(10 * 60_000);
+  assert.equal(await page.locator("#log li").count(), lines, "nothing logged: no new attempt");
+  assert.equal(tickets.n, 1, "one ticket request in all");
+  assert.equal(await page.textContent("#state"), "refused");
 }
 
 async function connectConsole(page, { token, filter = "" }) {
@@ -31,7 +47,7 @@ describe("the console shows refusals", () => {
   let service;
   before(async () => {
     browser = await launchBrowser();
-    service = await startService({ env: { ADMIN_PUSH__LIMITS__MAX_CONNECTIONS_PER_ACTOR: "1" } });
+    service = await startService();
   });
   after(async () => {
     await browser?.close();
@@ -50,9 +66,7 @@ describe("the console shows refusals", () => {
     assert.match(problem, /invalid token: malformed/, "the service's own message");
     assert.match(problem, /change the token/);
 
-    await page.clock.runFor(10 * 60_000);
-    assert.equal(tickets.n, 1, "ten minutes later, still the one attempt");
-    assert.equal(await page.textContent("#state"), "refused");
+    await assertNoRetry(page, tickets);
 
     await connectConsole(page, { token: adminToken({ actorId: "user_fixed" }) });
     await badge(page, "open");
@@ -70,34 +84,52 @@ describe("the console shows refusals", () => {
     assert.match(problem, /HTTP 400/);
     assert.match(problem, /events: unknown event "nope\.event"/);
 
-    await page.clock.runFor(10 * 60_000);
-    assert.equal(tickets.n, 1, "not retried");
+    await assertNoRetry(page, tickets);
   });
 
-  test("too many connections for the admin shows 429 and keeps retrying until a slot frees", { timeout: 60_000 }, async (t) => {
-    // Another browser holds the admin's only slot.
-    const holder = await openPage(browser, service.base);
-    const token = adminToken({ actorId: "user_busy" });
-    await startClient(holder.page, { nextToken: () => token });
-    await waitForState(holder.page, "open");
-    const { page, close } = await openPage(browser, service.base, { clock: true });
-    t.after(async () => { await close(); await holder.close(); });
+  test("a forbidden origin shows 403 and the reason, and is not retried", { timeout: 30_000 }, async (t) => {
+    const strict = await startService({ env: { ADMIN_PUSH__AUTH__ALLOWED_ORIGINS: JSON.stringify(["https://admin.example.com"]) } });
+    const { page, close } = await openPage(browser, strict.base, { clock: true });
+    t.after(async () => { await close(); await strict.stop(); });
     const tickets = countTickets(page);
 
-    await connectConsole(page, { token });
-    await badge(page, "reconnecting");
-    await page.locator("#problem", { hasText: "HTTP 429" }).waitFor();
+    await connectConsole(page, { token: adminToken({ actorId: "user_origin" }) });
+    await badge(page, "refused");
     const problem = await page.textContent("#problem");
-    assert.match(problem, /too many open connections for this admin/);
-    assert.match(problem, /Next attempt at \d\d:\d\d:\d\d/);
-
-    await page.clock.runFor(2 * 60_000);
-    await page.waitForFunction(() => document.querySelector("#problem").textContent.includes("HTTP 429"));
-    assert.ok(tickets.n >= 2, `still retrying (${tickets.n} attempts)`);
-    assert.equal(await page.textContent("#state"), "reconnecting");
-
-    await holder.close();
-    await page.clock.runFor(2 * 60_000); // the next attempt, however far the backoff put it
-    await badge(page, "open");
+    assert.match(problem, /HTTP 403/);
+    assert.ok(problem.includes(`origin "${strict.base}" is not allowed`), problem);
+    await assertNoRetry(page, tickets);
   });
+
+  const busy = [
+    { status: 429, limit: "MAX_CONNECTIONS_PER_ACTOR", holder: "user_busy", message: /too many open connections for this admin/ },
+    { status: 503, limit: "MAX_CONNECTIONS", holder: "user_other", message: /the server is at its connection limit/ },
+  ];
+  for (const { status, limit, holder: holderActor, message } of busy) {
+    test(`a busy service shows ${status} and the reason, and is retried until a slot frees`, { timeout: 60_000 }, async (t) => {
+      const full = await startService({ env: { [`ADMIN_PUSH__LIMITS__${limit}`]: "1" } });
+      // Another browser holds the only slot (the admin's own, or the whole service's).
+      const holder = await openPage(browser, full.base);
+      await startClient(holder.page, { nextToken: () => adminToken({ actorId: holderActor }) });
+      await waitForState(holder.page, "open");
+      const { page, close } = await openPage(browser, full.base, { clock: true });
+      t.after(async () => { await close(); await holder.close(); await full.stop(); });
+
+      await connectConsole(page, { token: adminToken({ actorId: "user_busy" }) });
+      await badge(page, "reconnecting");
+      await page.locator("#problem", { hasText: `HTTP ${status}` }).waitFor();
+      const problem = await page.textContent("#problem");
+      assert.match(problem, message);
+      assert.match(problem, /Next attempt at \d\d:\d\d:\d\d/);
+
+      const retried = page.waitForRequest(isTicket);
+      await page.clock.runFor(2 * 60_000);
+      await retried;
+      assert.equal(await page.textContent("#state"), "reconnecting", "still reconnecting, never refused");
+
+      await holder.close();
+      await page.clock.runFor(2 * 60_000); // the next attempt, however far the backoff put it
+      await badge(page, "open");
+    });
+  }
 });

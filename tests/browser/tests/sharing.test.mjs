@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  adminToken, emitProduct, launchBrowser, openConnections, openPage, recorded, startClient, startService,
+  adminToken, emitEvent, emitProduct, launchBrowser, openConnections, openPage, recorded, startClient, startService,
   waitForConnections, waitForEvents, waitForState, waitUntilOpen,
 } from "../lib/harness.mjs";
 
@@ -35,6 +35,10 @@ describe("tabs of one browser", () => {
     const roles = await Promise.all(tabs.map(({ page }) => page.evaluate(() => window.push.role)));
     assert.deepEqual(roles.toSorted(), ["follower", "follower", "leader"]);
     assert.equal(await openConnections(service.base), 1, "one connection for three tabs");
+    for (const { page } of tabs) {
+      const ready = (await recorded(page)).control.filter((c) => c.event === "ready");
+      assert.equal(ready.length, 1, "every tab is told its (shared) connection is ready");
+    }
 
     const ids = [];
     for (let i = 0; i < 3; i++) ids.push(await emitProduct(service.base, `before-${i}`));
@@ -45,10 +49,12 @@ describe("tabs of one browser", () => {
     const leader = tabs[roles.indexOf("leader")];
     const rest = tabs.filter((tab) => tab !== leader);
     for (let i = 0; i < 5; i++) ids.push(await emitProduct(service.base, `closing-${i}`));
+    const closing = Date.now();
     const closed = leader.page.close();
     for (let i = 0; i < 10; i++) ids.push(await emitProduct(service.base, `handover-${i}`));
     await closed;
     for (const { page } of rest) await waitForState(page, "open");
+    t.diagnostic(`leader tab closed → the others open again on the next leader's connection: ${Date.now() - closing} ms`);
     for (let i = 0; i < 3; i++) ids.push(await emitProduct(service.base, `after-${i}`));
 
     for (const { page } of rest) {
@@ -60,6 +66,45 @@ describe("tabs of one browser", () => {
     const after = await Promise.all(rest.map(({ page }) => page.evaluate(() => window.push.role)));
     assert.deepEqual(after.toSorted(), ["follower", "leader"], "another tab took over");
     await waitForConnections(service.base, 1);
+  });
+
+  test("over SSE, an event name only a follower tab listens for reaches it through the leader", { timeout: 30_000 }, async (t) => {
+    // SSE delivers a named event only to a listener for that name, so the leader must learn it.
+    const service = await startService({ env: { ADMIN_PUSH__EVENTS__EXTRA: JSON.stringify(["shop.note"]) } });
+    const first = await openPage(browser, service.base);
+    const second = await openPage(browser, service.base, { context: first.context });
+    t.after(async () => { await first.context.close(); await service.stop(); });
+
+    for (const { page } of [first, second]) {
+      await startClient(page, { nextToken: () => adminToken(), options: { transports: ["sse"] } });
+      await waitForState(page, "open");
+    }
+    assert.equal(await second.page.evaluate(() => window.push.role), "follower");
+    await second.page.evaluate(() => {
+      window.notes = [];
+      window.push.on("shop.note", (data) => window.notes.push(data));
+    });
+    // The follower posted its new name to the leader before this emit left Node; once the
+    // leader has relayed the marker back it has had that message in its queue for a round trip.
+    const marker = await emitProduct(service.base, "marker");
+    await waitForEvents(second.page, [marker]);
+    const id = await emitEvent(service.base, "shop.note", { text: "hello" });
+    await waitForEvents(second.page, [id]);
+    assert.deepEqual(await second.page.evaluate(() => window.notes), [{ text: "hello" }]);
+  });
+
+  test("tabs that opt out with shared: false connect on their own", { timeout: 30_000 }, async (t) => {
+    const service = await startService();
+    const first = await openPage(browser, service.base);
+    const second = await openPage(browser, service.base, { context: first.context });
+    t.after(async () => { await first.context.close(); await service.stop(); });
+
+    for (const { page } of [first, second]) {
+      await startClient(page, { nextToken: () => adminToken(), options: { shared: false } });
+      await waitUntilOpen(page);
+      assert.equal(await page.evaluate(() => window.push.role), "solo");
+    }
+    await waitForConnections(service.base, 2);
   });
 
   test("a leader tab that is frozen hands over, and the leader catches it up when it resumes", { timeout: 60_000 }, async (t) => {
@@ -115,10 +160,12 @@ describe("tabs of one browser", () => {
     for (let i = 0; i < 3; i++) ids.push(await emitProduct(service.base, `away-${i}`));
 
     // A restore from the cache fires no load event, so only wait for the navigation to commit.
+    const back = Date.now();
     await page.goBack({ waitUntil: "commit" });
     assert.equal(await page.evaluate(() => typeof window.t), "object",
       "the page came back from the back/forward cache with its state (not reloaded)");
     await waitUntilOpen(page, { readies: 2 });
+    t.diagnostic(`back from the cache → open and resumed: ${Date.now() - back} ms`);
     ids.push(await emitProduct(service.base, "back"));
     await waitForEvents(page, ids);
     await assertReceivedExactly(page, ids, "across the stay in the cache");
