@@ -87,13 +87,24 @@ export interface RunningService {
  * /healthz answers 200. `overrides` replaces env vars; `undefined` removes one.
  */
 export async function startService(bin: string, overrides: Record<string, string | undefined> = {}): Promise<RunningService> {
+  // A port found free can be taken by another process before the service binds
+  // it (a busy machine runs many suites at once): then try another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(await freePort(), bin, overrides)
+    } catch (err) {
+      if (attempt >= 3 || !String((err as Error).message).includes("Address already in use")) throw err
+    }
+  }
+}
+
+async function startOn(port: number, bin: string, overrides: Record<string, string | undefined>): Promise<RunningService> {
   // An empty config file in a fresh directory: defaults plus our env overrides,
   // never a stray ./config.toml from wherever the tests run.
   const dir = mkdtempSync(join(tmpdir(), "admin-push-test-"))
   const configFile = join(dir, "config.toml")
   writeFileSync(configFile, "")
 
-  const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const env: Record<string, string | undefined> = {
     ...process.env,

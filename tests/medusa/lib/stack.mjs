@@ -103,6 +103,27 @@ export async function startMedusa({ port, pushBase, adminOrigin, env: overrides 
   return { base, stop: () => stopChild(child) };
 }
 
+/**
+ * The admin-push service and Medusa on free ports, the service allowing the admin's origin. A
+ * port found free can be taken by another process before it is bound (a busy machine runs many
+ * suites at once): then both start again on other ports.
+ */
+export async function startStack() {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const adminOrigin = `http://localhost:${port}`;
+    const push = pushService({ port: await freePort(), adminOrigin });
+    try {
+      await push.start();
+      const medusa = await startMedusa({ port, pushBase: push.base, adminOrigin });
+      return { push, medusa };
+    } catch (err) {
+      await push.stop();
+      if (attempt >= 3 || !/EADDRINUSE|Address already in use/.test(err.message)) throw err;
+    }
+  }
+}
+
 /** The admin API as a script (or another admin) uses it: bearer token from email/password. */
 export async function adminApi(base) {
   const login = await fetch(`${base}/auth/user/emailpass`, {

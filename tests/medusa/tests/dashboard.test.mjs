@@ -12,7 +12,7 @@ import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
 import {
   WAIT_MS, adminApi, freePort, launchBrowser, liveIndicator, loggedInContext, openScreen,
-  pushService, startMedusa, until, watchText,
+  startMedusa, startStack, until, watchText,
 } from "../lib/stack.mjs";
 
 const figures = [];
@@ -65,11 +65,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
   }
 
   before(async () => {
-    const port = await freePort();
-    const adminOrigin = `http://localhost:${port}`;
-    push = pushService({ port: await freePort(), adminOrigin });
-    await push.start();
-    medusa = await startMedusa({ port, pushBase: push.base, adminOrigin });
+    ({ push, medusa } = await startStack());
     api = await adminApi(medusa.base);
     ({ region: { id: regionId } } = await api("POST", "/admin/regions", { name: "Europe", currency_code: "eur" }));
     browser = await launchBrowser();

@@ -15,7 +15,15 @@
  * find the same connection.
  */
 import { AdminPush, type AdminPushStatus } from "@admin-push/client"
-import { BUILTIN_RULES, createInvalidator, type InvalidatingClient, type InvalidationRules, type Invalidator } from "./invalidate"
+import {
+  BUILTIN_RULES,
+  createInvalidator,
+  type InvalidatingClient,
+  type InvalidationRules,
+  type Invalidator,
+  type KeyMatcher,
+  type QueryKeyLike,
+} from "./invalidate"
 
 /** What `GET /admin/push-token` answers. */
 interface Grant {
@@ -82,7 +90,18 @@ function createLive(): Live {
     status = next
     listeners.forEach((notify) => notify())
   }
-  const rules = (): InvalidationRules => Object.assign({}, BUILTIN_RULES, ...extraRules)
+  /** The built-in rules joined with the mounted pages' (merged per event, computed once per change). */
+  let merged: InvalidationRules = BUILTIN_RULES
+  const remerge = () => {
+    const byEvent = new Map<string, KeyMatcher[]>()
+    for (const set of [BUILTIN_RULES, ...extraRules]) {
+      for (const [event, matcher] of Object.entries(set)) byEvent.set(event, [...(byEvent.get(event) ?? []), matcher])
+    }
+    merged = Object.fromEntries(
+      [...byEvent].map(([event, matchers]) => [event, (key: QueryKeyLike) => matchers.some((matches) => matches(key))])
+    )
+  }
+  const rules = () => merged
   const dispatch = (event: string) => invalidators.forEach((invalidator) => invalidator.handle(event))
 
   async function start(attempt = 0): Promise<void> {
@@ -97,12 +116,13 @@ function createLive(): Live {
       setTimeout(() => void start(attempt + 1), delay)
       return
     }
-    // The grant fetched for the URL is also the first connect's token; later connects get fresh ones.
-    let spare: Grant | null = first
+    // The grant fetched for the URL is also the first connect's token, while it is fresh: a tab
+    // that only takes over the shared connection an hour later needs a new one.
+    let spare: { grant: Grant; freshUntil: number } | null = { grant: first, freshUntil: Date.now() + first.expires_in * 500 }
     const client = new AdminPush({
       url: first.url,
       getToken: async () => {
-        const grant = spare ?? (await fetchGrant())
+        const grant = spare && Date.now() < spare.freshUntil ? spare.grant : await fetchGrant()
         spare = null
         return grant.token
       },
@@ -133,12 +153,14 @@ function createLive(): Live {
     },
     addRules(added) {
       extraRules.add(added)
+      remerge()
       // Names the client does not know yet must be listened for (SSE filters by name).
       const offs = Object.keys(added)
         .filter((event) => !EVENTS.includes(event))
         .map((event) => on(event, () => dispatch(event)))
       return () => {
         extraRules.delete(added)
+        remerge()
         offs.forEach((off) => off())
       }
     },
