@@ -5,6 +5,7 @@ import {
   flattenKey,
   isOrderKey,
   isProductKey,
+  mergeRules,
   startingWith,
   type InvalidatingClient,
 } from "../src/admin/lib/invalidate"
@@ -57,6 +58,15 @@ describe("query key matching", () => {
   it("matches a key prefix element by element", () => {
     assert.ok(startingWith(["hero-banners"])(["hero-banners", "list", { q: 1 }]))
     assert.ok(!startingWith(["hero-banners", "detail"])(["hero-banners", "list"]))
+  })
+})
+
+describe("mergeRules", () => {
+  it("adds a page's rule for a built-in event to the built-in one", () => {
+    const merged = mergeRules({ "banner.updated": startingWith(["hero-banners"]) }, { "banner.updated": startingWith(["promo-banners"]) })
+    assert.ok(merged["banner.updated"]?.(["hero-banners", "list"]))
+    assert.ok(merged["banner.updated"]?.(["promo-banners"]))
+    assert.ok(!merged["banner.updated"]?.(["products"]))
   })
 })
 

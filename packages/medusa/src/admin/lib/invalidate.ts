@@ -58,6 +58,17 @@ export const BUILTIN_RULES: InvalidationRules = {
   "banner.updated": startingWith(["hero-banners"]),
 }
 
+/** Joins rule sets; an event named in several invalidates what any of them matches. */
+export function mergeRules(...sets: InvalidationRules[]): InvalidationRules {
+  const byEvent = new Map<string, KeyMatcher[]>()
+  for (const set of sets) {
+    for (const [event, matcher] of Object.entries(set)) byEvent.set(event, [...(byEvent.get(event) ?? []), matcher])
+  }
+  return Object.fromEntries(
+    [...byEvent].map(([event, matchers]) => [event, (key: QueryKeyLike) => matchers.some((matches) => matches(key))])
+  )
+}
+
 export interface Invalidator {
   /** Records an event; returns whether any rule (or resync) covers it. */
   handle(event: string): boolean

@@ -18,11 +18,10 @@ import { AdminPush, type AdminPushStatus } from "@admin-push/client"
 import {
   BUILTIN_RULES,
   createInvalidator,
+  mergeRules,
   type InvalidatingClient,
   type InvalidationRules,
   type Invalidator,
-  type KeyMatcher,
-  type QueryKeyLike,
 } from "./invalidate"
 
 /** What `GET /admin/push-token` answers. */
@@ -90,16 +89,10 @@ function createLive(): Live {
     status = next
     listeners.forEach((notify) => notify())
   }
-  /** The built-in rules joined with the mounted pages' (merged per event, computed once per change). */
+  /** The built-in rules joined with the mounted pages' (computed once per change, not per event). */
   let merged: InvalidationRules = BUILTIN_RULES
   const remerge = () => {
-    const byEvent = new Map<string, KeyMatcher[]>()
-    for (const set of [BUILTIN_RULES, ...extraRules]) {
-      for (const [event, matcher] of Object.entries(set)) byEvent.set(event, [...(byEvent.get(event) ?? []), matcher])
-    }
-    merged = Object.fromEntries(
-      [...byEvent].map(([event, matchers]) => [event, (key: QueryKeyLike) => matchers.some((matches) => matches(key))])
-    )
+    merged = mergeRules(BUILTIN_RULES, ...extraRules)
   }
   const rules = () => merged
   const dispatch = (event: string) => invalidators.forEach((invalidator) => invalidator.handle(event))
