@@ -23,6 +23,18 @@ pub const EMIT_SECRET: &str = "test-emit-secret-that-is-long-enough-001";
 /// Upper bound on any single wait for something the server should do.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Held by the suites that drive Chromium (the browser suite, the Medusa suite) for their whole
+/// run: each takes both cores for minutes, and timing-sensitive checks in one must not be
+/// starved by the other.
+static CHROMIUM_SUITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for [`CHROMIUM_SUITE`]; a suite that failed while holding it does not block the next.
+pub fn one_chromium_suite_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    CHROMIUM_SUITE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub struct TestApp {
     pub base: String,
     pub ws_base: String,

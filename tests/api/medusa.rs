@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::helpers::require;
+use crate::helpers::{one_chromium_suite_at_a_time, require};
 
 #[test]
 fn the_medusa_plugin_keeps_a_real_admin_dashboard_live() {
@@ -13,6 +13,7 @@ fn the_medusa_plugin_keeps_a_real_admin_dashboard_live() {
     if found.contains(&false) {
         return;
     }
+    let _alone = one_chromium_suite_at_a_time();
     let status = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/medusa/run.sh"))
         .env("ADMIN_PUSH_BIN", env!("CARGO_BIN_EXE_admin-push"))

@@ -85,6 +85,18 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     );
   });
 
+  test("the token route gives an admin a short-lived token and the public URL, and no secret", async () => {
+    const grant = await api("GET", "/admin/push-token");
+    assert.deepEqual(Object.keys(grant).sort(), ["expires_in", "token", "url"]);
+    assert.equal(grant.url, push.base);
+    assert.equal(grant.expires_in, 300);
+    const claims = JSON.parse(Buffer.from(grant.token.split(".")[1], "base64url").toString());
+    assert.equal(claims.aud, "admin-push");
+    assert.equal(claims.exp - claims.iat, 300);
+    const text = JSON.stringify(grant);
+    for (const secret of [process.env.ADMIN_PUSH_SECRET, process.env.ADMIN_PUSH_JWT_SECRET]) assert.ok(!text.includes(secret));
+  });
+
   test("the plugin resolves the dashboard's own React and react-query (one QueryClient context)", () => {
     const shop = createRequire(`${process.env.MEDUSA_SERVER_DIR}/../../package.json`);
     const dashboard = createRequire(shop.resolve("@medusajs/dashboard/package.json"));
