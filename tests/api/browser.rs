@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::helpers::require;
+use crate::helpers::{one_chromium_suite_at_a_time, require};
 
 #[test]
 fn a_real_browser_passes_the_browser_suite() {
@@ -12,6 +12,7 @@ fn a_real_browser_passes_the_browser_suite() {
     if found.contains(&false) {
         return;
     }
+    let _alone = one_chromium_suite_at_a_time();
     let status = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/run.sh"))
         .env("ADMIN_PUSH_BIN", env!("CARGO_BIN_EXE_admin-push"))

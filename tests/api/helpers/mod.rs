@@ -38,6 +38,18 @@ pub fn require(program: &str) -> bool {
     found
 }
 
+/// Held by the suites that drive Chromium (the browser suite, the Medusa suite) for their whole
+/// run: each takes both cores for minutes, and timing-sensitive checks in one must not be
+/// starved by the other.
+static CHROMIUM_SUITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for [`CHROMIUM_SUITE`]; a suite that failed while holding it does not block the next.
+pub fn one_chromium_suite_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    CHROMIUM_SUITE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Polls `condition` until it holds, for things with no event to wait on (a port opening, a
 /// backplane reconnecting); fails after [`WAIT`].
 pub async fn eventually<F, Fut>(what: &str, mut condition: F)

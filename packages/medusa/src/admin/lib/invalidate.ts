@@ -1,0 +1,133 @@
+/**
+ * Turns admin-push events into react-query invalidations: at once for a lone
+ * event, coalesced for a burst.
+ *
+ * An admin who saves a product in one tab wants the other tab to show it now,
+ * so the first event of a quiet period invalidates immediately (leading edge).
+ * A bulk edit of 200 products must not cause 200 refetches, so events that
+ * arrive while an invalidation is running, or within `windowMs` of its start,
+ * are gathered and flushed together when both are over: a burst costs one
+ * refetch per window, however many events it holds.
+ *
+ * No React and no react-query import here (only its shape), so the logic is
+ * testable in plain Node. `invalidateQueries` marks matching queries stale and
+ * refetches only the ones on screen, so matching broadly is cheap.
+ */
+
+export type QueryKeyLike = readonly unknown[]
+export type KeyMatcher = (key: QueryKeyLike) => boolean
+
+/** The part of @tanstack/react-query's QueryClient this module needs. */
+export interface InvalidatingClient {
+  invalidateQueries(filters?: { predicate?: (query: { queryKey: QueryKeyLike }) => boolean }): Promise<unknown> | unknown
+}
+
+/**
+ * The dashboard nests keys: the order preview key is
+ * `[["orders", "detail", id], "preview"]`. Flatten arrays (not objects: those
+ * hold query params) so a name is found at any depth.
+ */
+export function flattenKey(key: QueryKeyLike): unknown[] {
+  return key.flatMap((part) => (Array.isArray(part) ? flattenKey(part) : [part]))
+}
+
+/** Matches keys that mention any of `names` at any depth. */
+export const mentioning =
+  (...names: string[]): KeyMatcher =>
+  (key) =>
+    flattenKey(key).some((part) => typeof part === "string" && names.includes(part))
+
+/** Matches keys that start with `prefix` (react-query's own notion of a key prefix). */
+export const startingWith =
+  (prefix: QueryKeyLike): KeyMatcher =>
+  (key) =>
+    prefix.every((part, i) => JSON.stringify(part) === JSON.stringify(key[i]))
+
+/** Medusa dashboard keys: ["products", "list"|"detail", …], plus a product's variants, options and inventory. */
+export const isProductKey = mentioning("products", "product", "product_variants", "product_variant", "product_options", "inventory_items")
+/** ["orders", …], [["orders", "detail", id], "preview"], draft orders, and custom ["order", id] keys. */
+export const isOrderKey = mentioning("orders", "order", "draft_orders", "draft-orders")
+
+/** Which queries each event invalidates; `resync` (events were missed) always means all of them. */
+export type InvalidationRules = Readonly<Record<string, KeyMatcher>>
+
+export const BUILTIN_RULES: InvalidationRules = {
+  "product.updated": isProductKey,
+  "order.updated": isOrderKey,
+  // The hero-banner pages of a shop use ["hero-banners", …].
+  "banner.updated": startingWith(["hero-banners"]),
+}
+
+/** Joins rule sets; an event named in several invalidates what any of them matches. */
+export function mergeRules(...sets: InvalidationRules[]): InvalidationRules {
+  const byEvent = new Map<string, KeyMatcher[]>()
+  for (const set of sets) {
+    for (const [event, matcher] of Object.entries(set)) byEvent.set(event, [...(byEvent.get(event) ?? []), matcher])
+  }
+  return Object.fromEntries(
+    [...byEvent].map(([event, matchers]) => [event, (key: QueryKeyLike) => matchers.some((matches) => matches(key))])
+  )
+}
+
+export interface Invalidator {
+  /** Records an event; returns whether any rule (or resync) covers it. */
+  handle(event: string): boolean
+  /** Drops pending work; later events are ignored. */
+  cancel(): void
+}
+
+export interface InvalidatorOptions {
+  /** Minimum time between two invalidations of one burst. Default 100 ms. */
+  windowMs?: number
+  /** The rules in force at the time of each event (a page may add its own while mounted). */
+  rules?: () => InvalidationRules
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+export function createInvalidator(client: InvalidatingClient, options: InvalidatorOptions = {}): Invalidator {
+  const windowMs = options.windowMs ?? 100
+  const rules = options.rules ?? (() => BUILTIN_RULES)
+  let pending: KeyMatcher[] = []
+  let everything = false
+  let running = false
+  let cancelled = false
+
+  async function run() {
+    running = true
+    while (!cancelled && (everything || pending.length > 0)) {
+      const matchers = pending
+      const all = everything
+      pending = []
+      everything = false
+      const done = Promise.resolve(
+        all
+          ? client.invalidateQueries()
+          : client.invalidateQueries({ predicate: (q) => matchers.some((matches) => matches(q.queryKey)) })
+      ).catch(() => undefined) // a failed refetch shows in the dashboard's own UI; nothing to add here
+      // The next flush waits for this one's refetch and for the window, whichever is later.
+      await Promise.all([done, sleep(windowMs)])
+    }
+    running = false
+  }
+
+  return {
+    handle(event) {
+      if (cancelled) return false
+      if (event === "resync") {
+        everything = true
+      } else {
+        const matcher = rules()[event]
+        if (!matcher) return false
+        if (!pending.includes(matcher)) pending.push(matcher)
+      }
+      if (!running) void run()
+      return true
+    },
+    cancel() {
+      cancelled = true
+      pending = []
+      everything = false
+    },
+  }
+}

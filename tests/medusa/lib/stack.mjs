@@ -1,0 +1,215 @@
+/**
+ * The stack the Medusa suite runs against, all real: the admin-push binary, the test shop's
+ * built Medusa server (with @admin-push/medusa installed from its tarball, on a throwaway
+ * PostgreSQL database that run.sh prepared), and the system's headless Chromium logged in to
+ * the admin dashboard.
+ *
+ * Every wait polls a condition under a deadline; nothing sleeps in place of synchronisation.
+ * Every process started here is killed when the suite ends, and SIGKILLed if Node exits early.
+ */
+import { spawn } from "node:child_process";
+import { setTimeout as delay } from "node:timers/promises";
+import { chromium } from "playwright-core";
+import {
+  captureOutput, freePort, openConnections, startService, stopChild, track, waitForConnections, waitForHttp200,
+} from "../../browser/lib/service.mjs";
+
+export { freePort };
+export const ADMIN = { email: "admin@example.com", password: "e2e-admin-password" };
+/** Upper bound on any single wait for something that should happen. */
+export const WAIT_MS = 20_000;
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} must be set (tests/medusa/run.sh sets it)`);
+  return value;
+};
+
+/** Polls `check` until it resolves truthy; throws naming `what` after `ms`. */
+export async function until(what, check, ms = WAIT_MS) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await delay(50);
+  }
+}
+
+/**
+ * The admin-push service on a fixed port, so it can be killed and started again where the
+ * plugin (and every open tab) expects it, with the secrets the plugin was given.
+ */
+export function pushService({ port, adminOrigin }) {
+  let service = null;
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    base,
+    async start() {
+      service = await startService({
+        port,
+        env: {
+          ADMIN_PUSH__AUTH__JWT_SECRET: env("ADMIN_PUSH_JWT_SECRET"),
+          ADMIN_PUSH__AUTH__AUDIENCE: "admin-push",
+          ADMIN_PUSH__AUTH__ALLOWED_ORIGINS: JSON.stringify([adminOrigin]),
+          ADMIN_PUSH__INTERNAL__SECRETS: JSON.stringify([env("ADMIN_PUSH_SECRET")]),
+        },
+      });
+    },
+    /** Open subscriber connections, from the service's own gauge. */
+    connections: () => openConnections(base),
+    /** Resolves once the service holds exactly `n` subscriber connections. */
+    waitForConnections: (n) => waitForConnections(base, n, WAIT_MS),
+    kill: () => service?.stop("SIGKILL"),
+    stop: () => service?.stop(),
+  };
+}
+
+/**
+ * The shop's built server (`.medusa/server`, as `medusa start` runs in production); `env`
+ * overrides its environment.
+ */
+export async function startMedusa({ port, pushBase, adminOrigin, env: overrides = {} }) {
+  const child = track(spawn(env("MEDUSA_BIN"), ["start"], {
+    cwd: env("MEDUSA_SERVER_DIR"),
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: "production",
+      COOKIE_SECURE: "false",
+      PORT: String(port),
+      DATABASE_URL: env("DATABASE_URL"),
+      MEDUSA_DISABLE_TELEMETRY: "true",
+      JWT_SECRET: "e2e-medusa-jwt-secret-0123456789abcdef",
+      COOKIE_SECRET: "e2e-medusa-cookie-secret-0123456789ab",
+      STORE_CORS: adminOrigin,
+      ADMIN_CORS: adminOrigin,
+      AUTH_CORS: adminOrigin,
+      ADMIN_PUSH_URL: pushBase,
+      ADMIN_PUSH_PUBLIC_URL: pushBase,
+      ADMIN_PUSH_SECRET: env("ADMIN_PUSH_SECRET"),
+      ADMIN_PUSH_JWT_SECRET: env("ADMIN_PUSH_JWT_SECRET"),
+      ...overrides,
+    },
+  }));
+  const output = captureOutput(child, `medusa :${port}`);
+  const base = `http://localhost:${port}`;
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  try {
+    await waitForHttp200(`${base}/health`, "Medusa", 120_000, alive);
+  } catch (err) {
+    await stopChild(child, "SIGKILL");
+    throw new Error(`${err.message}\n${output()}`);
+  }
+  return { base, stop: () => stopChild(child) };
+}
+
+/**
+ * The admin-push service and Medusa on free ports, the service allowing the admin's origin. A
+ * port found free can be taken by another process before it is bound (a busy machine runs many
+ * suites at once): then both start again on other ports.
+ */
+export async function startStack() {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const adminOrigin = `http://localhost:${port}`;
+    const push = pushService({ port: await freePort(), adminOrigin });
+    try {
+      await push.start();
+      const medusa = await startMedusa({ port, pushBase: push.base, adminOrigin });
+      return { push, medusa };
+    } catch (err) {
+      await push.stop();
+      if (attempt >= 3 || !/EADDRINUSE|Address already in use/.test(err.message)) throw err;
+    }
+  }
+}
+
+/** The admin API as a script (or another admin) uses it: bearer token from email/password. */
+export async function adminApi(base) {
+  const login = await fetch(`${base}/auth/user/emailpass`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(ADMIN),
+  });
+  const { token } = await login.json();
+  if (!token) throw new Error(`admin login failed: HTTP ${login.status}`);
+  return async function call(method, path, body) {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+}
+
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run",
+    ],
+  });
+}
+
+/** A browser context logged in to the admin through its own login form. */
+export async function loggedInContext(browser, base) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/app/login`);
+  await page.locator('input[name="email"]').fill(ADMIN.email);
+  await page.locator('input[name="password"]').fill(ADMIN.password);
+  await page.locator('button[type="submit"]').click();
+  await page.waitForURL((url) => !url.pathname.includes("/login"), { timeout: WAIT_MS });
+  await page.close();
+  return context;
+}
+
+/**
+ * Opens `path` in a new tab of `context`, waits for the live indicator to say "open", and
+ * records the tab's own WebSockets (to prove which tab holds the connection).
+ */
+export async function openScreen(context, base, path, { live = true } = {}) {
+  const page = await context.newPage();
+  const sockets = [];
+  const problems = [];
+  page.on("websocket", (ws) => sockets.push(ws));
+  page.on("pageerror", (err) => problems.push(err.message));
+  await page.goto(`${base}${path}`);
+  if (live) await liveIndicator(page, "open");
+  return { page, sockets, problems };
+}
+
+/** Waits until the plugin's indicator on `page` shows `state`. */
+export function liveIndicator(page, state) {
+  return page.locator(`[data-admin-push-status="${state}"]`).first().waitFor({ timeout: WAIT_MS });
+}
+
+let watches = 0;
+
+/**
+ * Starts watching `page` for `text` to appear (or, with `gone`, to leave) and returns a function
+ * that resolves with the page's clock reading at that moment. Call it before making the change:
+ * the page records the time from its own DOM mutations, not when this process next looks.
+ */
+export async function watchText(page, text, { gone = false } = {}) {
+  const key = `w${++watches}`;
+  await page.evaluate(({ text, gone, key }) => {
+    const seen = (window.__adminPushWatches ??= {});
+    const observer = new MutationObserver(() => check());
+    const check = () => {
+      if (key in seen || document.body.innerText.includes(text) === gone) return;
+      seen[key] = Date.now();
+      observer.disconnect();
+    };
+    observer.observe(document.body, { subtree: true, childList: true, characterData: true });
+    check();
+  }, { text, gone, key });
+  return async () => {
+    const handle = await page.waitForFunction((key) => window.__adminPushWatches?.[key], key, { timeout: WAIT_MS });
+    return handle.jsonValue();
+  };
+}

@@ -1,0 +1,302 @@
+/**
+ * A real Medusa admin dashboard with @admin-push/medusa installed from its tarball, in headless
+ * Chromium: every product and order screen updates without a reload, one connection serves
+ * every tab of the browser, and the screens recover when the service is killed and restarted.
+ *
+ * Latency figures (from the moment the admin API call returned: when the screen asked Medusa
+ * for fresh data, and when its DOM showed the change; negative when the push beat the API's
+ * answer) are printed as measured, not asserted: they depend on the machine.
+ */
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { after, before, describe, test } from "node:test";
+import {
+  WAIT_MS, adminApi, freePort, launchBrowser, liveIndicator, loggedInContext, openScreen,
+  startMedusa, startStack, until, watchText,
+} from "../lib/stack.mjs";
+
+const figures = [];
+
+/**
+ * Makes `change` and reports, per watched screen, how long after its API call returned the
+ * screen asked Medusa for fresh data (the push arrived) and when its DOM showed the change.
+ */
+async function measure(label, watches, change) {
+  const seen = await Promise.all(watches.map(([, page, text, opts]) => watchText(page, text, opts)));
+  const asked = watches.map(([, page]) => {
+    const first = { at: null };
+    const record = (request) => {
+      const { pathname } = new URL(request.url());
+      if (first.at === null && request.method() === "GET" && pathname.startsWith("/admin/") && pathname !== "/admin/push-token") {
+        first.at = Date.now();
+      }
+    };
+    page.on("request", record);
+    return { first, stop: () => page.off("request", record) };
+  });
+  await change();
+  const returned = Date.now();
+  for (const [i, shown] of seen.entries()) {
+    const ms = (await shown()) - returned;
+    asked[i].stop();
+    const refetch = asked[i].first.at === null ? "" : `, refetch sent at ${asked[i].first.at - returned} ms`;
+    const line = `${label} → ${watches[i][0]}: DOM at ${ms} ms${refetch}`;
+    figures.push(line);
+    console.log(`# latency ${line}`);
+  }
+}
+
+describe("the Medusa admin dashboard with @admin-push/medusa", () => {
+  let push, medusa, api, browser, regionId;
+  let serial = 0;
+  const unique = (what) => `${what} ${process.pid}-${++serial}`;
+
+  /** A fresh logged-in browser context (its own tabs, its own shared connection). */
+  const session = () => loggedInContext(browser, medusa.base);
+
+  async function placeOrder(email) {
+    const { draft_order: draft } = await api("POST", "/admin/draft-orders", {
+      email,
+      region_id: regionId,
+      items: [{ title: "Live Lamp", unit_price: 1200, quantity: 1 }],
+    });
+    const { order } = await api("POST", `/admin/draft-orders/${draft.id}/convert-to-order`);
+    return order;
+  }
+
+  before(async () => {
+    ({ push, medusa } = await startStack());
+    api = await adminApi(medusa.base);
+    ({ region: { id: regionId } } = await api("POST", "/admin/regions", { name: "Europe", currency_code: "eur" }));
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await medusa?.stop();
+    await push?.stop();
+    if (figures.length) console.log(`# latency summary\n${figures.map((f) => `#   ${f}`).join("\n")}`);
+  });
+
+  test("Medusa refuses to start when an option cannot work, naming the option", { timeout: 120_000 }, async () => {
+    await assert.rejects(
+      startMedusa({ port: await freePort(), pushBase: push.base, adminOrigin: "http://localhost", env: { ADMIN_PUSH_JWT_SECRET: "too-short" } }),
+      /option "tokenSecret" \(env ADMIN_PUSH_JWT_SECRET\): must be at least 32 bytes/,
+    );
+  });
+
+  test("the token route gives an admin a short-lived token and the public URL, and no secret", async () => {
+    const grant = await api("GET", "/admin/push-token");
+    assert.deepEqual(Object.keys(grant).sort(), ["expires_in", "token", "url"]);
+    assert.equal(grant.url, push.base);
+    assert.equal(grant.expires_in, 300);
+    const claims = JSON.parse(Buffer.from(grant.token.split(".")[1], "base64url").toString());
+    assert.equal(claims.aud, "admin-push");
+    assert.equal(claims.exp - claims.iat, 300);
+    const text = JSON.stringify(grant);
+    for (const secret of [process.env.ADMIN_PUSH_SECRET, process.env.ADMIN_PUSH_JWT_SECRET]) assert.ok(!text.includes(secret));
+  });
+
+  test("the plugin resolves the dashboard's own React and react-query (one QueryClient context)", () => {
+    const shop = createRequire(`${process.env.MEDUSA_SERVER_DIR}/../../package.json`);
+    const dashboard = createRequire(shop.resolve("@medusajs/dashboard/package.json"));
+    const plugin = createRequire(shop.resolve("@admin-push/medusa/package.json"));
+    for (const name of ["react", "@tanstack/react-query"]) {
+      assert.equal(plugin.resolve(name), dashboard.resolve(name), `${name}: the same copy as the dashboard's`);
+    }
+    assert.ok(plugin.resolve("@admin-push/client").includes("@admin-push/medusa/node_modules/"), "the client came bundled in the tarball");
+  });
+
+  test("product create, rename and delete show in the open list and detail page", { timeout: 120_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const list = await openScreen(context, medusa.base, "/app/products");
+
+    const title = unique("Live Lamp");
+    let product;
+    await measure("product created", [["product list", list.page, title]], async () => {
+      ({ product } = await api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }));
+    });
+
+    const detail = await openScreen(context, medusa.base, `/app/products/${product.id}`);
+    const renamed = unique("Renamed Lamp");
+    await measure("product renamed", [["product list", list.page, renamed], ["product detail", detail.page, renamed]], () =>
+      api("POST", `/admin/products/${product.id}`, { title: renamed }),
+    );
+
+    await measure("product deleted", [["product list", list.page, renamed, { gone: true }]], () =>
+      api("DELETE", `/admin/products/${product.id}`),
+    );
+    assert.deepEqual([...list.problems, ...detail.problems], [], "no errors in the pages");
+  });
+
+  test("a placed order shows in the open order list, and an edit on its open detail page", { timeout: 120_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const list = await openScreen(context, medusa.base, "/app/orders");
+
+    const email = `${unique("buyer").replace(/\W+/g, "-")}@example.com`;
+    let order;
+    await measure("order placed", [["order list", list.page, email]], async () => {
+      order = await placeOrder(email);
+    });
+
+    const detail = await openScreen(context, medusa.base, `/app/orders/${order.id}`);
+    const changed = `changed-${email}`;
+    await measure("order email changed", [["order detail", detail.page, changed]], () =>
+      api("POST", `/admin/orders/${order.id}`, { email: changed }),
+    );
+  });
+
+  test("a bulk edit of 200 products refetches the open list a bounded number of times", { timeout: 240_000 }, async (t) => {
+    const context = await session();
+    let created = [];
+    t.after(async () => {
+      await context.close();
+      // Later tests look for new products on the list's first page.
+      if (created.length) await api("POST", "/admin/products/batch", { delete: created.map(({ id }) => id) });
+    });
+    const list = await openScreen(context, medusa.base, "/app/products");
+    let refetches = 0;
+    const isListQuery = (request) => request.method() === "GET" && new URL(request.url()).pathname === "/admin/products";
+    list.page.on("request", (request) => { if (isListQuery(request)) refetches++; });
+    /**
+     * Runs a bulk change over 200 products; resolves with the number of list refetches the page
+     * made until one of them brought the list `isFinal` accepts (the whole change).
+     */
+    const refetchesFor = async (change, isFinal) => {
+      refetches = 0;
+      const final = list.page.waitForResponse(
+        async (response) => isListQuery(response.request()) && response.ok() && isFinal(await response.json()),
+        { timeout: 120_000 },
+      );
+      await change();
+      await final;
+      return refetches;
+    };
+
+    const batch = unique("Bulk");
+    const { count: before } = await api("GET", "/admin/products?limit=1&fields=id");
+    const onCreate = await refetchesFor(async () => {
+      ({ created } = await api("POST", "/admin/products/batch", {
+        create: Array.from({ length: 200 }, (_, i) => ({ title: `${batch} #${i + 1}`, options: [{ title: "Size", values: ["One"] }] })),
+      }));
+    }, (body) => body.count === before + 200);
+    const onUpdate = await refetchesFor(
+      () => api("POST", "/admin/products/batch", { update: created.map(({ id }, i) => ({ id, title: `${batch} edited ${i + 1}` })) }),
+      (body) => body.products.some((p) => p.title.startsWith(`${batch} edited`)) && !body.products.some((p) => p.title.startsWith(`${batch} #`)),
+    );
+    await list.page.getByText(`${batch} edited`).first().waitFor({ timeout: WAIT_MS });
+    const line = `200 products created → ${onCreate} list refetches; 200 products edited → ${onUpdate} list refetches`;
+    figures.push(line);
+    console.log(`# bulk ${line}`);
+    for (const count of [onCreate, onUpdate]) assert.ok(count >= 1 && count <= 20, `a burst of 200 refetches 1 to 20 times, not ${count}`);
+  });
+
+  test("a shop's own page is live with one useAdminPush() call, and sees the event itself", { timeout: 60_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const page = await openScreen(context, medusa.base, "/app/hero-banners");
+    const title = unique("Winter sale");
+    const counted = await watchText(page.page, "Banner events seen: 1");
+    await measure("hero banner created", [["hero banners (shop page)", page.page, title]], () =>
+      api("POST", "/admin/hero-banners", { title }),
+    );
+    await counted(); // useAdminPushEvent ran the page's own handler once
+  });
+
+  test("navigating inside the admin keeps the one connection", { timeout: 90_000 }, async (t) => {
+    await push.waitForConnections(0);
+    const context = await session();
+    t.after(() => context.close());
+    const { page, sockets } = await openScreen(context, medusa.base, "/app/products");
+    await push.waitForConnections(1);
+
+    // Client-side navigation through the sidebar, including screens without the plugin's widget.
+    for (const [href, path] of [["/app/orders", "/app/orders"], ["/app/customers", "/app/customers"], ["/app/products", "/app/products"]]) {
+      await page.locator(`nav a[href="${href}"]`).first().click();
+      await page.waitForURL((url) => url.pathname === path, { timeout: WAIT_MS });
+    }
+    await liveIndicator(page, "open");
+    // The screen reached by navigation is live on the same socket.
+    const title = unique("Navigated Lamp");
+    await measure("product created after navigation", [["product list", page, title]], () =>
+      api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }),
+    );
+    assert.equal(sockets.length, 1, "one WebSocket for the whole visit");
+    assert.equal(sockets[0].isClosed(), false, "and it is still open");
+    assert.equal(await push.connections(), 1);
+  });
+
+  test("two tabs share one connection and survive the leader tab closing", { timeout: 90_000 }, async (t) => {
+    await push.waitForConnections(0);
+    const context = await session();
+    t.after(() => context.close());
+    const leader = await openScreen(context, medusa.base, "/app/products");
+    const follower = await openScreen(context, medusa.base, "/app/orders");
+    await push.waitForConnections(1);
+    assert.equal(leader.sockets.length, 1, "the first tab holds the connection");
+    assert.equal(follower.sockets.length, 0, "the second tab opened none");
+
+    const first = `${unique("first").replace(/\W+/g, "-")}@example.com`;
+    await measure("order placed (follower tab)", [["order list", follower.page, first]], () => placeOrder(first));
+
+    await leader.page.close();
+    await until("the remaining tab to take over the connection", () => follower.sockets.length === 1);
+    await push.waitForConnections(1);
+    await liveIndicator(follower.page, "open");
+    const second = `${unique("second").replace(/\W+/g, "-")}@example.com`;
+    await measure("order placed (after the leader closed)", [["order list", follower.page, second]], () => placeOrder(second));
+  });
+
+  test("a tab navigated away frees its connection, and resumes when it comes back", { timeout: 90_000 }, async (t) => {
+    await push.waitForConnections(0);
+    const context = await session();
+    t.after(() => context.close());
+    const { page } = await openScreen(context, medusa.base, "/app/products");
+    await push.waitForConnections(1);
+
+    await page.goto(`${push.base}/healthz`);
+    await push.waitForConnections(0);
+
+    await page.goBack();
+    await liveIndicator(page, "open");
+    await push.waitForConnections(1);
+    const title = unique("Returned Lamp");
+    await measure("product created after coming back", [["product list", page, title]], () =>
+      api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }),
+    );
+  });
+
+  test("killing and restarting the service recovers every open screen", { timeout: 120_000 }, async (t) => {
+    await push.waitForConnections(0);
+    const context = await session();
+    t.after(() => context.close());
+    const { product } = await api("POST", "/admin/products", { title: unique("Outage Lamp"), options: [{ title: "Size", values: ["One"] }] });
+    const products = await openScreen(context, medusa.base, "/app/products");
+    const detail = await openScreen(context, medusa.base, `/app/products/${product.id}`);
+    const orders = await openScreen(context, medusa.base, "/app/orders");
+
+    await push.kill();
+    for (const screen of [products, detail, orders]) await liveIndicator(screen.page, "reconnecting");
+
+    // Changes made while the service is down: their events are lost, the screens must catch up.
+    const renamed = unique("Renamed during outage");
+    await api("POST", `/admin/products/${product.id}`, { title: renamed });
+    const email = `${unique("outage").replace(/\W+/g, "-")}@example.com`;
+    await placeOrder(email);
+
+    const caughtUp = await Promise.all([
+      watchText(products.page, renamed), watchText(detail.page, renamed), watchText(orders.page, email),
+    ]);
+    await push.start();
+    await Promise.all(caughtUp.map((shown) => shown()));
+    for (const screen of [products, detail, orders]) await liveIndicator(screen.page, "open");
+
+    // And live again afterwards.
+    const after = unique("Renamed after restart");
+    await measure("product renamed after restart", [["product list", products.page, after], ["product detail", detail.page, after]], () =>
+      api("POST", `/admin/products/${product.id}`, { title: after }),
+    );
+  });
+});
