@@ -321,6 +321,10 @@ fn serve(
     })
     .disable_signals()
     .client_request_timeout(Duration::from_secs(settings.server.header_timeout_secs))
+    // A client's FIN ends its connection at once. By default actix-http keeps serving a response
+    // after the peer closed its side, so a closed SSE tab held its slot (and counted as open)
+    // until a write failed, up to two keepalives later.
+    .h1_allow_half_closed(false)
     // Connections have been drained by then; this only bounds flushing their last bytes.
     .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
     // Per worker; admission enforces the real limit with a clear 503 before this one bites.

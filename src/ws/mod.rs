@@ -3,10 +3,13 @@
 //! The route negotiates: an `Upgrade: websocket` request becomes a WebSocket session, a plain request
 //! that accepts `text/event-stream` gets the SSE stream, so one URL serves both. Authentication and
 //! admission happen before the handshake, so a refused client gets an ordinary status code and JSON
-//! body rather than a socket that opens and dies.
+//! body rather than a socket that opens and dies. Client frames pass a [`guard`] on their size
+//! before anything buffers them.
+
+mod guard;
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    FromRequest, HttpRequest, HttpResponse, dev,
     http::{StatusCode, header},
     web,
 };
@@ -42,6 +45,11 @@ pub(crate) async fn admin_ws(
         };
     }
     let subscriber = handshake.admit(&req, None).await?;
+    let guarded: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> = Box::pin(
+        guard::Guarded::new(body.into_inner(), settings.max_frame_bytes),
+    );
+    let mut guarded = dev::Payload::Stream { payload: guarded };
+    let body = web::Payload::from_request(&req, &mut guarded).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let transport = WsTransport {
         session,
@@ -108,6 +116,9 @@ impl Transport for WsTransport {
             )) => Inbound::Alive,
             Some(Ok(Message::Close(_))) | None => Inbound::Gone(Exit::ClientClosed),
             Some(Err(ProtocolError::Overflow)) => Inbound::Gone(Exit::FrameTooLarge),
+            Some(Err(ProtocolError::Io(e))) if guard::is_refusal(&e) => {
+                Inbound::Gone(Exit::FrameTooLarge)
+            }
             Some(Err(_)) => Inbound::Gone(Exit::ProtocolError),
         }
     }
