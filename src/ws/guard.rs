@@ -11,7 +11,6 @@
 //! [`check_header`] is a pure function of the bytes so far, easy to fuzz on its own.
 
 use std::{
-    io,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -178,14 +177,6 @@ impl Stream for Guarded {
                 other => other,
             })
     }
-}
-
-/// Whether a decoder's I/O error is this guard's refusal (actix-ws wraps payload errors in one).
-pub(crate) fn is_refusal(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<PayloadError>())
-        .is_some_and(|e| matches!(e, PayloadError::Overflow))
 }
 
 #[cfg(test)]

@@ -8,23 +8,36 @@
 
 mod guard;
 
+use std::{
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
+};
+
+use actix_codec::Decoder;
+use actix_http::ws::{self, CloseCode, CloseReason, Codec, Frame, OpCode, Parser, ProtocolError};
 use actix_web::{
-    FromRequest, HttpRequest, HttpResponse, dev,
+    HttpRequest, HttpResponse,
+    error::PayloadError,
     http::{StatusCode, header},
     web,
 };
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError};
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use futures_util::Stream;
 
 use crate::{
     problem,
     protocol::{Control, Event, TransportKind},
-    session::{self, Closed, Exit, Handshake, Inbound, Transport},
+    session::{self, Connection, Exit, Handshake, Inbound, Wire},
     settings::WsSettings,
     sse,
 };
 
 /// Application close code: the session's credentials lapsed or a refresh was refused.
 const CLOSE_AUTH: u16 = 4401;
+
+/// An empty ping, unmasked: the same two bytes for everyone.
+const PING: &[u8] = &[0x80 | OpCode::Ping as u8, 0];
 
 pub(crate) async fn admin_ws(
     req: HttpRequest,
@@ -45,22 +58,30 @@ pub(crate) async fn admin_ws(
         };
     }
     let subscriber = handshake.admit(&req, None).await?;
-    let guarded: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> = Box::pin(
-        guard::Guarded::new(body.into_inner(), settings.max_frame_bytes),
-    );
-    let mut guarded = dev::Payload::Stream { payload: guarded };
-    let body = web::Payload::from_request(&req, &mut guarded).await?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let transport = WsTransport {
-        session,
-        stream: stream.max_frame_size(settings.max_frame_bytes),
+    let mut response = match ws::handshake(req.head()) {
+        Ok(response) => response,
+        // actix-http's own status for each handshake flaw, with our JSON body.
+        Err(e) => {
+            let status = actix_http::Response::from(&e).status();
+            let message = format!("WebSocket handshake: {e}");
+            return Ok(problem::respond(status, "bad_handshake", &message));
+        }
     };
-    actix_web::rt::spawn(session::run(
-        transport,
+    let connection = Connection::new(
+        wire_for(body, &settings),
         subscriber,
         connections.into_inner(),
-    ));
-    Ok(response)
+    );
+    let response = response.message_body(connection)?;
+    Ok(HttpResponse::from(response.map_into_boxed_body()))
+}
+
+fn wire_for(body: web::Payload, settings: &WsSettings) -> WsWire {
+    WsWire {
+        payload: guard::Guarded::new(body.into_inner(), settings.max_frame_bytes),
+        codec: Codec::new().max_size(settings.max_frame_bytes),
+        inbound: BytesMut::new(),
+    }
 }
 
 fn is_upgrade(req: &HttpRequest) -> bool {
@@ -77,69 +98,101 @@ fn accepts_event_stream(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.contains("text/event-stream"))
 }
 
-struct WsTransport {
-    session: actix_ws::Session,
-    stream: MessageStream,
+/// The client's side of a WebSocket: frames decoded from the request payload, inside the poll of
+/// the connection itself.
+struct WsWire {
+    payload: guard::Guarded,
+    codec: Codec,
+    /// Client bytes not yet decoded; released whenever it is empty, so a client that once sent a
+    /// burst does not keep a grown buffer for life.
+    inbound: BytesMut,
 }
 
-impl Transport for WsTransport {
-    const KIND: TransportKind = TransportKind::Ws;
-
-    async fn event(&mut self, event: &Event) -> Result<(), Closed> {
-        self.session
-            .text(event.ws_frame.clone())
-            .await
-            .map_err(|_| Closed)
-    }
-
-    async fn control(&mut self, control: Control) -> Result<(), Closed> {
-        self.session
-            .text(control.ws_frame())
-            .await
-            .map_err(|_| Closed)
-    }
-
-    async fn heartbeat(&mut self) -> Result<(), Closed> {
-        self.session.ping(b"").await.map_err(|_| Closed)
-    }
-
-    async fn inbound(&mut self) -> Inbound {
-        match self.stream.recv().await {
-            Some(Ok(Message::Text(text))) => Inbound::Text(text),
-            Some(Ok(Message::Ping(payload))) => match self.session.pong(&payload).await {
-                Ok(()) => Inbound::Alive,
-                Err(_) => Inbound::Gone(Exit::SendFailed),
+impl WsWire {
+    fn frame(frame: Frame) -> Inbound {
+        match frame {
+            Frame::Text(text) => match ByteString::try_from(text) {
+                Ok(text) => Inbound::Text(text),
+                Err(_) => Inbound::Gone(Exit::ProtocolError),
             },
-            // Pongs, and binary or fragmented frames we have no use for: alive, otherwise ignored.
-            Some(Ok(
-                Message::Pong(_) | Message::Binary(_) | Message::Continuation(_) | Message::Nop,
-            )) => Inbound::Alive,
-            Some(Ok(Message::Close(_))) | None => Inbound::Gone(Exit::ClientClosed),
-            Some(Err(ProtocolError::Overflow)) => Inbound::Gone(Exit::FrameTooLarge),
-            Some(Err(ProtocolError::Io(e))) if guard::is_refusal(&e) => {
-                Inbound::Gone(Exit::FrameTooLarge)
+            Frame::Ping(payload) => {
+                let mut pong = BytesMut::with_capacity(payload.len() + 2);
+                Parser::write_message(&mut pong, payload, OpCode::Pong, true, false);
+                Inbound::Reply(pong.freeze())
             }
-            Some(Err(_)) => Inbound::Gone(Exit::ProtocolError),
+            // Pongs, and binary or fragmented frames we have no use for: alive, otherwise ignored.
+            Frame::Pong(_) | Frame::Binary(_) | Frame::Continuation(_) => Inbound::Alive,
+            Frame::Close(_) => Inbound::Gone(Exit::ClientClosed),
         }
     }
+}
 
-    async fn close(self, exit: Exit) {
+impl Wire for WsWire {
+    const KIND: TransportKind = TransportKind::Ws;
+
+    fn event(event: &Event) -> Bytes {
+        event.ws_frame.clone()
+    }
+
+    fn control(control: Control) -> Bytes {
+        control.ws_frame()
+    }
+
+    fn heartbeat() -> Bytes {
+        Bytes::from_static(PING)
+    }
+
+    fn greeting() -> Option<Bytes> {
+        None
+    }
+
+    fn goodbye(exit: Exit) -> Option<Bytes> {
         let (code, description) = match exit {
             Exit::ClientClosed => (CloseCode::Normal, "bye"),
             Exit::Draining => (CloseCode::Restart, "server draining; reconnect with resume"),
             Exit::AuthExpired => (CloseCode::Other(CLOSE_AUTH), "token expired"),
             Exit::RefreshRejected => (CloseCode::Other(CLOSE_AUTH), "refresh token rejected"),
             Exit::PongTimeout => (CloseCode::Away, "no pong"),
-            Exit::SendFailed => (CloseCode::Away, "too slow to take writes"),
             Exit::FrameTooLarge => (CloseCode::Size, "frame too large"),
             Exit::Flood => (CloseCode::Policy, "too many frames"),
             Exit::ProtocolError => (CloseCode::Protocol, "protocol error"),
         };
+        let mut frame = BytesMut::new();
         let reason = CloseReason {
             code,
             description: Some(description.to_owned()),
         };
-        // The peer may already be gone; there is nobody left to tell.
-        let _ = self.session.close(Some(reason)).await;
+        Parser::write_close(&mut frame, Some(reason), false);
+        Some(frame.freeze())
+    }
+
+    fn poll_inbound(&mut self, cx: &mut TaskContext<'_>) -> Poll<Inbound> {
+        loop {
+            match self.codec.decode(&mut self.inbound) {
+                Ok(Some(frame)) => return Poll::Ready(Self::frame(frame)),
+                Ok(None) => {}
+                Err(ProtocolError::Overflow) => {
+                    return Poll::Ready(Inbound::Gone(Exit::FrameTooLarge));
+                }
+                Err(_) => return Poll::Ready(Inbound::Gone(Exit::ProtocolError)),
+            }
+            // One chunk at a time, decoded before the next: what is buffered stays within a frame
+            // (bounded by the guard) plus one read.
+            match Pin::new(&mut self.payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.inbound.extend_from_slice(&chunk),
+                Poll::Ready(Some(Err(PayloadError::Overflow))) => {
+                    return Poll::Ready(Inbound::Gone(Exit::FrameTooLarge));
+                }
+                Poll::Ready(Some(Err(_)) | None) => {
+                    return Poll::Ready(Inbound::Gone(Exit::ClientClosed));
+                }
+                Poll::Pending => {
+                    if self.inbound.is_empty() {
+                        self.inbound = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
     }
 }
