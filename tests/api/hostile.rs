@@ -195,3 +195,40 @@ async fn a_closed_sse_tab_frees_its_slot_for_the_next_tab_of_the_same_admin() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_takes_nothing_is_cut_off_after_the_send_timeout() {
+    let app = spawn_app_with(json!({
+        "limits": { "max_connections_per_actor": 1, "send_timeout_secs": 1 },
+        "events": { "extra": ["bulk.updated"] },
+        "emit": { "max_body_bytes": 262144 },
+    }))
+    .await;
+    // Holds its socket open and never reads: every buffer towards it fills and stays full.
+    let mut stalled = raw_websocket(&app).await;
+    app.flood().await;
+    eventually(
+        "the stalled tab's slot to be free for a new tab",
+        || async {
+            app.connect(Transport::Ws, "", Some(&admin_token("user_1")), &[])
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    // The server gave up on the socket: reading it now ends in an error or an end, not a stall.
+    let mut sink = vec![0u8; 1 << 20];
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match stalled.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the server still holds the stalled connection"
+    );
+}
