@@ -296,6 +296,18 @@ fn local_port(listener: &TcpListener) -> Result<u16, StartupError> {
         })
 }
 
+/// A client that takes no bytes at all for `after` (its window stays shut, or it vanished) is cut
+/// off by the kernel (`TCP_USER_TIMEOUT`, Linux): connections hold no write timers of their own.
+fn cut_off_stalled_readers(io: &dyn std::any::Any, after: Duration) {
+    #[cfg(target_os = "linux")]
+    if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(after));
+    }
+    // Elsewhere a stalled reader is bounded by the hub's lag, not by time.
+    #[cfg(not(target_os = "linux"))]
+    let _ = (io, after);
+}
+
 fn serve(
     listener: TcpListener,
     settings: &Settings,
@@ -327,13 +339,7 @@ fn serve(
     // after the peer closed its side, so a closed SSE tab held its slot (and counted as open)
     // until a write failed, up to two keepalives later.
     .h1_allow_half_closed(false)
-    // A client that takes no bytes at all for the send timeout (its window stays shut) is cut off
-    // by the kernel: connections hold no write timers of their own.
-    .on_connect(move |io, _| {
-        if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(send_timeout));
-        }
-    })
+    .on_connect(move |io, _| cut_off_stalled_readers(io, send_timeout))
     // Connections have been drained by then; this only bounds flushing their last bytes.
     .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
     // Per worker; admission enforces the real limit with a clear 503 before this one bites.
