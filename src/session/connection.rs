@@ -250,7 +250,7 @@ impl<W: Wire> Connection<W> {
                 Inbound::Text(text) => self.on_client_text(&text)?,
             }
         }
-        if let Some(bytes) = self.outbox.pop_front() {
+        if let Some(bytes) = self.queued() {
             return Ok(Some(bytes));
         }
         for event in self.replay.by_ref() {
@@ -258,6 +258,8 @@ impl<W: Wire> Connection<W> {
                 return Ok(Some(W::event(&event)));
             }
         }
+        // A finished replay lets go of its list (up to `hub.history` entries) for good.
+        self.replay = Vec::new().into_iter();
         loop {
             let message = match Pin::new(&mut self.subscriber.live).poll_next(cx) {
                 Poll::Pending => return Ok(None),
@@ -284,6 +286,16 @@ impl<W: Wire> Connection<W> {
             };
             return Ok(Some(bytes));
         }
+    }
+
+    /// The next queued message; an emptied queue gives its allocation back, since most
+    /// connections queue something only at their start and their end.
+    fn queued(&mut self) -> Option<Bytes> {
+        let bytes = self.outbox.pop_front()?;
+        if self.outbox.is_empty() {
+            self.outbox = VecDeque::new();
+        }
+        Some(bytes)
     }
 
     fn resync(&self, reason: ResyncReason) -> Bytes {
@@ -340,7 +352,7 @@ impl<W: Wire> MessageBody for Connection<W> {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
         loop {
-            if let Some(bytes) = this.outbox.pop_front() {
+            if let Some(bytes) = this.queued() {
                 return Poll::Ready(Some(Ok(bytes)));
             }
             if this.exit.is_some() {
