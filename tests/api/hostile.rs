@@ -6,7 +6,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
-    End, TestApp, Transport, WAIT, admin_token, eventually, spawn_app, spawn_app_with,
+    End, TestApp, Transport, WAIT, admin_token, assert_problem, eventually, spawn_app,
+    spawn_app_with,
 };
 
 #[tokio::test]
@@ -231,4 +232,28 @@ async fn a_reader_that_takes_nothing_is_cut_off_after_the_send_timeout() {
         ended.is_ok(),
         "the server still holds the stalled connection"
     );
+}
+
+#[tokio::test]
+async fn a_flawed_websocket_handshake_is_refused_with_a_json_body() {
+    let app = spawn_app().await;
+    for (version, key, status, says) in [
+        ("8", Some("dGhlIHNhbXBsZSBub25jZQ=="), 426, "version"),
+        ("13", None, 400, "key"),
+    ] {
+        let mut request = app
+            .http
+            .get(format!("{}/admin-ws", app.base))
+            .bearer_auth(admin_token("user_1"))
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-version", version);
+        if let Some(key) = key {
+            request = request.header("sec-websocket-key", key);
+        }
+        let response = request.send().await.expect("request");
+        let code = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.expect("a JSON body");
+        assert_problem((code, body), status, says);
+    }
 }
