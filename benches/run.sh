@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every BENCHMARKS.md scenario against a freshly spawned release server, three times each,
 # appending one JSON line per run to $OUT/<scenario>.jsonl. Usage: benches/run.sh [scenario...]
-# Scenarios: smoke idle-ws idle-sse max-rate-ws max-rate-sse ws-1000 mixed-10k c19k emit nchan redis
+# Scenarios: smoke idle-ws idle-sse idle-5k burst-ws churn max-rate-ws max-rate-sse ws-1000 mixed-10k c19k emit
+#            nchan redis
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
@@ -40,6 +41,11 @@ for s in "${scenarios[@]}"; do
     smoke)        "$B" --smoke --spawn-server "$S" ;;
     idle-ws)      run idle-10k-ws  --spawn-server "$S" --ws 10000 --events 0 --idle 5 --sources 4 ;;
     idle-sse)     run idle-10k-sse --spawn-server "$S" --sse 10000 --events 0 --idle 5 --sources 4 ;;
+    idle-5k)      run idle-5k-ws  --spawn-server "$S" --ws 5000 --events 0 --idle 5 --sources 2
+                  run idle-5k-sse --spawn-server "$S" --sse 5000 --events 0 --idle 5 --sources 2 ;;
+    burst-ws)     run burst-5k-ws --spawn-server "$S" --ws 5000 --events 0 --idle 5 --sources 2 --ws-burst 8192 ;;
+    churn)        RUNS=1 run churn-20k-sse --spawn-server "$S" --sse 1 --churn 20000 --sources 4 --connect-concurrency 64
+                  RUNS=1 run churn-20k-ws  --spawn-server "$S" --ws 1  --churn 20000 --sources 4 --connect-concurrency 64 ;;
     max-rate-ws)  run max-rate-100-ws  --spawn-server "$S" --ws 100  --max-rate --rate 1000 --emit-concurrency 8 ;;
     max-rate-sse) run max-rate-100-sse --spawn-server "$S" --sse 100 --max-rate --rate 1000 --emit-concurrency 8 ;;
     ws-1000)      run ws-1000-50eps --spawn-server "$S" --ws 1000 --rate 50 --duration 10 ;;
@@ -50,6 +56,8 @@ for s in "${scenarios[@]}"; do
                   N="--target nchan --url http://127.0.0.1:18090"
                   nchan idle-10k-ws  1 $N --ws 10000 --events 0 --idle 5 --sources 4
                   nchan idle-10k-sse 1 $N --sse 10000 --events 0 --idle 5 --sources 4
+                  nchan idle-5k-ws  1 $N --ws 5000 --events 0 --idle 5 --sources 2
+                  nchan idle-5k-sse 1 $N --sse 5000 --events 0 --idle 5 --sources 2
                   nchan ws-1000-50eps 2 $N --ws 1000 --rate 50 --duration 10
                   nchan mixed-10k-5eps 2 $N --ws 5000 --sse 5000 --rate 5 --duration 20 --sources 4
                   nchan max-rate-100-ws 2 $N --ws 100 --max-rate --rate 1000 --emit-concurrency 8
