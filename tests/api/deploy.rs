@@ -473,7 +473,7 @@ async fn grafana_dashboard_queries_only_series_the_service_exports() {
 }
 
 const IMAGE: &str = "localhost/admin-push:test";
-const BUILDER: &str = "localhost/admin-push-test-builder:bookworm";
+const BUILDER: &str = "localhost/admin-push-test-builder:bookworm-ca";
 /// crun, podman's default runtime on Debian, refuses hosts that mix cgroup v1 and v2; runc runs
 /// on both. podman's default limits (a million open files) can exceed what the host allows.
 const RUNTIME: [&str; 2] = ["--runtime", "runc"];
@@ -504,7 +504,7 @@ fn ensure_builder_image() {
     run(Command::new("debootstrap")
         .args([
             "--variant=minbase",
-            "--include=gcc,libc6-dev,busybox-static",
+            "--include=gcc,libc6-dev,busybox-static,ca-certificates",
             "bookworm",
         ])
         .arg(&rootfs)
@@ -611,6 +611,15 @@ async fn container_image_is_small_unprivileged_serves_both_transports_and_drains
     run(&mut podman(&["healthcheck", "run", &container.0]));
     let top = run(&mut podman(&["top", &container.0, "user"]));
     assert_eq!(top.lines().nth(1).map(str::trim), Some("65532"), "{top}");
+    // `rediss://` without `hub.redis_ca_file` trusts the system roots: the image must carry them.
+    run(&mut podman(&[
+        "exec",
+        &container.0,
+        "/busybox",
+        "test",
+        "-s",
+        "/etc/ssl/certs/ca-certificates.crt",
+    ]));
 
     let event = json!({ "event": "collection.updated", "data": { "id": "pcol_1" } });
     let mut tabs = assert_both_transports_deliver(&front, event).await;
