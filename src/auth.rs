@@ -3,7 +3,7 @@
 //!
 //! The algorithm is pinned by configuration and never read from the token, so `alg: none` and
 //! HS/RS key confusion fail before any signature maths. Medusa v2 admin tokens (HS256 over its
-//! `JWT_SECRET`, `actor_type: "user"`) pass unchanged; so do the Medusa kit's dedicated tokens.
+//! `JWT_SECRET`, `actor_type: "user"`) pass unchanged; so do the Medusa plugin's dedicated tokens.
 //!
 //! Browsers cannot put headers on `WebSocket` or `EventSource`, and a JWT in a URL ends up in proxy
 //! logs, so they exchange the JWT for a ticket: 128 random bits, single use, seconds to live, carrying

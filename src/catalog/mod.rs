@@ -2,7 +2,7 @@
 //! one's `data`, and the validation that turns a publish body into [`PendingEvent`]s.
 //!
 //! Adding a built-in event is one payload type and one row in the table in [`schemas`] (plus the
-//! browser client and the Medusa kit, which name events too). Deployments add names without code via
+//! browser client and the Medusa plugin, which name events too). Deployments add names without code via
 //! `events.extra`; their `data` is any JSON object within the size limit.
 //!
 //! Publishing is parse-don't-validate: a request body becomes a list of [`PendingEvent`]s only if
