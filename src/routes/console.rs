@@ -1,11 +1,14 @@
 //! The live console page and the browser client, embedded in the binary, and the JSON 404.
+//!
+//! The client is the npm package's own module (`packages/client`), embedded as it is, so the file a
+//! page imports from the service and the one a bundler installs cannot drift apart.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
 
 use crate::problem;
 
 const CONSOLE_HTML: &str = include_str!("../../static/index.html");
-const CLIENT_JS: &str = include_str!("../../static/admin-push.js");
+const CLIENT_JS: &str = include_str!("../../packages/client/admin-push.js");
 
 pub(super) async fn console() -> HttpResponse {
     HttpResponse::Ok()

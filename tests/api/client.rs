@@ -1,20 +1,27 @@
 //! The browser client ships twice: as the npm package `@admin-push/client` (`packages/client`)
-//! and embedded in the binary at `/static/admin-push.js`. Both must be the same file, and the
-//! package's own Node tests (types and logic) run against this build's binary.
+//! and embedded in the binary at `/static/admin-push.js`. The served file must be the package's
+//! module byte for byte, and the package's own Node tests (types and logic) run against this
+//! build's binary.
 
 use std::process::Command;
 
-use crate::helpers::require;
+use crate::helpers::{require, spawn_app};
 
 const PACKAGE_MODULE: &str = include_str!("../../packages/client/admin-push.js");
-const SERVED_MODULE: &str = include_str!("../../static/admin-push.js");
 
-#[test]
-fn the_served_client_is_the_npm_package_module() {
+#[tokio::test]
+async fn the_served_client_is_the_npm_package_module() {
+    let app = spawn_app().await;
+    let served = app
+        .http
+        .get(format!("{}/static/admin-push.js", app.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(served.status(), 200);
     assert!(
-        PACKAGE_MODULE == SERVED_MODULE,
-        "static/admin-push.js differs from packages/client/admin-push.js; the package is the \
-         source: cp packages/client/admin-push.js static/admin-push.js"
+        served.text().await.expect("body") == PACKAGE_MODULE,
+        "/static/admin-push.js is not packages/client/admin-push.js"
     );
 }
 
