@@ -4,7 +4,7 @@
 //! each [`Event`]'s WebSocket frame and SSE record exactly once and every connection writes those
 //! same reference-counted bytes; [`Control`] messages are per connection and have no id.
 
-use std::{fmt, str::FromStr};
+use std::{borrow::Cow, fmt, str::FromStr};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -53,6 +53,13 @@ impl FromStr for EventId {
         };
         Ok(EventId::new(digits(ms)?, digits(seq)?))
     }
+}
+
+/// The resume id a `Last-Event-ID` header names, as text for the hub to look up. A header is bytes,
+/// not necessarily text: bytes that cannot be an id are kept (lossily), so such a header gets
+/// `resync{gap}` like any other unknown id, never a silent fresh start.
+pub(crate) fn last_event_id(header: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(header)
 }
 
 /// A published event with its wire forms rendered once, shared by every connection.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
-    protocol::{Control, Event, TransportKind},
+    protocol::{self, Control, Event, TransportKind},
     session::{self, Closed, Exit, Handshake, Inbound, SubscribeError, Transport},
 };
 
@@ -43,8 +43,8 @@ pub(crate) async fn open(
     let last_event_id = req
         .headers()
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok());
-    let subscriber = handshake.admit(req, last_event_id).await?;
+        .map(|v| protocol::last_event_id(v.as_bytes()));
+    let subscriber = handshake.admit(req, last_event_id.as_deref()).await?;
     let (body, records) = mpsc::channel(BODY_QUEUE);
     // A fresh channel always has room for the first record.
     let _ = body.try_send(Bytes::from_static(RETRY));
