@@ -97,6 +97,8 @@ pub struct EmitSettings {
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub max_data_bytes: usize,
+    /// How long a caller may take to send its whole body, from the handler's first read.
+    pub body_timeout_secs: u64,
     pub idempotency_ttl_secs: u64,
     /// Idempotency keys remembered at once; the oldest are forgotten first.
     pub idempotency_capacity: usize,
@@ -213,6 +215,7 @@ impl Default for EmitSettings {
             max_body_bytes: 65_536,
             max_batch: 100,
             max_data_bytes: 4096,
+            body_timeout_secs: 10,
             idempotency_ttl_secs: 300,
             idempotency_capacity: 100_000,
         }
@@ -333,7 +336,7 @@ impl Settings {
         const MIB: u64 = 1024 * 1024;
         let u = |v: usize| v as u64;
         // Upper bounds too: an absurd value must stop the start, not overflow a deadline later.
-        let bounds: [(&'static str, u64, RangeInclusive<u64>); 20] = [
+        let bounds: [(&'static str, u64, RangeInclusive<u64>); 21] = [
             ("server.drain_secs", self.server.drain_secs, 1..=3600),
             (
                 "server.header_timeout_secs",
@@ -354,6 +357,11 @@ impl Settings {
             ),
             ("emit.max_batch", u(self.emit.max_batch), 1..=10_000),
             ("emit.max_data_bytes", u(self.emit.max_data_bytes), 1..=MIB),
+            (
+                "emit.body_timeout_secs",
+                self.emit.body_timeout_secs,
+                1..=300,
+            ),
             (
                 "emit.idempotency_ttl_secs",
                 self.emit.idempotency_ttl_secs,
@@ -648,6 +656,12 @@ impl WsSettings {
 impl SseSettings {
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs)
+    }
+}
+
+impl EmitSettings {
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
     }
 }
 

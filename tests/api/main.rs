@@ -8,6 +8,7 @@
 mod auth;
 mod browser;
 mod client;
+mod edge;
 mod emit;
 mod first_run;
 mod helpers;
