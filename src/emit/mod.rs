@@ -3,9 +3,9 @@
 //! Thin on purpose: authenticate the caller (a bearer secret, or an HMAC signature over the body,
 //! as `internal.auth` says; constant-time either way), read the body within its size limit and its
 //! deadline (a signed request's body is read before anyone is known, so an anonymous caller must
-//! not hold a connection open by trickling bytes), insist
-//! on JSON, let `catalog::Catalog` turn it into typed events (all-or-nothing), hand them to the hub,
-//! and answer `202` as soon as the hub has accepted them, never after the fan-out.
+//! not hold a connection open by trickling bytes), insist on JSON, let `catalog::Catalog` turn it
+//! into typed events (all-or-nothing), hand them to the hub, and answer `202` as soon as the hub
+//! has accepted them, never after the fan-out.
 //! An `Idempotency-Key` makes a caller's retries safe: a repeat gets the first answer and publishes
 //! nothing. The key goes to the hub with the events, like any publish; the broker keeps the answers
 //! (see `idempotency`).
