@@ -2,12 +2,14 @@
 //!
 //! Everything a client sees is produced here, so the wire format lives in one file: the hub renders
 //! each [`Event`]'s WebSocket frame and SSE record exactly once and every connection writes those
-//! same reference-counted bytes; [`Control`] messages are per connection and have no id.
+//! same reference-counted bytes; [`Control`] messages are per connection and have no id. Server
+//! frames are never masked (RFC 6455 §5.1), so a WebSocket frame, header included, is the same
+//! bytes for every connection and is encoded here, once.
 
 use std::{borrow::Cow, fmt, str::FromStr};
 
-use bytes::Bytes;
-use bytestring::ByteString;
+use actix_http::ws::{OpCode, Parser};
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::catalog::{CONTROL_NAMES, EventName};
@@ -67,7 +69,8 @@ pub(crate) fn last_event_id(header: &[u8]) -> Cow<'_, str> {
 pub(crate) struct Event {
     pub(crate) id: EventId,
     pub(crate) name: EventName,
-    pub(crate) ws_frame: ByteString,
+    /// The whole WebSocket text frame, header included.
+    pub(crate) ws_frame: Bytes,
     pub(crate) sse_record: Bytes,
     /// When this instance's hub took it in: the start of its delivery latency.
     pub(crate) received: std::time::Instant,
@@ -76,16 +79,23 @@ pub(crate) struct Event {
 impl Event {
     /// Renders both wire forms; `data` is the catalog's compact single-line JSON object.
     pub(crate) fn new(id: EventId, name: EventName, data: &str) -> Self {
-        let ws_frame = format!(r#"{{"id":"{id}","event":"{name}","data":{data}}}"#);
+        let ws_text = format!(r#"{{"id":"{id}","event":"{name}","data":{data}}}"#);
         let sse_record = format!("id: {id}\nevent: {name}\ndata: {data}\n\n");
         Self {
             id,
             name,
-            ws_frame: ByteString::from(ws_frame),
+            ws_frame: ws_text_frame(&ws_text),
             sse_record: Bytes::from(sse_record),
             received: std::time::Instant::now(),
         }
     }
+}
+
+/// One unmasked, unfragmented WebSocket text frame carrying `text`.
+pub(crate) fn ws_text_frame(text: &str) -> Bytes {
+    let mut frame = BytesMut::with_capacity(text.len() + 10);
+    Parser::write_message(&mut frame, text, OpCode::Text, true, false);
+    frame.freeze()
 }
 
 /// Which transport a connection uses; reported in `ready` and in logs and metrics.
@@ -166,17 +176,25 @@ impl Control {
         }
     }
 
-    pub(crate) fn ws_frame(&self) -> String {
-        format!(r#"{{"event":"{}","data":{}}}"#, self.name(), self.data())
+    pub(crate) fn ws_frame(&self) -> Bytes {
+        ws_text_frame(&format!(
+            r#"{{"event":"{}","data":{}}}"#,
+            self.name(),
+            self.data()
+        ))
     }
 
     /// `ready` carries the resume point as the record id so a browser's own reconnect resumes there.
-    pub(crate) fn sse_record(&self) -> String {
+    pub(crate) fn sse_record(&self) -> Bytes {
         let id = match self {
             Control::Ready { last_event_id, .. } => format!("id: {last_event_id}\n"),
             _ => String::new(),
         };
-        format!("{id}event: {}\ndata: {}\n\n", self.name(), self.data())
+        Bytes::from(format!(
+            "{id}event: {}\ndata: {}\n\n",
+            self.name(),
+            self.data()
+        ))
     }
 }
 
@@ -216,10 +234,11 @@ mod tests {
             name,
             r#"{"action":"updated","id":"hb_1"}"#,
         );
-        assert_eq!(
-            &*event.ws_frame,
-            r#"{"id":"5-1","event":"banner.updated","data":{"action":"updated","id":"hb_1"}}"#
-        );
+        let text =
+            r#"{"id":"5-1","event":"banner.updated","data":{"action":"updated","id":"hb_1"}}"#;
+        // FIN + text opcode, unmasked, the 7-bit length, then the JSON.
+        assert_eq!(event.ws_frame[..2], [0x81, text.len() as u8]);
+        assert_eq!(&event.ws_frame[2..], text.as_bytes());
         assert_eq!(
             &event.sse_record[..],
             b"id: 5-1\nevent: banner.updated\ndata: {\"action\":\"updated\",\"id\":\"hb_1\"}\n\n"
@@ -230,7 +249,7 @@ mod tests {
         };
         assert_eq!(
             ready.sse_record(),
-            "id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\"}\n\n"
+            b"id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\"}\n\n"[..]
         );
     }
 

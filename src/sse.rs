@@ -1,26 +1,21 @@
 //! The Server-Sent Events transport at `GET /admin-sse` (and `GET /admin-ws` without an upgrade).
 //!
-//! For networks and proxies that block WebSocket. The connection loop writes each event's shared
-//! pre-rendered record into a small bounded channel that is the response body; when the client stops
-//! reading, the channel fills, the write times out and the connection ends (it will resume). The
-//! headers turn off caching and nginx's response buffering so records arrive the moment they are sent.
+//! For networks and proxies that block WebSocket. The response body is the connection itself
+//! (`session::Connection`), writing each event's shared pre-rendered record. An SSE client cannot
+//! speak, so all there is to learn from its side is that it went away: its FIN or reset ends the
+//! HTTP connection at once (`startup` turns half-closed connections off), and with it the body,
+//! its slot and its place in the gauge. The headers turn off caching and nginx's response
+//! buffering so records arrive the moment they are sent.
 
-use std::convert::Infallible;
+use std::task::{Context as TaskContext, Poll};
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use bytes::Bytes;
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     protocol::{self, Control, Event, TransportKind},
-    session::{self, Closed, Exit, Handshake, Inbound, SubscribeError, Transport},
+    session::{self, Connection, Exit, Handshake, Inbound, SubscribeError, Wire},
 };
-
-/// Records queued between the connection loop and the socket. Small on purpose: backpressure
-/// should reach the loop (and its send timeout) quickly, not pile up here.
-const BODY_QUEUE: usize = 8;
 
 /// Sent first: how long a browser waits before reconnecting on its own.
 const RETRY: &[u8] = b"retry: 2000\n\n";
@@ -45,53 +40,44 @@ pub(crate) async fn open(
         .get("last-event-id")
         .map(|v| protocol::last_event_id(v.as_bytes()));
     let subscriber = handshake.admit(req, last_event_id.as_deref()).await?;
-    let (body, records) = mpsc::channel(BODY_QUEUE);
-    // A fresh channel always has room for the first record.
-    let _ = body.try_send(Bytes::from_static(RETRY));
-    let transport = SseTransport { body };
-    actix_web::rt::spawn(session::run(
-        transport,
-        subscriber,
-        connections.into_inner(),
-    ));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(ReceiverStream::new(records).map(Ok::<_, Infallible>)))
+        .body(Connection::new(
+            SseWire,
+            subscriber,
+            connections.into_inner(),
+        )))
 }
 
-struct SseTransport {
-    body: mpsc::Sender<Bytes>,
-}
+struct SseWire;
 
-impl SseTransport {
-    async fn write(&mut self, record: Bytes) -> Result<(), Closed> {
-        self.body.send(record).await.map_err(|_| Closed)
-    }
-}
-
-impl Transport for SseTransport {
+impl Wire for SseWire {
     const KIND: TransportKind = TransportKind::Sse;
 
-    async fn event(&mut self, event: &Event) -> Result<(), Closed> {
-        self.write(event.sse_record.clone()).await
+    fn event(event: &Event) -> Bytes {
+        event.sse_record.clone()
     }
 
-    async fn control(&mut self, control: Control) -> Result<(), Closed> {
-        self.write(Bytes::from(control.sse_record())).await
+    fn control(control: Control) -> Bytes {
+        control.sse_record()
     }
 
-    async fn heartbeat(&mut self) -> Result<(), Closed> {
-        self.write(Bytes::from_static(KEEPALIVE)).await
+    fn heartbeat() -> Bytes {
+        Bytes::from_static(KEEPALIVE)
     }
 
-    /// An SSE client cannot speak; all we can learn is that it went away (the body was dropped).
-    async fn inbound(&mut self) -> Inbound {
-        self.body.closed().await;
-        Inbound::Gone(Exit::ClientClosed)
+    fn greeting() -> Option<Bytes> {
+        Some(Bytes::from_static(RETRY))
     }
 
-    /// Dropping the sender ends the response body after what is queued.
-    async fn close(self, _exit: Exit) {}
+    /// The end of the body is the goodbye.
+    fn goodbye(_exit: Exit) -> Option<Bytes> {
+        None
+    }
+
+    fn poll_inbound(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Inbound> {
+        Poll::Pending
+    }
 }

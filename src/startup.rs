@@ -161,7 +161,8 @@ impl Application {
                 allowed_origins: settings.auth.allowed_origins.clone(),
                 shutdown: shutdown.clone(),
             }),
-            connections: web::Data::new(session::Context::new(
+            connections: web::Data::new(session::Context::start(
+                hub.clone(),
                 verifier,
                 metrics.clone(),
                 &settings,
@@ -304,6 +305,7 @@ fn serve(
 ) -> Result<Server, StartupError> {
     let addr = listener.local_addr().unwrap_or(settings.server.bind);
     let shared = shared.clone();
+    let send_timeout = settings.limits.send_timeout();
     let mut server = HttpServer::new(move || {
         let shared = shared.clone();
         App::new()
@@ -323,6 +325,17 @@ fn serve(
     })
     .disable_signals()
     .client_request_timeout(Duration::from_secs(settings.server.header_timeout_secs))
+    // A client's FIN ends its connection at once. By default actix-http keeps serving a response
+    // after the peer closed its side, so a closed SSE tab held its slot (and counted as open)
+    // until a write failed, up to two keepalives later.
+    .h1_allow_half_closed(false)
+    // A client that takes no bytes at all for the send timeout (its window stays shut) is cut off
+    // by the kernel: connections hold no write timers of their own.
+    .on_connect(move |io, _| {
+        if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(send_timeout));
+        }
+    })
     // Connections have been drained by then; this only bounds flushing their last bytes.
     .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
     // Per worker; admission enforces the real limit with a clear 503 before this one bites.

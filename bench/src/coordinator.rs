@@ -45,6 +45,7 @@ pub(crate) struct Scenario {
     pub(crate) nchan_channel: String,
     pub(crate) connect_concurrency: usize,
     pub(crate) connect_timeout: Duration,
+    pub(crate) ws_burst: usize,
 }
 
 /// A running worker process and its pipes.
@@ -122,6 +123,7 @@ pub(crate) async fn run(scenario: &Scenario, server: &Server) -> Result<Scenario
             connect_concurrency: scenario.connect_concurrency,
             connect_timeout_ms: u64::try_from(scenario.connect_timeout.as_millis())
                 .unwrap_or(u64::MAX),
+            ws_burst: scenario.ws_burst,
         };
         workers.push(Worker::spawn(&spec)?);
     }

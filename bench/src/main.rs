@@ -14,6 +14,7 @@
 //! [`report`] the output, [`proto`] what the processes exchange, [`auth`] the bench JWTs.
 
 mod auth;
+mod churn;
 mod coordinator;
 mod emitter;
 mod proto;
@@ -66,6 +67,14 @@ struct Cli {
     /// Per subscriber: seconds to get to `ready` (per attempt, 3 attempts).
     #[arg(long, default_value_t = 20)]
     connect_timeout: u64,
+    /// Bytes each WebSocket subscriber sends as one binary frame once connected, before the idle
+    /// period (what a server keeps after inbound traffic; admin-push ignores binary frames).
+    #[arg(long, default_value_t = 0)]
+    ws_burst: usize,
+    /// Instead of a delivery run: this many connect/close cycles (transports as --ws/--sse say,
+    /// --connect-concurrency at a time), then the server's gauge and RSS.
+    #[arg(long)]
+    churn: Option<usize>,
     /// Seconds to hold the subscribers idle before sampling RSS and publishing.
     #[arg(long, default_value_t = 2.0)]
     idle: f64,
@@ -263,8 +272,16 @@ async fn coordinate(mut cli: Cli) -> Result<bool, String> {
         nchan_channel: cli.nchan_channel.clone(),
         connect_concurrency: cli.connect_concurrency,
         connect_timeout: Duration::from_secs(cli.connect_timeout),
+        ws_burst: cli.ws_burst,
     };
-    let clean = if cli.max_rate {
+    let clean = if let Some(cycles) = cli.churn {
+        let report = churn::run(&scenario, &server, cycles).await?;
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| format!("encode: {e}"))?
+        );
+        report.clean()
+    } else if cli.max_rate {
         let answer = coordinator::max_rate(
             &scenario,
             &server,

@@ -45,6 +45,9 @@ pub(crate) struct WorkerSpec {
     pub(crate) events: u64,
     pub(crate) connect_concurrency: usize,
     pub(crate) connect_timeout_ms: u64,
+    /// Bytes each WebSocket subscriber sends in one binary frame once connected (0: none).
+    #[serde(default)]
+    pub(crate) ws_burst: usize,
 }
 
 /// Coordinator → worker (stdin): emitting is over, report within `grace_ms`.

@@ -16,7 +16,7 @@ use std::{
 
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
-use futures_util::{Stream, StreamExt};
+use futures_util::{SinkExt, Stream, StreamExt};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -49,6 +49,8 @@ pub(crate) struct Endpoint {
     pub(crate) authorization: Option<String>,
     pub(crate) nchan_channel: String,
     pub(crate) timeout: Duration,
+    /// Bytes sent in one binary frame once connected (0: none).
+    pub(crate) ws_burst: usize,
 }
 
 /// What all subscribers of one worker add up; shared, lock-light.
@@ -202,6 +204,14 @@ pub(crate) async fn run(
     let _ = ready.send(Err(last_error));
 }
 
+/// Opens one subscriber, waits for its `ready` and closes the socket: one cycle of churn.
+pub(crate) async fn open_and_close(endpoint: &Endpoint) -> Result<(), ConnectError> {
+    tokio::time::timeout(endpoint.timeout, open(endpoint))
+        .await
+        .map_err(|_| format!("no ready within {:?}", endpoint.timeout))?
+        .map(drop)
+}
+
 type WsStream = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 type SseEvents = std::pin::Pin<
     Box<
@@ -275,6 +285,11 @@ async fn open_ws(
                 None => return Err("ws closed before ready".to_owned()),
             }
         }
+    }
+    if endpoint.ws_burst > 0 {
+        ws.send(Message::binary(vec![0u8; endpoint.ws_burst]))
+            .await
+            .map_err(|e| format!("ws burst: {e}"))?;
     }
     Ok(Session::Ws(Box::new(ws)))
 }

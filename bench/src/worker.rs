@@ -52,6 +52,7 @@ pub(crate) async fn run(spec: WorkerSpec) -> Result<(), String> {
             authorization,
             nchan_channel: spec.nchan_channel.clone(),
             timeout: Duration::from_millis(spec.connect_timeout_ms),
+            ws_burst: spec.ws_burst,
         };
         // Hold a connect permit until this subscriber is ready (or failed), not for its lifetime.
         let (tally, stop, permits) = (tally.clone(), stop.clone(), permits.clone());

@@ -29,11 +29,15 @@ use crate::{
 /// How long a resume id the broker may still deliver waits for it before it is called a gap.
 const CATCH_UP: Duration = Duration::from_secs(2);
 
-/// What the broadcast carries: an event, or word that the history was lost and began anew.
+/// What the broadcast carries: an event, word that the history was lost and began anew, or the
+/// shared clock.
 #[derive(Debug, Clone)]
 pub(crate) enum HubMessage {
     Event(Arc<Event>),
     Reset(ResyncReason),
+    /// Wakes every connection to check its deadlines (heartbeat, token expiry, silence, drain):
+    /// one clock for all of them instead of timers of their own.
+    Tick,
 }
 
 /// How a new subscription starts, decided from the resume id it presented.
@@ -204,6 +208,11 @@ impl Hub {
                 resume_point: head,
             },
         }
+    }
+
+    /// Sends [`HubMessage::Tick`] to every subscriber.
+    pub(crate) fn tick(&self) {
+        let _ = self.inner.sender.send(HubMessage::Tick);
     }
 
     /// Whether publishing can currently succeed; the reason when it cannot.

@@ -1,28 +1,47 @@
-//! The connection loop: from `ready` to the one [`Exit`], for either transport.
+//! A connection that is its own response body: from `ready` to the one [`Exit`], for either wire.
 //!
 //! Delivery order per connection: `ready` (with a safe resume point), then either the replay or a
 //! `resync{gap}`, then live events. A connection that falls behind the broadcast buffer is told
-//! `resync{lagged}`; one that cannot take a write for `limits.send_timeout_secs` is dropped. The
-//! loop holds only what it uses: the verifier (token refresh), metrics, timings and shutdown.
+//! `resync{lagged}`.
+//!
+//! Why a body and not a task: the HTTP dispatcher already is one task per connection, and it polls
+//! the response body whenever the socket can take bytes or the body woke it. Holding the broadcast
+//! receiver, the replay and the deadlines right here, and returning each event's shared bytes as
+//! the next chunk, costs no task, no channel and no copy per subscriber; when the client cannot
+//! take writes, the dispatcher stops polling, the hub's ring moves on and the connection learns it
+//! lagged once it is polled again. A client that takes nothing at all for
+//! `limits.send_timeout_secs` is cut off by the kernel (`TCP_USER_TIMEOUT`, set in `startup`).
+//!
+//! Deadlines (heartbeat, token expiry, a silent WebSocket client, drain) have no timers of their
+//! own: the [`Context`]'s clock sends one [`HubMessage::Tick`] a second through the hub's
+//! broadcast, and each connection checks its deadlines when that tick reaches it.
 
-use std::{pin::pin, sync::Arc, time::Duration};
-
-use serde::Deserialize;
-use tokio::{
-    sync::broadcast::error::RecvError,
-    time::{Instant, sleep_until, timeout},
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    sync::Arc,
+    task::{Context as TaskContext, Poll},
+    time::{Duration, Instant},
 };
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use super::{Closed, Exit, Inbound, Transport, handshake::Subscriber};
+use actix_web::body::{BodySize, MessageBody};
+use bytes::Bytes;
+use futures_util::Stream;
+use serde::Deserialize;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::{Exit, Inbound, Wire, handshake::Subscriber};
 use crate::{
     auth::Verifier,
-    hub::{HubMessage, Start},
+    hub::{Hub, HubMessage, Start},
     metrics::Metrics,
     protocol::{Control, Event, ResyncReason, TransportKind},
     settings::Settings,
 };
+
+/// How often every connection checks its deadlines.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Timings of one connection, taken from the settings for its transport.
 #[derive(Debug, Clone, Copy)]
@@ -30,30 +49,34 @@ struct Timings {
     heartbeat: Duration,
     /// How long the client may stay silent (WebSocket: no pong); `None` where it cannot speak.
     liveness: Option<Duration>,
-    send_timeout: Duration,
     drain: Duration,
     /// Client frames allowed per second before the connection is closed as a flood.
     max_client_frames_per_sec: u32,
 }
 
-/// What every connection loop uses, built once at start.
+/// What every connection uses, built once at start.
 #[derive(Debug)]
 pub(crate) struct Context {
     verifier: Arc<Verifier>,
     metrics: Metrics,
     ws: Timings,
     sse: Timings,
-    /// Cancelled at shutdown: every loop says `reconnect` and closes.
+    /// Cancelled at shutdown: every connection says `reconnect` and closes.
     shutdown: CancellationToken,
 }
 
 impl Context {
-    pub(crate) fn new(
+    /// Builds the context and starts the clock that ticks every connection through `hub`, until
+    /// shutdown (which it announces with one last tick, so everyone drains at once). Must be called
+    /// within a Tokio runtime.
+    pub(crate) fn start(
+        hub: Hub,
         verifier: Arc<Verifier>,
         metrics: Metrics,
         settings: &Settings,
         shutdown: CancellationToken,
     ) -> Self {
+        tokio::spawn(clock(hub, shutdown.clone()));
         Self {
             verifier,
             metrics,
@@ -71,12 +94,23 @@ impl Context {
     }
 }
 
+async fn clock(hub: Hub, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticks.tick() => hub.tick(),
+        }
+    }
+    hub.tick();
+}
+
 impl Timings {
     fn of(settings: &Settings, transport: TransportKind) -> Self {
         let common = Self {
             heartbeat: settings.sse.keepalive(),
             liveness: None,
-            send_timeout: settings.limits.send_timeout(),
             drain: settings.server.drain(),
             max_client_frames_per_sec: u32::MAX,
         };
@@ -93,6 +127,7 @@ impl Timings {
 }
 
 /// Counts client frames in one-second windows.
+#[derive(Debug)]
 struct FrameBudget {
     window: Instant,
     used: u32,
@@ -122,65 +157,72 @@ impl FrameBudget {
     }
 }
 
-/// What woke the connection loop.
-enum Wake {
-    Shutdown,
-    Expired,
-    Hub(Result<HubMessage, RecvError>),
-    Heartbeat,
-    Client(Inbound),
-}
-
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum ClientMessage {
     Refresh { token: String },
 }
 
-/// Runs a connection to its end. Spawned once per connection by `ws` and `sse`.
-pub(crate) async fn run<T: Transport>(transport: T, subscriber: Subscriber, context: Arc<Context>) {
-    let timings = context.timings(T::KIND);
-    let span = tracing::info_span!(
-        "connection",
-        actor_id = %subscriber.principal.actor_id,
-        transport = T::KIND.as_str()
-    );
-    async move {
-        let opened = Instant::now();
-        context.metrics.connection_opened(T::KIND);
-        tracing::info!("connection opened");
-        let exit = Connection {
-            transport,
-            subscriber,
-            context: &context,
-            timings,
-        }
-        .serve()
-        .await;
-        context.metrics.connection_closed(T::KIND);
-        tracing::info!(
-            reason = exit.as_str(),
-            duration_ms = opened.elapsed().as_millis() as u64,
-            "connection closed"
-        );
-    }
-    .instrument(span)
-    .await;
-}
-
-struct Connection<'a, T> {
-    transport: T,
+/// One subscriber's connection, polled by the HTTP dispatcher as its response body.
+pub(crate) struct Connection<W: Wire> {
+    wire: W,
     subscriber: Subscriber,
-    context: &'a Context,
+    context: Arc<Context>,
     timings: Timings,
+    /// `ready`, the gap notice, pongs and goodbyes: written before anything else.
+    outbox: VecDeque<Bytes>,
+    replay: std::vec::IntoIter<Arc<Event>>,
+    expires: Instant,
+    last_heard: Instant,
+    next_heartbeat: Instant,
+    budget: FrameBudget,
+    opened: Instant,
+    /// Set once the connection has decided to end; its goodbye is in the outbox.
+    exit: Option<Exit>,
 }
 
-impl<T: Transport> Connection<'_, T> {
-    async fn serve(mut self) -> Exit {
-        let exit = match self.start().await {
-            Ok(()) => self.live().await,
-            Err(exit) => exit,
+impl<W: Wire> Connection<W> {
+    pub(crate) fn new(wire: W, mut subscriber: Subscriber, context: Arc<Context>) -> Self {
+        let timings = context.timings(W::KIND);
+        let now = Instant::now();
+        let mut outbox: VecDeque<Bytes> = W::greeting().into_iter().collect();
+        outbox.push_back(W::control(Control::Ready {
+            last_event_id: subscriber.resume_point,
+            transport: W::KIND,
+        }));
+        let replay = match std::mem::replace(&mut subscriber.start, Start::Fresh) {
+            Start::Fresh => Vec::new(),
+            Start::Gap => {
+                context.metrics.resync(ResyncReason::Gap);
+                outbox.push_back(W::control(Control::Resync(ResyncReason::Gap)));
+                Vec::new()
+            }
+            Start::Replay(events) => events,
         };
+        context.metrics.connection_opened(W::KIND);
+        tracing::info!(
+            actor_id = %subscriber.principal.actor_id,
+            transport = W::KIND.as_str(),
+            "connection opened"
+        );
+        Self {
+            wire,
+            expires: now + subscriber.principal.remaining(),
+            subscriber,
+            timings,
+            outbox,
+            replay: replay.into_iter(),
+            last_heard: now,
+            next_heartbeat: now + timings.heartbeat,
+            budget: FrameBudget::new(timings.max_client_frames_per_sec),
+            opened: now,
+            exit: None,
+            context,
+        }
+    }
+
+    /// Ends the connection: the farewell message, then the wire's goodbye, then the end of the body.
+    fn finish(&mut self, exit: Exit) {
         let farewell = match exit {
             Exit::Draining => Some(Control::Reconnect {
                 after_ms: rand::random_range(0..self.timings.drain.as_millis().max(1) as u64),
@@ -188,150 +230,143 @@ impl<T: Transport> Connection<'_, T> {
             Exit::AuthExpired => Some(Control::AuthExpired),
             _ => None,
         };
-        if let Some(control) = farewell {
-            let _ = timeout(self.timings.send_timeout, self.transport.control(control)).await;
-        }
-        // A client that could not take a write cannot take a close frame either: just drop it.
-        // Any other goodbye is bounded like every write.
-        if exit != Exit::SendFailed {
-            let _ = timeout(self.timings.send_timeout, self.transport.close(exit)).await;
-        }
-        exit
+        self.outbox.extend(farewell.map(W::control));
+        self.outbox.extend(W::goodbye(exit));
+        self.exit = Some(exit);
     }
 
-    /// `ready`, then the replay or the gap notice.
-    async fn start(&mut self) -> Result<(), Exit> {
-        let resume_point = self.subscriber.subscription.resume_point;
-        self.send_control(Control::Ready {
-            last_event_id: resume_point,
-            transport: T::KIND,
-        })
-        .await?;
-        match std::mem::replace(&mut self.subscriber.subscription.start, Start::Fresh) {
-            Start::Fresh => Ok(()),
-            Start::Gap => self.send_control(Control::Resync(ResyncReason::Gap)).await,
-            Start::Replay(events) => {
-                for event in &events {
-                    if self.subscriber.wants(event) {
-                        self.send_event(event).await?;
-                    }
-                }
-                Ok(())
+    /// Reads the client, then finds the next bytes to write, if any are ready.
+    fn advance(&mut self, cx: &mut TaskContext<'_>) -> Result<Option<Bytes>, Exit> {
+        if self.context.shutdown.is_cancelled() {
+            return Err(Exit::Draining);
+        }
+        while let Poll::Ready(inbound) = self.wire.poll_inbound(cx) {
+            self.last_heard = Instant::now();
+            match inbound {
+                Inbound::Gone(exit) => return Err(exit),
+                _ if self.budget.spend().is_err() => return Err(Exit::Flood),
+                Inbound::Alive => {}
+                Inbound::Reply(bytes) => self.outbox.push_back(bytes),
+                Inbound::Text(text) => self.on_client_text(&text)?,
             }
         }
-    }
-
-    async fn live(&mut self) -> Exit {
-        // Built once, not per turn: re-creating it would register and drop a waiter on the shared
-        // shutdown token for every event on every connection.
-        let mut shutdown = pin!(self.context.shutdown.cancelled());
-        let mut expiry = pin!(sleep_until(
-            Instant::now() + self.subscriber.principal.remaining()
-        ));
-        let mut heartbeat = tokio::time::interval_at(
-            Instant::now() + self.timings.heartbeat,
-            self.timings.heartbeat,
-        );
-        let mut last_heard = Instant::now();
-        let mut budget = FrameBudget::new(self.timings.max_client_frames_per_sec);
+        if let Some(bytes) = self.outbox.pop_front() {
+            return Ok(Some(bytes));
+        }
+        for event in self.replay.by_ref() {
+            if self.subscriber.wants(&event) {
+                return Ok(Some(W::event(&event)));
+            }
+        }
         loop {
-            let wake = tokio::select! {
-                biased;
-                () = &mut shutdown => Wake::Shutdown,
-                () = &mut expiry => Wake::Expired,
-                // Client frames and the heartbeat before the hub: a backlog of events must not
-                // starve pongs into a false timeout (client frames are rate-limited anyway).
-                inbound = self.transport.inbound() => Wake::Client(inbound),
-                _ = heartbeat.tick() => Wake::Heartbeat,
-                message = self.subscriber.subscription.receiver.recv() => Wake::Hub(message),
+            let message = match Pin::new(&mut self.subscriber.live).poll_next(cx) {
+                Poll::Pending => return Ok(None),
+                // The sender lives as long as the hub; closed means the process is going away.
+                Poll::Ready(None) => return Err(Exit::Draining),
+                Poll::Ready(Some(message)) => message,
             };
-            let step = match wake {
-                Wake::Shutdown => Err(Exit::Draining),
-                Wake::Expired => Err(Exit::AuthExpired),
-                Wake::Hub(message) => self.deliver(message).await,
-                Wake::Heartbeat => {
-                    if self
-                        .timings
-                        .liveness
-                        .is_some_and(|limit| last_heard.elapsed() > limit)
-                    {
-                        Err(Exit::PongTimeout)
-                    } else {
-                        self.transport
-                            .heartbeat()
-                            .await
-                            .map_err(|Closed| Exit::SendFailed)
+            let bytes = match message {
+                Ok(HubMessage::Event(event)) => {
+                    if !self.subscriber.wants(&event) {
+                        continue;
                     }
-                }
-                Wake::Client(inbound) => {
-                    last_heard = Instant::now();
-                    match inbound {
-                        Inbound::Gone(exit) => Err(exit),
-                        _ if budget.spend().is_err() => Err(Exit::Flood),
-                        Inbound::Alive => Ok(()),
-                        Inbound::Text(text) => self.on_client_text(&text).map(|renewed| {
-                            if let Some(deadline) = renewed {
-                                expiry.as_mut().reset(deadline);
-                            }
-                        }),
-                    }
-                }
-            };
-            if let Err(exit) = step {
-                return exit;
-            }
-        }
-    }
-
-    async fn deliver(&mut self, message: Result<HubMessage, RecvError>) -> Result<(), Exit> {
-        match message {
-            Ok(HubMessage::Event(event)) => {
-                if self.subscriber.wants(&event) {
-                    self.send_event(&event).await?;
                     self.context
                         .metrics
-                        .delivered(T::KIND, event.received.elapsed());
+                        .delivered(W::KIND, event.received.elapsed());
+                    W::event(&event)
                 }
-                Ok(())
-            }
-            Ok(HubMessage::Reset(reason)) => self.send_control(Control::Resync(reason)).await,
-            Err(RecvError::Lagged(_)) => {
-                self.send_control(Control::Resync(ResyncReason::Lagged))
-                    .await
-            }
-            // The sender lives as long as the hub; closed means the process is going away.
-            Err(RecvError::Closed) => Err(Exit::Draining),
+                Ok(HubMessage::Reset(reason)) => self.resync(reason),
+                Err(BroadcastStreamRecvError::Lagged(_)) => self.resync(ResyncReason::Lagged),
+                Ok(HubMessage::Tick) => match self.on_tick()? {
+                    Some(heartbeat) => heartbeat,
+                    None => continue,
+                },
+            };
+            return Ok(Some(bytes));
         }
     }
 
-    /// Handles a client text frame; `Ok(Some(deadline))` when a refresh extended the session.
-    fn on_client_text(&self, text: &str) -> Result<Option<Instant>, Exit> {
+    fn resync(&self, reason: ResyncReason) -> Bytes {
+        self.context.metrics.resync(reason);
+        W::control(Control::Resync(reason))
+    }
+
+    /// Checks the deadlines; the heartbeat's bytes when one is due.
+    fn on_tick(&mut self) -> Result<Option<Bytes>, Exit> {
+        let now = Instant::now();
+        if now >= self.expires {
+            return Err(Exit::AuthExpired);
+        }
+        if self
+            .timings
+            .liveness
+            .is_some_and(|limit| now.duration_since(self.last_heard) > limit)
+        {
+            return Err(Exit::PongTimeout);
+        }
+        if now < self.next_heartbeat {
+            return Ok(None);
+        }
+        self.next_heartbeat = now + self.timings.heartbeat;
+        Ok(Some(W::heartbeat()))
+    }
+
+    /// Handles a client text frame: a valid refresh extends the session, a bad one ends it.
+    fn on_client_text(&mut self, text: &str) -> Result<(), Exit> {
         // Anything but a well-formed refresh is ignored: clients may grow new messages.
         let Ok(ClientMessage::Refresh { token }) = serde_json::from_str(text) else {
-            return Ok(None);
+            return Ok(());
         };
         match self.context.verifier.verify(&token) {
             Ok(renewed) if renewed.actor_id == self.subscriber.principal.actor_id => {
-                Ok(Some(Instant::now() + renewed.remaining()))
+                self.expires = Instant::now() + renewed.remaining();
+                Ok(())
             }
             _ => Err(Exit::RefreshRejected),
         }
     }
+}
 
-    async fn send_event(&mut self, event: &Event) -> Result<(), Exit> {
-        match timeout(self.timings.send_timeout, self.transport.event(event)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Exit::SendFailed),
-        }
+impl<W: Wire> MessageBody for Connection<W> {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
     }
 
-    async fn send_control(&mut self, control: Control) -> Result<(), Exit> {
-        if let Control::Resync(reason) = control {
-            self.context.metrics.resync(reason);
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(bytes) = this.outbox.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if this.exit.is_some() {
+                return Poll::Ready(None);
+            }
+            match this.advance(cx) {
+                Ok(Some(bytes)) => return Poll::Ready(Some(Ok(bytes))),
+                Ok(None) => return Poll::Pending,
+                Err(exit) => this.finish(exit),
+            }
         }
-        match timeout(self.timings.send_timeout, self.transport.control(control)).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(Exit::SendFailed),
-        }
+    }
+}
+
+impl<W: Wire> Drop for Connection<W> {
+    /// However the connection ended (an exit, the client going away, the socket failing, the
+    /// server stopping), it is counted and logged once, here.
+    fn drop(&mut self) {
+        let transport = W::KIND;
+        self.context.metrics.connection_closed(transport);
+        tracing::info!(
+            actor_id = %self.subscriber.principal.actor_id,
+            transport = transport.as_str(),
+            reason = self.exit.map_or("client gone", Exit::as_str),
+            duration_ms = self.opened.elapsed().as_millis() as u64,
+            "connection closed"
+        );
     }
 }

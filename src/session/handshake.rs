@@ -11,16 +11,17 @@ use actix_web::{
     http::{StatusCode, header},
 };
 use serde::Deserialize;
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, Slot};
 use crate::{
     auth::{self, AuthError, Principal, Verifier},
     catalog::{Catalog, EventName},
-    hub::{Hub, Subscription},
+    hub::{Hub, HubMessage, Start, Subscription},
     metrics::Metrics,
     problem,
-    protocol::Event,
+    protocol::{Event, EventId},
     tickets::Tickets,
 };
 
@@ -99,7 +100,10 @@ pub(crate) struct Handshake {
 #[derive(Debug)]
 pub(crate) struct Subscriber {
     pub(super) principal: Principal,
-    pub(super) subscription: Subscription,
+    /// The hub's live broadcast, from the moment of subscribing.
+    pub(super) live: BroadcastStream<HubMessage>,
+    pub(super) start: Start,
+    pub(super) resume_point: EventId,
     filter: Option<Vec<EventName>>,
     _slot: Slot,
 }
@@ -137,9 +141,16 @@ impl Handshake {
         let resume = resume_header
             .filter(|id| !id.is_empty())
             .or(query.last_event_id.as_deref().filter(|id| !id.is_empty()));
+        let Subscription {
+            receiver,
+            start,
+            resume_point,
+        } = self.hub.subscribe(resume).await;
         Ok(Subscriber {
             principal,
-            subscription: self.hub.subscribe(resume).await,
+            live: BroadcastStream::new(receiver),
+            start,
+            resume_point,
             filter,
             _slot: slot,
         })

@@ -1,41 +1,45 @@
 //! One subscriber connection, whatever carries it.
 //!
 //! WebSocket and SSE differ only in how bytes reach the client and what the client can say back, so
-//! both implement [`Transport`] and share one connection loop. A connection's life:
+//! both implement [`Wire`] and share one [`Connection`]. A connection's life:
 //!
 //! - [`handshake`]: parse the query, authenticate, take an [`admission`] slot, subscribe to the hub
 //!   (refusals are ordinary HTTP answers, before any upgrade);
-//! - [`connection`]: `ready`, the replay or `resync{gap}`, then one `select!` over shutdown, token
-//!   expiry, the hub, the heartbeat and client frames, until an [`Exit`];
-//! - the transport turns that [`Exit`] into the right goodbye (`reconnect` + close 1012,
-//!   `auth_expired` + close 4401, ...).
+//! - [`connection`]: the connection *is* the response body. The HTTP dispatcher polls it; each
+//!   poll reads what the client sent, checks the deadlines, and hands over the next pre-rendered
+//!   bytes: `ready`, the replay or `resync{gap}`, then live events, until an [`Exit`] and its
+//!   goodbye (`reconnect` + close 1012, `auth_expired` + close 4401, ...). No task, no channel and
+//!   no timer of its own: the hub's shared tick wakes it for heartbeats and deadlines.
 
 mod admission;
 mod connection;
 mod handshake;
 
-use std::future::Future;
+use std::task::{Context as TaskContext, Poll};
 
+use bytes::Bytes;
 use bytestring::ByteString;
 
 pub(crate) use self::{
     admission::Admission,
-    connection::{Context, run},
+    connection::{Connection, Context},
     handshake::{Handshake, SubscribeError},
 };
 use crate::protocol::{Control, Event, TransportKind};
 
-/// What a client did, as far as the loop cares.
+/// What a client did, as far as the connection cares.
 #[derive(Debug)]
 pub(crate) enum Inbound {
-    /// A sign of life (a pong, a ping) that needs nothing else.
+    /// A sign of life (a pong, a frame we ignore) that needs nothing else.
     Alive,
+    /// A sign of life that needs an answer on the wire (a pong for a ping).
+    Reply(Bytes),
     Text(ByteString),
-    /// The connection ended or broke; the loop ends with this.
+    /// The client ended or broke the conversation; the connection ends with this.
     Gone(Exit),
 }
 
-/// Why a connection ended. The transport decides what, if anything, to tell the client.
+/// Why a connection ended. The wire decides what, if anything, to tell the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exit {
     ClientClosed,
@@ -43,7 +47,6 @@ pub(crate) enum Exit {
     AuthExpired,
     RefreshRejected,
     PongTimeout,
-    SendFailed,
     FrameTooLarge,
     Flood,
     ProtocolError,
@@ -57,7 +60,6 @@ impl Exit {
             Exit::AuthExpired => "auth expired",
             Exit::RefreshRejected => "refresh rejected",
             Exit::PongTimeout => "pong timeout",
-            Exit::SendFailed => "send failed or timed out",
             Exit::FrameTooLarge => "client frame too large",
             Exit::Flood => "client frame flood",
             Exit::ProtocolError => "protocol error",
@@ -65,18 +67,20 @@ impl Exit {
     }
 }
 
-/// The writer was closed under us; the connection is over.
-#[derive(Debug)]
-pub(crate) struct Closed;
-
-/// One way to carry events to a client.
-pub(crate) trait Transport {
+/// One way to carry events to a client: how each message looks on it, and what the client says.
+pub(crate) trait Wire: Unpin {
     const KIND: TransportKind;
 
-    fn event(&mut self, event: &Event) -> impl Future<Output = Result<(), Closed>>;
-    fn control(&mut self, control: Control) -> impl Future<Output = Result<(), Closed>>;
-    fn heartbeat(&mut self) -> impl Future<Output = Result<(), Closed>>;
-    /// The client's next action; a transport the client cannot talk on waits for it to go away.
-    fn inbound(&mut self) -> impl Future<Output = Inbound>;
-    fn close(self, exit: Exit) -> impl Future<Output = ()>;
+    /// The event's shared pre-rendered bytes.
+    fn event(event: &Event) -> Bytes;
+    fn control(control: Control) -> Bytes;
+    /// A ping, or a keepalive comment.
+    fn heartbeat() -> Bytes;
+    /// What goes first, before `ready` (SSE's `retry:`).
+    fn greeting() -> Option<Bytes>;
+    /// The last bytes for `exit` (a WebSocket close frame).
+    fn goodbye(exit: Exit) -> Option<Bytes>;
+    /// The client's next action, if it said anything; a wire the client cannot talk on stays
+    /// `Pending` (its going away ends the response, and with it the connection).
+    fn poll_inbound(&mut self, cx: &mut TaskContext<'_>) -> Poll<Inbound>;
 }

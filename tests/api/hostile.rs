@@ -4,7 +4,9 @@
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{End, Transport, raw_exchange, spawn_app, spawn_app_with};
+use crate::helpers::{
+    End, TestApp, Transport, WAIT, admin_token, eventually, raw_exchange, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn other_client_frames_are_ignored_safely() {
@@ -76,4 +78,141 @@ async fn oversized_headers_are_refused_and_the_server_carries_on() {
         .await
         .expect("request");
     assert_eq!(health.status(), 200);
+}
+
+/// Opens a WebSocket by hand on a raw socket (bearer token, no client library in the way) and
+/// returns it once the server has answered `101`.
+async fn raw_websocket(app: &TestApp) -> tokio::net::TcpStream {
+    let addr = app.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET /admin-ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        admin_token("user_1")
+    );
+    socket.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        socket.read_exact(&mut byte).await.expect("response head");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    socket
+}
+
+/// Reads server frames (unmasked) until a close frame and returns its code.
+async fn close_code(socket: &mut tokio::net::TcpStream) -> u16 {
+    loop {
+        let mut start = [0u8; 2];
+        socket.read_exact(&mut start).await.expect("a frame header");
+        let len = match start[1] & 0x7f {
+            126 => u64::from(socket.read_u16().await.expect("length")),
+            127 => socket.read_u64().await.expect("length"),
+            short => u64::from(short),
+        };
+        let mut payload = vec![0u8; usize::try_from(len).expect("small frame")];
+        socket.read_exact(&mut payload).await.expect("payload");
+        if start[0] & 0x0f == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_frame_announcing_a_gibibyte_closes_with_1009_without_waiting_for_its_payload() {
+    let app = spawn_app_with(json!({ "ws": { "max_frame_bytes": 1024 } })).await;
+    let mut socket = raw_websocket(&app).await;
+    // A masked text frame header declaring 1 GiB, then a little of its payload: the server must
+    // refuse from the header, not wait for (and buffer) the gigabyte.
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(1u64 << 30).to_be_bytes());
+    frame.extend_from_slice(&[1, 2, 3, 4]);
+    frame.extend_from_slice(&[b'x'; 4096]);
+    socket.write_all(&frame).await.expect("write");
+    let code = tokio::time::timeout(WAIT, close_code(&mut socket))
+        .await
+        .expect("the server closes in time");
+    assert_eq!(code, 1009);
+}
+
+#[tokio::test]
+async fn a_closed_sse_tab_frees_its_slot_for_the_next_tab_of_the_same_admin() {
+    // Keepalives far apart, so only watching the socket can notice the tab went away in time.
+    let app = spawn_app_with(json!({
+        "limits": { "max_connections_per_actor": 1 },
+        "sse": { "keepalive_secs": 3600 },
+    }))
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut tab = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /admin-sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        admin_token("user_1")
+    );
+    tab.write_all(request.as_bytes()).await.expect("write");
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("event: ready") {
+        let mut chunk = [0u8; 1024];
+        let n = tab.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the stream ended before ready");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let (status, _) = app
+        .refusal(Transport::Sse, "", Some(&admin_token("user_1")), &[])
+        .await;
+    assert_eq!(status, 429, "the open tab holds the only slot");
+
+    drop(tab);
+    eventually("a new tab of the same admin to be admitted", || async {
+        app.connect(Transport::Sse, "", Some(&admin_token("user_1")), &[])
+            .await
+            .is_ok()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_takes_nothing_is_cut_off_after_the_send_timeout() {
+    let app = spawn_app_with(json!({
+        "limits": { "max_connections_per_actor": 1, "send_timeout_secs": 1 },
+        "events": { "extra": ["bulk.updated"] },
+        "emit": { "max_body_bytes": 262144 },
+    }))
+    .await;
+    // Holds its socket open and never reads: every buffer towards it fills and stays full.
+    let mut stalled = raw_websocket(&app).await;
+    app.flood().await;
+    eventually(
+        "the stalled tab's slot to be free for a new tab",
+        || async {
+            app.connect(Transport::Ws, "", Some(&admin_token("user_1")), &[])
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    // The server gave up on the socket: reading it now ends in an error or an end, not a stall.
+    let mut sink = vec![0u8; 1 << 20];
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match stalled.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the server still holds the stalled connection"
+    );
 }

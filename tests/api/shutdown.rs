@@ -44,13 +44,7 @@ async fn while_draining_readiness_is_503_and_new_subscribers_are_refused() {
     // stuck in a write and holds the drain open until the drain window ends.
     let mut stuck = app.subscribe(Transport::Ws, "").await;
     stuck.ready().await;
-    let filler = "x".repeat(3000);
-    for chunk in 0..140 {
-        let batch: Vec<_> = (0..50)
-            .map(|i| json!({ "event": "bulk.updated", "data": { "id": format!("{chunk}-{i}"), "filler": filler } }))
-            .collect();
-        app.emit_batch(&batch).await;
-    }
+    app.flood().await;
 
     let metrics = app
         .http

@@ -138,6 +138,18 @@ impl TestApp {
             .collect()
     }
 
+    /// Emits ~20 MB of `bulk.updated` events (the app needs that extra event and a 256 KiB
+    /// `emit.max_body_bytes`): enough to fill every buffer towards a reader that never reads.
+    pub async fn flood(&self) {
+        let filler = "x".repeat(3000);
+        for chunk in 0..140 {
+            let batch: Vec<_> = (0..50)
+                .map(|i| json!({ "event": "bulk.updated", "data": { "id": format!("{chunk}-{i}"), "filler": filler } }))
+                .collect();
+            self.emit_batch(&batch).await;
+        }
+    }
+
     pub async fn ready_status(&self) -> u16 {
         match self.http.get(format!("{}/readyz", self.base)).send().await {
             Ok(response) => response.status().as_u16(),

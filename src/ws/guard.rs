@@ -1,0 +1,294 @@
+//! The client frame size limit, enforced from each frame's header before its payload is buffered.
+//!
+//! actix-http's WebSocket parser checks `max_size` only once a whole frame has arrived, and
+//! actix-ws appends every chunk the client sends to its buffer until then, so a header announcing a
+//! 1 GiB frame made the server hold whatever followed it. This guard sits on the request payload,
+//! ahead of the decoder: it reads every frame header as the bytes stream past, refuses a declared
+//! length above `ws.max_frame_bytes` at once, and skips over payloads without copying them. Its only
+//! state is a partial header (at most 10 bytes) and a count of payload bytes still to skip, so what
+//! the decoder may buffer stays bounded by the limit plus what arrives in one read.
+//!
+//! [`check_header`] is a pure function of the bytes so far, easy to fuzz on its own.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use actix_web::{dev, error::PayloadError};
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// Bytes needed to know any frame's payload length: two fixed bytes and a 64-bit length.
+const LENGTH_KNOWN: usize = 2 + 8;
+
+/// What a frame header says so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// Not enough bytes yet to know the payload length.
+    Incomplete,
+    /// The frame is `header_len + payload_len` bytes long (the mask included in `header_len`),
+    /// and its payload fits the limit.
+    Frame {
+        header_len: usize,
+        payload_len: usize,
+    },
+}
+
+/// A frame declared a payload larger than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a client frame declared {declared} payload bytes; the limit is {limit}")]
+pub(crate) struct TooLarge {
+    pub(crate) declared: u64,
+    pub(crate) limit: usize,
+}
+
+/// Reads the start of a frame (RFC 6455 §5.2) far enough to know its payload length, and refuses
+/// it when that length is above `limit`. `bytes` starts at the frame's first byte and may be
+/// shorter or longer than the header.
+pub(crate) fn check_header(bytes: &[u8], limit: usize) -> Result<Header, TooLarge> {
+    let Some(&second) = bytes.get(1) else {
+        return Ok(Header::Incomplete);
+    };
+    let masked = second & 0x80 != 0;
+    let (extended, declared) = match second & 0x7f {
+        126 => match bytes.get(2..4) {
+            Some(b) => (2, u64::from(u16::from_be_bytes([b[0], b[1]]))),
+            None => return Ok(Header::Incomplete),
+        },
+        127 => match bytes.get(2..10) {
+            Some(b) => (
+                8,
+                u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            ),
+            None => return Ok(Header::Incomplete),
+        },
+        short => (0, u64::from(short)),
+    };
+    let payload_len = usize::try_from(declared)
+        .ok()
+        .filter(|&len| len <= limit)
+        .ok_or(TooLarge { declared, limit })?;
+    Ok(Header::Frame {
+        header_len: 2 + extended + if masked { 4 } else { 0 },
+        payload_len,
+    })
+}
+
+/// Follows frame boundaries across the chunks of a payload stream.
+#[derive(Debug)]
+pub(crate) struct FrameGuard {
+    limit: usize,
+    /// The start of a header split across chunks.
+    head: [u8; LENGTH_KNOWN],
+    head_len: usize,
+    /// Bytes of the current frame (rest of its header and payload) still to pass.
+    skip: usize,
+    refused: Option<TooLarge>,
+}
+
+impl FrameGuard {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            head: [0; LENGTH_KNOWN],
+            head_len: 0,
+            skip: 0,
+            refused: None,
+        }
+    }
+
+    /// Checks the frame headers in the next chunk of the stream. Once a frame is refused, every
+    /// later call refuses too: the stream cannot be resynchronised.
+    pub(crate) fn inspect(&mut self, mut chunk: &[u8]) -> Result<(), TooLarge> {
+        if let Some(refused) = self.refused {
+            return Err(refused);
+        }
+        loop {
+            let passed = self.skip.min(chunk.len());
+            self.skip -= passed;
+            chunk = &chunk[passed..];
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let seen = self.head_len;
+            let take = (LENGTH_KNOWN - seen).min(chunk.len());
+            self.head[seen..seen + take].copy_from_slice(&chunk[..take]);
+            let header = check_header(&self.head[..seen + take], self.limit).inspect_err(|e| {
+                self.refused = Some(*e);
+            })?;
+            match header {
+                // Fewer than LENGTH_KNOWN bytes in all: the whole chunk went into `head`.
+                Header::Incomplete => {
+                    self.head_len = seen + take;
+                    return Ok(());
+                }
+                Header::Frame {
+                    header_len,
+                    payload_len,
+                } => {
+                    self.head_len = 0;
+                    // `seen` bytes of this frame came in earlier chunks; the rest starts here.
+                    let rest = header_len + payload_len - seen;
+                    match chunk.get(rest..) {
+                        Some(next) => chunk = next,
+                        None => {
+                            self.skip = rest - chunk.len();
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A request payload with a [`FrameGuard`] in front of whoever decodes it. A refused frame ends the
+/// stream with [`PayloadError::Overflow`]; nothing after it is read.
+pub(crate) struct Guarded {
+    payload: dev::Payload,
+    guard: FrameGuard,
+}
+
+impl Guarded {
+    pub(crate) fn new(payload: dev::Payload, limit: usize) -> Self {
+        Self {
+            payload,
+            guard: FrameGuard::new(limit),
+        }
+    }
+}
+
+impl Stream for Guarded {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.guard.refused.is_some() {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut this.payload)
+            .poll_next(cx)
+            .map(|item| match item {
+                Some(Ok(chunk)) => Some(match this.guard.inspect(&chunk) {
+                    Ok(()) => Ok(chunk),
+                    Err(_) => Err(PayloadError::Overflow),
+                }),
+                other => other,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A masked client frame header declaring `len` payload bytes.
+    fn header(len: u64) -> Vec<u8> {
+        let mut out = vec![0x81];
+        match len {
+            0..=125 => out.push(0x80 | len as u8),
+            126..=0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&[1, 2, 3, 4]);
+        out
+    }
+
+    fn frame(len: usize) -> Vec<u8> {
+        let mut out = header(len as u64);
+        out.resize(out.len() + len, b'x');
+        out
+    }
+
+    #[test]
+    fn a_header_declaring_one_gib_is_refused_before_any_payload() {
+        let announced = header(1 << 30);
+        assert_eq!(
+            check_header(&announced, 16384),
+            Err(TooLarge {
+                declared: 1 << 30,
+                limit: 16384
+            })
+        );
+        let mut guard = FrameGuard::new(16384);
+        assert!(guard.inspect(&announced).is_err());
+        assert!(guard.inspect(b"anything after it").is_err());
+    }
+
+    #[test]
+    fn lengths_up_to_the_limit_pass_in_every_encoding() {
+        for (len, header_len) in [(0, 6), (125, 6), (126, 8), (65535, 8), (65536, 14)] {
+            assert_eq!(
+                check_header(&header(len as u64), 65536),
+                Ok(Header::Frame {
+                    header_len,
+                    payload_len: len
+                }),
+                "{len}"
+            );
+        }
+        assert!(check_header(&header(65537), 65536).is_err());
+        assert_eq!(check_header(&[0x81], 10), Ok(Header::Incomplete));
+        assert_eq!(check_header(&[0x81, 0xfe, 0], 10), Ok(Header::Incomplete));
+    }
+
+    #[test]
+    fn an_oversized_frame_after_good_ones_is_found_whatever_the_chunking() {
+        let mut stream = [frame(10), frame(300), frame(0)].concat();
+        let good = stream.len();
+        stream.extend(header(5000));
+        stream.extend(vec![b'x'; 100]);
+        for size in [1, 2, 3, 7, 13, 64, 1000, stream.len()] {
+            let mut guard = FrameGuard::new(4096);
+            let mut offset = 0;
+            let refused_at = stream.chunks(size).find_map(|chunk| {
+                offset += chunk.len();
+                guard.inspect(chunk).err().map(|_| offset)
+            });
+            let refused_at = refused_at.expect("the big frame is refused");
+            assert!(
+                refused_at > good,
+                "chunks of {size}: refused at {refused_at}"
+            );
+            assert!(
+                refused_at <= good + 10 + size,
+                "chunks of {size}: late at {refused_at}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_in_any_chunks_are_checked_without_panicking(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            size in 1usize..64,
+            limit in 0usize..300,
+        ) {
+            let mut guard = FrameGuard::new(limit);
+            for chunk in bytes.chunks(size) {
+                let _ = guard.inspect(chunk);
+            }
+        }
+
+        #[test]
+        fn frames_within_the_limit_always_pass(
+            lengths in proptest::collection::vec(0usize..300, 0..8),
+            size in 1usize..64,
+        ) {
+            let stream: Vec<u8> = lengths.iter().flat_map(|&len| frame(len)).collect();
+            let mut guard = FrameGuard::new(300);
+            for chunk in stream.chunks(size) {
+                prop_assert!(guard.inspect(chunk).is_ok());
+            }
+        }
+    }
+}
