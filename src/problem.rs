@@ -1,10 +1,10 @@
 //! The one shape every rejection takes: a status code and `{"error": <code>, "message": <why>}`.
 //!
 //! Each HTTP-facing error enum (`auth::AuthError`, `emit::EmitError`, ...) maps itself onto this, so
-//! clients can branch on `error` and humans can read `message`. Refusals that actix-web and its
-//! extensions make on their own (`405` from a route table, the WebSocket handshake's `400` and
-//! `426`, a failed extractor) come with an empty or plain-text body; [`json_refusals`] wraps the
-//! whole app and gives them the same shape, so no client ever has to special-case one.
+//! clients can branch on `error` and humans can read `message`. Refusals that actix-web makes on
+//! its own (`405` from a route table, a failed extractor, any error a handler passes up as an
+//! `actix_web::Error`) come with an empty or plain-text body; [`json_refusals`] wraps the whole app
+//! and gives them the same shape, so no client ever has to special-case one.
 
 use actix_web::{
     HttpResponse, HttpResponseBuilder,

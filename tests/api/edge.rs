@@ -99,11 +99,11 @@ async fn refusals_the_framework_makes_still_have_a_json_body() {
             "not_found",
         ),
         // No Sec-WebSocket-Key.
-        (handshake("13"), 400, "bad_request"),
+        (handshake("13"), 400, "bad_handshake"),
         (
             handshake("8").header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
             426,
-            "upgrade_required",
+            "bad_handshake",
         ),
     ];
     for (request, status, code) in cases {

@@ -2,6 +2,7 @@
 //! and never hurts anyone else.
 
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
