@@ -11,7 +11,13 @@ use std::sync::LazyLock;
 use jsonwebtoken::{EncodingKey, Header};
 use secrecy::ExposeSecret;
 
-use crate::{auth::Verifier, catalog::Catalog, protocol, settings::AuthSettings};
+use crate::{
+    auth::Verifier,
+    catalog::Catalog,
+    protocol,
+    settings::AuthSettings,
+    ws::guard::{self, FrameGuard, check_header},
+};
 
 /// The catalog the emit route would build from a config with one extra event.
 static CATALOG: LazyLock<Catalog> =
@@ -83,6 +89,44 @@ pub fn token(input: &[u8]) {
     }
 }
 
+/// A WebSocket client's byte stream through the frame guard. The first byte sets the limit, the
+/// second how the stream is cut into chunks (as reads would cut it). Whatever the cuts, the guard
+/// refuses exactly when a frame, walked from the start of the whole stream, declares more than
+/// the limit.
+pub fn ws_frames(input: &[u8]) {
+    let [limit, cut, stream @ ..] = input else {
+        return;
+    };
+    let limit = usize::from(*limit) * 4;
+    let mut guard = FrameGuard::new(limit);
+    let step = usize::from(*cut % 16) + 1;
+    let verdict = stream
+        .chunks(step)
+        .try_for_each(|chunk| guard.inspect(chunk));
+    assert_eq!(
+        verdict.is_err(),
+        refused(stream, limit),
+        "limit {limit}, chunks of {step}"
+    );
+}
+
+/// The straightforward reading: frame after frame from the start, until one is too large (true) or
+/// the bytes run out (false).
+fn refused(stream: &[u8], limit: usize) -> bool {
+    let mut at = 0;
+    while at < stream.len() {
+        match check_header(&stream[at..], limit) {
+            Err(_) => return true,
+            Ok(guard::Header::Incomplete) => return false,
+            Ok(guard::Header::Frame {
+                header_len,
+                payload_len,
+            }) => at += header_len + payload_len,
+        }
+    }
+    false
+}
+
 fn split_once(bytes: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
     let i = bytes.iter().position(|&b| b == at)?;
     Some((&bytes[..i], &bytes[i + 1..]))
@@ -119,5 +163,10 @@ mod tests {
     #[test]
     fn the_token_corpus_replays_cleanly() {
         replay("token", super::token);
+    }
+
+    #[test]
+    fn the_ws_frames_corpus_replays_cleanly() {
+        replay("ws_frames", super::ws_frames);
     }
 }
