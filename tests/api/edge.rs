@@ -154,16 +154,9 @@ async fn a_last_event_id_that_is_not_ascii_gets_resync_gap_not_a_fresh_start() {
 
 /// Sum of a Prometheus counter over its labels, 0 while it has none.
 async fn counter(app: &crate::helpers::TestApp, name: &str) -> u64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
+    app.metrics()
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .filter(|line| line.starts_with(name))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()

@@ -150,6 +150,18 @@ impl TestApp {
         }
     }
 
+    /// The Prometheus text `/metrics` serves.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.internal_base))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("text")
+    }
+
     pub async fn ready_status(&self) -> u16 {
         match self.http.get(format!("{}/readyz", self.base)).send().await {
             Ok(response) => response.status().as_u16(),
