@@ -216,9 +216,16 @@ impl Verifier {
     }
 
     pub(crate) fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| AuthError::InvalidToken(describe(e.kind())))?
-            .claims;
+        let decoded = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| AuthError::InvalidToken(describe(e.kind())))?;
+        // RFC 7515 §4.1.11: a recipient must refuse a token naming critical extensions it does not
+        // understand, and this service understands none.
+        if decoded.header.crit.is_some() {
+            return Err(AuthError::InvalidToken(
+                "critical header extensions (crit) are not supported",
+            ));
+        }
+        let claims = decoded.claims;
         if !self.actor_types.contains(&claims.actor_type) {
             return Err(AuthError::ForbiddenActor(claims.actor_type));
         }

@@ -12,6 +12,9 @@ pub mod auth;
 mod broker;
 mod catalog;
 mod emit;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub;
 mod idempotency;
 mod metrics;

@@ -4,7 +4,7 @@
 //! the fan-out path counting is an atomic add and a histogram bucket increment, never a lookup or an
 //! allocation.
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -12,6 +12,18 @@ use prometheus::{
 };
 
 use crate::protocol::{ResyncReason, TransportKind};
+
+/// Connections actix-http refused or dropped because of what the peer sent, by reason (counted from
+/// its log lines, see `telemetry`). Process-wide like the log itself: every registry exposes this
+/// one counter.
+static HTTP_REFUSED: OnceLock<IntCounterVec> = OnceLock::new();
+
+/// Counts one connection refused or dropped by actix-http (before any route saw a request).
+pub(crate) fn http_refused(reason: &str) {
+    if let Some(counter) = HTTP_REFUSED.get() {
+        counter.with_label_values(&[reason]).inc();
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
@@ -71,6 +83,20 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let http_refused = match HTTP_REFUSED.get() {
+            Some(counter) => counter.clone(),
+            None => {
+                let counter = IntCounterVec::new(
+                    Opts::new(
+                        "admin_push_http_refused_total",
+                        "Connections refused or dropped before routing (malformed or unfinished \
+                         requests), by reason",
+                    ),
+                    &["reason"],
+                )?;
+                HTTP_REFUSED.get_or_init(|| counter).clone()
+            }
+        };
         let delivery_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "admin_push_delivery_seconds",
@@ -87,6 +113,7 @@ impl Metrics {
         registry.register(Box::new(emit_rejected.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         registry.register(Box::new(delivery_seconds.clone()))?;
+        registry.register(Box::new(http_refused))?;
         let by_transport = |t: TransportKind| t.as_str();
         Ok(Self {
             connections: [TransportKind::Ws, TransportKind::Sse]

@@ -6,7 +6,7 @@
 //! frames are never masked (RFC 6455 §5.1), so a WebSocket frame, header included, is the same
 //! bytes for every connection and is encoded here, once.
 
-use std::{fmt, str::FromStr};
+use std::{borrow::Cow, fmt, str::FromStr};
 
 use actix_http::ws::{OpCode, Parser};
 use bytes::{Bytes, BytesMut};
@@ -55,6 +55,13 @@ impl FromStr for EventId {
         };
         Ok(EventId::new(digits(ms)?, digits(seq)?))
     }
+}
+
+/// The resume id a `Last-Event-ID` header names, as text for the hub to look up. A header is bytes,
+/// not necessarily text: bytes that cannot be an id are kept (lossily), so such a header gets
+/// `resync{gap}` like any other unknown id, never a silent fresh start.
+pub(crate) fn last_event_id(header: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(header)
 }
 
 /// A published event with its wire forms rendered once, shared by every connection.

@@ -102,6 +102,8 @@ pub struct EmitSettings {
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub max_data_bytes: usize,
+    /// How long a caller may take to send its whole body, from the handler's first read.
+    pub body_timeout_secs: u64,
     pub idempotency_ttl_secs: u64,
     /// Idempotency keys remembered at once; the oldest are forgotten first.
     pub idempotency_capacity: usize,
@@ -246,6 +248,7 @@ impl Default for EmitSettings {
             max_body_bytes: 65_536,
             max_batch: 100,
             max_data_bytes: 4096,
+            body_timeout_secs: 10,
             idempotency_ttl_secs: 300,
             idempotency_capacity: 100_000,
         }
@@ -375,7 +378,7 @@ impl Settings {
         const MIB: u64 = 1024 * 1024;
         let u = |v: usize| v as u64;
         // Upper bounds too: an absurd value must stop the start, not overflow a deadline later.
-        let bounds: [(&'static str, u64, RangeInclusive<u64>); 21] = [
+        let bounds: [(&'static str, u64, RangeInclusive<u64>); 22] = [
             ("server.drain_secs", self.server.drain_secs, 1..=3600),
             (
                 "server.header_timeout_secs",
@@ -396,6 +399,11 @@ impl Settings {
             ),
             ("emit.max_batch", u(self.emit.max_batch), 1..=10_000),
             ("emit.max_data_bytes", u(self.emit.max_data_bytes), 1..=MIB),
+            (
+                "emit.body_timeout_secs",
+                self.emit.body_timeout_secs,
+                1..=300,
+            ),
             (
                 "emit.idempotency_ttl_secs",
                 self.emit.idempotency_ttl_secs,
@@ -715,6 +723,12 @@ impl SseSettings {
 impl HubSettings {
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
+    }
+}
+
+impl EmitSettings {
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
     }
 }
 

@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use bytes::Bytes;
 
 use crate::{
-    protocol::{Control, Event, TransportKind},
+    protocol::{self, Control, Event, TransportKind},
     session::{self, Connection, Exit, Handshake, Inbound, SubscribeError, Wire},
 };
 
@@ -38,8 +38,8 @@ pub(crate) async fn open(
     let last_event_id = req
         .headers()
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok());
-    let subscriber = handshake.admit(req, last_event_id).await?;
+        .map(|v| protocol::last_event_id(v.as_bytes()));
+    let subscriber = handshake.admit(req, last_event_id.as_deref()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

@@ -29,7 +29,7 @@ use crate::{
     hub::Hub,
     idempotency::MemoryAnswers,
     metrics::Metrics,
-    routes,
+    problem, routes,
     session::{self, Admission, Handshake},
     settings::{AuthSettings, HubBackend, Settings, SettingsError, WsSettings},
     tickets::Tickets,
@@ -184,6 +184,7 @@ impl Application {
                 metrics,
                 internal: settings.internal.clone(),
                 max_body_bytes: settings.emit.max_body_bytes,
+                body_timeout: settings.emit.body_timeout(),
             }),
         };
 
@@ -330,6 +331,7 @@ fn serve(
     let mut server = HttpServer::new(move || {
         let shared = shared.clone();
         App::new()
+            .wrap(problem::json_refusals())
             .app_data(shared.hub)
             .app_data(shared.verifier)
             .app_data(shared.tickets)

@@ -77,8 +77,14 @@ struct OrderData {
 }
 
 /// Round-trips `raw` through its typed form: rejects what the type rejects, drops whitespace.
+///
+/// Only a JSON object is a `data`: serde's derived structs would also take an array of their
+/// fields in order (`["x"]` as `{"id":"x"}`), which no caller means.
 fn compact<T: Serialize + for<'de> Deserialize<'de>>(
     raw: &str,
 ) -> Result<String, serde_json::Error> {
+    if !raw.trim_start().starts_with('{') {
+        return Err(serde::de::Error::custom("must be a JSON object"));
+    }
     serde_json::to_string(&serde_json::from_str::<T>(raw)?)
 }

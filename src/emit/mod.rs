@@ -1,14 +1,18 @@
 //! `POST /internal/emit`: the publishing webhook Medusa subscribers and admin routes call.
 //!
 //! Thin on purpose: authenticate the caller (a bearer secret, or an HMAC signature over the body,
-//! as `internal.auth` says; constant-time either way), read the body within its size limit, insist
-//! on JSON, let `catalog::Catalog` turn it into typed events (all-or-nothing), hand them to the hub,
-//! and answer `202` as soon as the hub has accepted them, never after the fan-out.
+//! as `internal.auth` says; constant-time either way), read the body within its size limit and its
+//! deadline (a signed request's body is read before anyone is known, so an anonymous caller must
+//! not hold a connection open by trickling bytes), insist on JSON, let `catalog::Catalog` turn it
+//! into typed events (all-or-nothing), hand them to the hub, and answer `202` as soon as the hub
+//! has accepted them, never after the fan-out.
 //! An `Idempotency-Key` makes a caller's retries safe: a repeat gets the first answer and publishes
 //! nothing. The key goes to the hub with the events, like any publish; the broker keeps the answers
 //! (see `idempotency`).
 
 mod caller;
+
+use std::time::Duration;
 
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
@@ -41,6 +45,8 @@ pub(crate) struct Context {
     pub(crate) internal: InternalSettings,
     /// `emit.max_body_bytes`.
     pub(crate) max_body_bytes: usize,
+    /// `emit.body_timeout_secs`.
+    pub(crate) body_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +59,8 @@ pub(crate) enum EmitError {
     BodyTooLarge(usize),
     #[error("could not read the body: {0}")]
     Body(String),
+    #[error("the body did not arrive within {} s", .0.as_secs())]
+    BodyTimeout(Duration),
     #[error(transparent)]
     BadIdempotencyKey(#[from] BadIdempotencyKey),
     #[error("a request with this Idempotency-Key is still in progress")]
@@ -79,6 +87,7 @@ impl ResponseError for EmitError {
             EmitError::Body(_)
             | EmitError::BadIdempotencyKey(_)
             | EmitError::Publish(PublishError::Malformed(_)) => StatusCode::BAD_REQUEST,
+            EmitError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             EmitError::InProgress => StatusCode::CONFLICT,
             EmitError::Publish(PublishError::Invalid { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             EmitError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -109,6 +118,7 @@ impl EmitError {
         match self.status_code() {
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::REQUEST_TIMEOUT => "body_timeout",
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
             StatusCode::CONFLICT => "conflict",
             StatusCode::UNPROCESSABLE_ENTITY => "invalid_event",
@@ -148,7 +158,12 @@ async fn handle(
 ) -> Result<HttpResponse, EmitError> {
     let caller = Caller::identify(req, &context.internal)?;
     // The body is read only once a bearer caller is known, or because the signature covers it.
-    let body = read_body(payload, context.max_body_bytes).await?;
+    let body = tokio::time::timeout(
+        context.body_timeout,
+        read_body(payload, context.max_body_bytes),
+    )
+    .await
+    .map_err(|_| EmitError::BodyTimeout(context.body_timeout))??;
     caller.verify_body(&body, &context.internal)?;
     require_json(req)?;
     let parsed = context.catalog.parse_body(&body)?;

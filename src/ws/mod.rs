@@ -6,7 +6,7 @@
 //! body rather than a socket that opens and dies. Client frames pass a [`guard`] on their size
 //! before anything buffers them.
 
-mod guard;
+pub(crate) mod guard;
 
 use std::{
     pin::Pin,

@@ -152,6 +152,22 @@ async fn missing_exp_is_rejected_with_401() {
 }
 
 #[tokio::test]
+async fn a_token_with_critical_extensions_is_rejected_with_401() {
+    let app = spawn_app().await;
+    // RFC 7515 §4.1.11: extensions listed in `crit` must be understood, and none are.
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.crit = Some(vec!["urn:example:bound-to".to_owned()]);
+    header.extras.insert("urn:example:bound-to", "device-42");
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims(json!({})),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("signable");
+    assert_unauthorized(&app, &token, "crit").await;
+}
+
+#[tokio::test]
 async fn a_not_yet_valid_token_is_rejected_with_401() {
     let app = spawn_app().await;
     let token = sign(&claims(json!({ "nbf": unix_now() + 600 })));

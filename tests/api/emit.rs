@@ -153,6 +153,22 @@ async fn invalid_data_is_422_naming_the_field() {
 }
 
 #[tokio::test]
+async fn data_that_is_not_an_object_is_422_even_when_its_values_would_fit() {
+    let app = spawn_app().await;
+    // An array of a payload's fields in order would otherwise read as that payload.
+    for data in [r#"["x"]"#, r#"["o","paid"]"#, r#""x""#, "1", "null", "true"] {
+        for event in ["product.updated", "order.updated"] {
+            let body = format!(r#"{{"event":"{event}","data":{data}}}"#);
+            assert_problem(
+                post(&app, "application/json", body).await,
+                422,
+                "data: must be a JSON object",
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn oversized_data_is_413() {
     let app = spawn_app_with(json!({ "emit": { "max_data_bytes": 32 } })).await;
     let body = format!(

@@ -6,8 +6,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
-    End, TestApp, Transport, WAIT, admin_token, assert_problem, eventually, spawn_app,
-    spawn_app_with,
+    End, TestApp, Transport, WAIT, admin_token, assert_problem, eventually, raw_exchange,
+    spawn_app, spawn_app_with,
 };
 
 #[tokio::test]
@@ -48,21 +48,6 @@ async fn a_flood_of_client_frames_closes_with_1008_and_spares_the_others() {
     assert_eq!(flooder.end().await, End::Closed(1008));
     let id = app.emit_product("unaffected").await;
     assert_eq!(bystander.expect("product.updated").await.id, Some(id));
-}
-
-/// Reads what the server says on a raw socket until it closes it. A server that refuses mid-request
-/// may reset the connection; what arrived before the reset is kept.
-async fn raw_exchange(addr: &str, request: &[u8]) -> String {
-    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let _ = socket.write_all(request).await;
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(WAIT, socket.read_to_end(&mut answer))
-        .await
-        .expect("the server answers and closes in time");
-    if let Err(e) = read {
-        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
-    }
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]

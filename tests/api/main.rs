@@ -9,6 +9,7 @@ mod auth;
 mod browser;
 mod client;
 mod deploy;
+mod edge;
 mod emit;
 mod first_run;
 mod helpers;

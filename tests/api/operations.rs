@@ -4,17 +4,6 @@ use serde_json::json;
 
 use crate::helpers::{BOTH, Transport, admin_token, spawn_app, spawn_app_with, test_settings};
 
-async fn metrics(app: &crate::helpers::TestApp) -> String {
-    let response = app
-        .http
-        .get(format!("{}/metrics", app.internal_base))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
-    response.text().await.expect("text")
-}
-
 #[tokio::test]
 async fn metrics_move_when_events_flow() {
     let app = spawn_app().await;
@@ -27,7 +16,7 @@ async fn metrics_move_when_events_flow() {
     sse.expect("product.updated").await;
     let _ = app.connect(Transport::Ws, "", Some("garbage"), &[]).await;
 
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     for line in [
         r#"admin_push_connections{transport="ws"} 1"#,
         r#"admin_push_connections{transport="sse"} 1"#,
@@ -49,7 +38,7 @@ async fn rejected_emits_and_resyncs_are_counted() {
     let mut tab = app.subscribe(Transport::Ws, "last_event_id=garbage").await;
     tab.ready().await;
     tab.expect("resync").await;
-    let text = metrics(&app).await;
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"admin_push_emit_rejected_total{reason="invalid_event"} 1"#),
         "{text}"
@@ -77,7 +66,7 @@ async fn the_internal_listener_takes_emit_and_metrics_off_the_public_one() {
     tab.ready().await;
     let id = app.emit_product("via-internal").await;
     assert_eq!(tab.expect("product.updated").await.id, Some(id));
-    assert!(metrics(&app).await.contains("admin_push_events_total"));
+    assert!(app.metrics().await.contains("admin_push_events_total"));
     let subscribe_internally = app
         .http
         .get(format!("{}/admin-sse", app.internal_base))

@@ -9,9 +9,13 @@ use std::sync::Once;
 use admin_push::{Application, Settings, settings::SettingsError};
 use figment::{Figment, providers::Serialized};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::tokens::{JWT_SECRET, admin_token};
+use super::{
+    WAIT,
+    tokens::{JWT_SECRET, admin_token},
+};
 
 pub const EMIT_SECRET: &str = "test-emit-secret-that-is-long-enough-001";
 
@@ -146,6 +150,18 @@ impl TestApp {
         }
     }
 
+    /// The Prometheus text `/metrics` serves.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.internal_base))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("text")
+    }
+
     pub async fn ready_status(&self) -> u16 {
         match self.http.get(format!("{}/readyz", self.base)).send().await {
             Ok(response) => response.status().as_u16(),
@@ -163,4 +179,20 @@ pub fn assert_problem((status, body): (u16, Value), expected: u16, says: &str) {
         message.contains(says),
         "{message:?} should mention {says:?}"
     );
+}
+
+/// Sends raw bytes to `addr` (`host:port`) and reads what the server says until it closes the
+/// socket. A server that refuses mid-request may reset the connection; what arrived before the
+/// reset is kept.
+pub async fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = socket.write_all(request).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, socket.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes in time");
+    if let Err(e) = read {
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }

@@ -1,5 +1,7 @@
 //! The real binary as a child process, for what only a process can show (signals, `kill -9`).
 
+use std::sync::{Arc, Mutex};
+
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -12,6 +14,8 @@ use super::{
 pub struct Process {
     pub child: std::process::Child,
     pub app: TestApp,
+    /// Every line it has written to stdout after `listening`, in order.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
@@ -34,6 +38,8 @@ pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
     }
     let mut child = command.spawn().expect("binary starts");
     let stdout = child.stdout.take().expect("stdout");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&log);
     let port = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
         let listening = lines
@@ -41,14 +47,16 @@ pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
             .map_while(Result::ok)
             .find(|line| line.contains("\"listening\""))
             .expect("logs its port");
-        // Keep draining stdout so the child never blocks on a full pipe; with TEST_LOG, through
-        // the test harness's capture, which shows it for a failing test.
+        // Keep draining stdout so the child never blocks on a full pipe, keeping every line for
+        // the tests that read the log; with TEST_LOG, also through the test harness's capture,
+        // which shows it for a failing test.
         let show = test_log().is_some();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 if show {
                     println!("{line}");
                 }
+                kept.lock().expect("log lock").push(line);
             }
         });
         let log: Value = serde_json::from_str(&listening).expect("json log line");
@@ -64,5 +72,5 @@ pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
         shutdown: CancellationToken::new(),
         stopped: tokio::spawn(async { Ok(()) }),
     };
-    Process { child, app }
+    Process { child, app, log }
 }

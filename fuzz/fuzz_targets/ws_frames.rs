@@ -1,0 +1,4 @@
+//! Fuzz target: see `admin_push::fuzzing::ws_frames` for the input and what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| admin_push::fuzzing::ws_frames(data));
