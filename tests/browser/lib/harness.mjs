@@ -10,8 +10,11 @@ import { spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
-import { WAIT_MS, captureOutput, freePort, stopChild, track, waitForHttp200 } from "./service.mjs";
+import {
+  WAIT_MS, captureOutput, freePort, startService, stopChild, track, waitForHttp200,
+} from "./service.mjs";
 
 export * from "./service.mjs";
 
@@ -80,6 +83,23 @@ export function launchBrowser({ backForwardCache = false } = {}) {
     ],
     timeout: 30_000,
   });
+}
+
+/**
+ * One Chromium and one default service for a whole `describe` block: started before its first
+ * test, stopped after its last. The returned object holds `browser` and `service` once started.
+ */
+export function sharedBrowserAndService() {
+  const shared = {};
+  before(async () => {
+    shared.browser = await launchBrowser();
+    shared.service = await startService();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.service?.stop();
+  });
+  return shared;
 }
 
 /**

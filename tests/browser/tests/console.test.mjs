@@ -3,23 +3,14 @@
  * Set ADMIN_PUSH_SCREENSHOT=/path.png to keep a screenshot of the page showing a live event.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { adminToken, emitProduct, launchBrowser, openPage, startService } from "../lib/harness.mjs";
+import { describe, test } from "node:test";
+import { adminToken, emitProduct, openPage, sharedBrowserAndService } from "../lib/harness.mjs";
 
 describe("the live console page", () => {
-  let browser;
-  let service;
-  before(async () => {
-    browser = await launchBrowser();
-    service = await startService();
-  });
-  after(async () => {
-    await browser?.close();
-    await service?.stop();
-  });
+  const shared = sharedBrowserAndService();
 
   test("shows a live event after pasting a token and clicking Connect", { timeout: 30_000 }, async (t) => {
-    const { page, problems, close } = await openPage(browser, service.base);
+    const { page, problems, close } = await openPage(shared.browser, shared.service.base);
     t.after(close);
 
     await assert.doesNotReject(page.locator("#state").getByText("closed", { exact: true }).waitFor());
@@ -27,7 +18,7 @@ describe("the live console page", () => {
     await page.click("#connect");
     await page.locator("#state").getByText("open", { exact: true }).waitFor();
 
-    const id = await emitProduct(service.base, "p1");
+    const id = await emitProduct(shared.service.base, "p1");
     const line = page.locator("#log li", { hasText: "product.updated" });
     await line.first().waitFor();
 

@@ -7,9 +7,10 @@
  * once rather than by waiting.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
-  adminToken, launchBrowser, openPage, startClient, startService, waitForConnections, waitForState,
+  adminToken, openPage, sharedBrowserAndService, startClient, startService, waitForConnections,
+  waitForState,
 } from "../lib/harness.mjs";
 
 const isTicket = (req) => req.method() === "POST" && req.url().endsWith("/admin-ws/ticket");
@@ -43,19 +44,10 @@ async function connectConsole(page, { token, filter = "" }) {
 const badge = (page, state) => page.locator("#state").getByText(state, { exact: true }).waitFor();
 
 describe("the console shows refusals", () => {
-  let browser;
-  let service;
-  before(async () => {
-    browser = await launchBrowser();
-    service = await startService();
-  });
-  after(async () => {
-    await browser?.close();
-    await service?.stop();
-  });
+  const shared = sharedBrowserAndService();
 
   test("a bad token shows 401 and the reason, and is not retried until the token changes", { timeout: 30_000 }, async (t) => {
-    const { page, close } = await openPage(browser, service.base, { clock: true });
+    const { page, close } = await openPage(shared.browser, shared.service.base, { clock: true });
     t.after(close);
     const tickets = countTickets(page);
 
@@ -74,7 +66,7 @@ describe("the console shows refusals", () => {
   });
 
   test("an unknown event in the filter shows 400 naming it, though the browser hides the handshake's answer", { timeout: 30_000 }, async (t) => {
-    const { page, close } = await openPage(browser, service.base, { clock: true });
+    const { page, close } = await openPage(shared.browser, shared.service.base, { clock: true });
     t.after(close);
     const tickets = countTickets(page);
 
@@ -89,7 +81,7 @@ describe("the console shows refusals", () => {
 
   test("a forbidden origin shows 403 and the reason, and is not retried", { timeout: 30_000 }, async (t) => {
     const strict = await startService({ env: { ADMIN_PUSH__AUTH__ALLOWED_ORIGINS: JSON.stringify(["https://admin.example.com"]) } });
-    const { page, close } = await openPage(browser, strict.base, { clock: true });
+    const { page, close } = await openPage(shared.browser, strict.base, { clock: true });
     t.after(async () => { await close(); await strict.stop(); });
     const tickets = countTickets(page);
 
@@ -109,10 +101,10 @@ describe("the console shows refusals", () => {
     test(`a busy service shows ${status} and the reason, and is retried until a slot frees`, { timeout: 60_000 }, async (t) => {
       const full = await startService({ env: { [`ADMIN_PUSH__LIMITS__${limit}`]: "1" } });
       // Another browser holds the only slot (the admin's own, or the whole service's).
-      const holder = await openPage(browser, full.base);
+      const holder = await openPage(shared.browser, full.base);
       await startClient(holder.page, { nextToken: () => adminToken({ actorId: holderActor }) });
       await waitForState(holder.page, "open");
-      const { page, close } = await openPage(browser, full.base, { clock: true });
+      const { page, close } = await openPage(shared.browser, full.base, { clock: true });
       t.after(async () => { await close(); await holder.close(); await full.stop(); });
 
       await connectConsole(page, { token: adminToken({ actorId: "user_busy" }) });
