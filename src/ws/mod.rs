@@ -36,8 +36,9 @@ use crate::{
 /// Application close code: the session's credentials lapsed or a refresh was refused.
 const CLOSE_AUTH: u16 = 4401;
 
-/// An empty ping, unmasked: the same two bytes for everyone.
-const PING: &[u8] = &[0x80 | OpCode::Ping as u8, 0];
+/// An empty ping, unmasked: the same two bytes for everyone. FIN plus opcode 9 (RFC 6455 §5.5.2)
+/// written out, because `OpCode::Ping as u8` is the enum's position (4), not its wire value.
+const PING: &[u8] = &[0x89, 0];
 
 pub(crate) async fn admin_ws(
     req: HttpRequest,

@@ -1,8 +1,12 @@
 //! Both transports, one hub: negotiation, headers, `ready` first, the same event with the same id.
 
+use futures_util::StreamExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite;
 
-use crate::helpers::{BOTH, Transport, admin_token, assert_problem, spawn_app};
+use crate::helpers::{
+    BOTH, Subscriber, Transport, WAIT, admin_token, assert_problem, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn both_transports_receive_the_same_event_with_the_same_id() {
@@ -182,4 +186,41 @@ async fn unknown_routes_get_a_json_404() {
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["error"], "not_found");
+}
+
+#[tokio::test]
+async fn a_websocket_is_pinged_and_stays_open_while_its_client_answers() {
+    let app =
+        spawn_app_with(json!({ "ws": { "ping_interval_secs": 1, "pong_timeout_secs": 5 } })).await;
+    let Subscriber::Ws(mut socket) = app.subscribe(Transport::Ws, "").await else {
+        panic!("a WebSocket subscriber");
+    };
+    // tokio-tungstenite answers each ping with a pong on its own; a malformed ping fails the
+    // connection here (RFC 6455: unknown opcodes are fatal).
+    let mut pings = 0;
+    while pings < 2 {
+        match tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(tungstenite::Message::Ping(payload))) => {
+                assert!(payload.is_empty());
+                pings += 1;
+            }
+            Some(Ok(tungstenite::Message::Text(_))) => {}
+            other => panic!("the connection failed or ended: {other:?}"),
+        }
+    }
+
+    let id = app.emit_product("prod_after_pings").await;
+    loop {
+        match tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("a frame in time")
+        {
+            Some(Ok(tungstenite::Message::Text(text))) if text.contains(&id) => break,
+            Some(Ok(tungstenite::Message::Text(_) | tungstenite::Message::Ping(_))) => {}
+            other => panic!("the connection failed or ended: {other:?}"),
+        }
+    }
 }
