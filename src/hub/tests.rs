@@ -41,6 +41,24 @@ fn relayed_hub() -> (Hub, Notices, mpsc::Sender<Notice>) {
     (Hub::start(broker, relayed, 10, 16), from_broker, to_hub)
 }
 
+/// Publishes one event through a [`relayed_hub`] and hands its notice on to the hub.
+async fn publish_relayed(
+    hub: &Hub,
+    from_broker: &mut Notices,
+    to_hub: &mpsc::Sender<Notice>,
+) -> Vec<EventId> {
+    let ids = hub
+        .publish(pending(1), PublishOptions::default())
+        .await
+        .expect("published")
+        .ids;
+    to_hub
+        .send(from_broker.recv().await.expect("notice"))
+        .await
+        .expect("hub runs");
+    ids
+}
+
 /// Publishes `n` events and returns their ids once the hub has taken them in.
 async fn publish(hub: &Hub, n: usize) -> Vec<EventId> {
     let ids = hub
@@ -157,15 +175,7 @@ async fn an_id_the_broker_never_issued_is_a_gap_without_waiting() {
 #[tokio::test]
 async fn a_reset_replaces_the_history_and_tells_live_subscribers_to_resync() {
     let (hub, mut from_broker, to_hub) = relayed_hub();
-    let old = hub
-        .publish(pending(1), PublishOptions::default())
-        .await
-        .expect("published")
-        .ids;
-    to_hub
-        .send(from_broker.recv().await.expect("notice"))
-        .await
-        .expect("hub runs");
+    let old = publish_relayed(&hub, &mut from_broker, &to_hub).await;
     let mut live = hub.subscribe(Some(&old[0].to_string())).await;
 
     let floor = EventId::new(old[0].ms + 1, 0);
@@ -228,15 +238,7 @@ async fn re_read_events_are_taken_in_once() {
         .send(Notice::Committed(again))
         .await
         .expect("hub runs");
-    let later = hub
-        .publish(pending(1), PublishOptions::default())
-        .await
-        .expect("published")
-        .ids;
-    to_hub
-        .send(from_broker.recv().await.expect("notice"))
-        .await
-        .expect("hub runs");
+    let later = publish_relayed(&hub, &mut from_broker, &to_hub).await;
     for id in ids.iter().chain(&later) {
         assert_eq!(next_event(&mut sub).await, *id);
     }
