@@ -3,9 +3,7 @@
 //! module byte for byte, and the package's own Node tests (types and logic) run against this
 //! build's binary.
 
-use std::process::Command;
-
-use crate::helpers::{require, spawn_app};
+use crate::helpers::{run_script_suite, spawn_app};
 
 const PACKAGE_MODULE: &str = include_str!("../../packages/client/admin-push.js");
 
@@ -27,19 +25,9 @@ async fn the_served_client_is_the_npm_package_module() {
 
 #[test]
 fn the_client_package_passes_its_type_checks_and_node_tests() {
-    if !require("npm") {
-        return;
-    }
-    let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/packages/client/run-tests.sh"
-        ))
-        .env("ADMIN_PUSH_BIN", env!("CARGO_BIN_EXE_admin-push"))
-        .status()
-        .expect("run-tests.sh runs");
-    assert!(
-        status.success(),
-        "the client package's tests failed (output above)"
+    run_script_suite(
+        "packages/client/run-tests.sh",
+        &["npm"],
+        "the client package's tests",
     );
 }

@@ -38,6 +38,22 @@ pub fn require(program: &str) -> bool {
     found
 }
 
+/// Runs one of the repository's script suites (`path` from the repository root) against this
+/// build's binary, after checking every program it needs at once, so a developer machine reports
+/// all that is missing together.
+pub fn run_script_suite(path: &str, programs: &[&str], what: &str) {
+    let found: Vec<bool> = programs.iter().copied().map(require).collect();
+    if found.contains(&false) {
+        return;
+    }
+    let status = std::process::Command::new("bash")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+        .env("ADMIN_PUSH_BIN", env!("CARGO_BIN_EXE_admin-push"))
+        .status()
+        .expect("the suite's script runs");
+    assert!(status.success(), "{what} failed (output above)");
+}
+
 /// Held by the suites that drive Chromium (the browser suite, the Medusa suite) for their whole
 /// run: each takes both cores for minutes, and timing-sensitive checks in one must not be
 /// starved by the other.
