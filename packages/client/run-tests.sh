@@ -4,14 +4,8 @@
 # Usage: ADMIN_PUSH_BIN=target/debug/admin-push packages/client/run-tests.sh
 set -euo pipefail
 
-if [[ -z "${ADMIN_PUSH_BIN:-}" ]]; then
-  echo "ADMIN_PUSH_BIN must point at a built admin-push binary" >&2
-  exit 2
-fi
-# Resolve a relative binary path against the caller's directory before cd.
-if [[ "${ADMIN_PUSH_BIN}" != /* ]]; then
-  ADMIN_PUSH_BIN="$(pwd)/${ADMIN_PUSH_BIN}"
-fi
+# Absolute, before any cd: a relative path means the caller's directory.
+ADMIN_PUSH_BIN="$(realpath "${ADMIN_PUSH_BIN:?must point at a built admin-push binary}")"
 export ADMIN_PUSH_BIN
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
