@@ -9,6 +9,7 @@
 //! replay.
 
 mod history;
+mod live;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +21,7 @@ use std::{
 use tokio::sync::{broadcast, watch};
 
 use self::history::History;
+pub(crate) use self::live::{Lagged, Live};
 use crate::{
     broker::{Broker, BrokerError, Committed, Notice, Notices, PublishOptions, Published},
     catalog::PendingEvent,

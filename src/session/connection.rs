@@ -26,15 +26,13 @@ use std::{
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
-use futures_util::Stream;
 use serde::Deserialize;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::{Exit, Inbound, Wire, handshake::Subscriber};
 use crate::{
     auth::Verifier,
-    hub::{Hub, HubMessage, Start},
+    hub::{Hub, HubMessage, Lagged, Start},
     metrics::Metrics,
     protocol::{Control, Event, ResyncReason, TransportKind},
     settings::Settings,
@@ -261,7 +259,7 @@ impl<W: Wire> Connection<W> {
         // A finished replay lets go of its list (up to `hub.history` entries) for good.
         self.replay = Vec::new().into_iter();
         loop {
-            let message = match Pin::new(&mut self.subscriber.live).poll_next(cx) {
+            let message = match self.subscriber.live.poll_recv(cx) {
                 Poll::Pending => return Ok(None),
                 // The sender lives as long as the hub; closed means the process is going away.
                 Poll::Ready(None) => return Err(Exit::Draining),
@@ -278,7 +276,7 @@ impl<W: Wire> Connection<W> {
                     W::event(&event)
                 }
                 Ok(HubMessage::Reset(reason)) => self.resync(reason),
-                Err(BroadcastStreamRecvError::Lagged(_)) => self.resync(ResyncReason::Lagged),
+                Err(Lagged) => self.resync(ResyncReason::Lagged),
                 Ok(HubMessage::Tick) => match self.on_tick()? {
                     Some(heartbeat) => heartbeat,
                     None => continue,

@@ -11,14 +11,13 @@ use actix_web::{
     http::{StatusCode, header},
 };
 use serde::Deserialize;
-use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, Slot};
 use crate::{
     auth::{self, AuthError, Principal, Verifier},
     catalog::{Catalog, EventName},
-    hub::{Hub, HubMessage, Start, Subscription},
+    hub::{Hub, Live, Start, Subscription},
     metrics::Metrics,
     problem,
     protocol::{Event, EventId},
@@ -101,7 +100,7 @@ pub(crate) struct Handshake {
 pub(crate) struct Subscriber {
     pub(super) principal: Principal,
     /// The hub's live broadcast, from the moment of subscribing.
-    pub(super) live: BroadcastStream<HubMessage>,
+    pub(super) live: Live,
     pub(super) start: Start,
     pub(super) resume_point: EventId,
     filter: Option<Vec<EventName>>,
@@ -148,7 +147,7 @@ impl Handshake {
         } = self.hub.subscribe(resume).await;
         Ok(Subscriber {
             principal,
-            live: BroadcastStream::new(receiver),
+            live: self.hub.live(receiver),
             start,
             resume_point,
             filter,
