@@ -245,7 +245,7 @@ pub(crate) async fn run(scenario: &Scenario, server: &Server) -> Result<Scenario
         _ => None,
     };
     result.server = ServerUsage {
-        pid: server.pid,
+        pids: server.pids.clone(),
         rss_before_kb: rss_before,
         rss_idle_kb: rss_idle,
         rss_after_kb: rss_after,

@@ -103,9 +103,10 @@ struct Cli {
     /// Extra KEY=VALUE environment for --spawn-server (repeatable), e.g. ADMIN_PUSH__HUB__BUFFER=4096.
     #[arg(long)]
     server_env: Vec<String>,
-    /// Pid of a running server to sample (RSS, CPU), when not spawned.
+    /// Pid of a running server to sample (RSS, CPU), when not spawned; repeat it for a server of
+    /// several processes (e.g. each nginx worker), which is sampled as their sum.
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
     /// HS256 secret the server verifies admin JWTs with.
     #[arg(long, env = "BENCH_JWT_SECRET", default_value = "supersecret")]
     jwt_secret: String,

@@ -29,10 +29,10 @@ impl Quantiles {
     }
 }
 
-/// What the server process cost, when its pid is known.
+/// What the server's processes cost (summed), when their pids are known.
 #[derive(Debug, Default, Clone, Serialize)]
 pub(crate) struct ServerUsage {
-    pub(crate) pid: Option<u32>,
+    pub(crate) pids: Vec<u32>,
     pub(crate) rss_before_kb: Option<u64>,
     pub(crate) rss_idle_kb: Option<u64>,
     pub(crate) rss_after_kb: Option<u64>,

@@ -1,5 +1,6 @@
 //! The server under test: optionally started by the tool (so it controls the configuration), and
-//! sampled through `/proc/<pid>/status` (RSS) and `/proc/<pid>/stat` (CPU time).
+//! sampled through `/proc/<pid>/status` (RSS) and `/proc/<pid>/stat` (CPU time). A server of several
+//! processes (nginx's workers) is sampled as their sum.
 
 use std::{
     path::Path,
@@ -12,10 +13,10 @@ use tokio::process::{Child, Command};
 /// Kernel clock ticks per second for `/proc/<pid>/stat` (`USER_HZ`, 100 on every Linux ABI we run on).
 pub(crate) const TICKS_PER_SEC: f64 = 100.0;
 
-/// The process being measured, if the tool knows it.
+/// The processes being measured, if the tool knows them.
 #[derive(Debug)]
 pub(crate) struct Server {
-    pub(crate) pid: Option<u32>,
+    pub(crate) pids: Vec<u32>,
     /// Kept so the server dies with the tool (`kill_on_drop`).
     child: Option<Child>,
 }
@@ -32,9 +33,9 @@ pub(crate) struct SpawnConfig<'a> {
 }
 
 impl Server {
-    /// A server started elsewhere, optionally with a known pid.
-    pub(crate) fn external(pid: Option<u32>) -> Self {
-        Self { pid, child: None }
+    /// A server started elsewhere, sampled through `pids` (none: not sampled).
+    pub(crate) fn external(pids: Vec<u32>) -> Self {
+        Self { pids, child: None }
     }
 
     /// Starts admin-push with a bench configuration and waits until `/healthz` answers.
@@ -94,7 +95,7 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(Self {
-            pid,
+            pids: pid.into_iter().collect(),
             child: Some(child),
         })
     }
@@ -111,16 +112,26 @@ impl Server {
 
     /// CPU time used so far (user + system), clock ticks.
     pub(crate) fn cpu_ticks(&self) -> Option<u64> {
-        crate::proto::cpu_ticks(&self.pid?.to_string())
+        self.sum(|pid| crate::proto::cpu_ticks(&pid.to_string()))
     }
 
     fn status_field(&self, name: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse().ok())
+        self.sum(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|kb| kb.parse().ok())
+        })
+    }
+
+    /// `read` summed over every process; `None` when there are none or one cannot be read.
+    fn sum(&self, read: impl Fn(u32) -> Option<u64>) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|&pid| read(pid)).sum()
     }
 
     /// Stops a server the tool started.
