@@ -10,10 +10,10 @@
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use tokio_stream::StreamExt;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use admin_push::{Settings, auth};

@@ -20,8 +20,8 @@ use actix_web::{
     web,
 };
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use serde_json::json;
+use tokio_stream::StreamExt;
 
 use self::caller::{Caller, CallerError};
 use crate::{
