@@ -9,9 +9,11 @@
 //! of its own thread, which then take their messages with `try_recv`. An event costs one
 //! cross-thread wake per worker, not one per connection.
 //!
-//! No wake-up is lost: a connection asks to be woken only after `try_recv` found nothing, and the
-//! doorbell, running on the same thread, cannot ring in between; anything sent after that check
-//! rings it again.
+//! No wake-up is lost. A connection asks to be woken only after `try_recv` found nothing, which
+//! tokio decides under the channel's tail lock, so whatever is sent later is sent after the check
+//! and reaches the doorbell's own receiver too. The doorbell runs on the connection's thread, so
+//! it cannot ring between the check and the request; and waking a task of this thread only queues
+//! it, so nobody asks to be woken while it rings.
 
 use std::{
     cell::{Cell, RefCell},
@@ -36,8 +38,8 @@ pub(crate) struct Lagged;
 pub(crate) struct Live {
     receiver: broadcast::Receiver<HubMessage>,
     doorbell: Rc<Doorbell>,
-    /// The doorbell round this feed last asked to be woken in.
-    asked: Option<u64>,
+    /// The doorbell round this feed last asked to be woken in, and its place on that round's list.
+    asked: Option<(u64, usize)>,
 }
 
 impl Live {
@@ -59,7 +61,9 @@ impl Live {
 }
 
 thread_local! {
-    /// This worker thread's doorbell (one hub per server, one server per worker thread).
+    /// This worker thread's doorbell. One slot is enough: actix gives every server its own worker
+    /// threads, and a server has one hub (a second hub on a thread would get a doorbell of its own,
+    /// and take over the slot).
     static DOORBELL: RefCell<Option<Rc<Doorbell>>> = const { RefCell::new(None) };
 }
 
@@ -74,43 +78,53 @@ struct Doorbell {
 }
 
 impl Doorbell {
-    fn wake_on_next_ring(&self, waker: &Waker, asked: &mut Option<u64>) {
-        // Once per round: a connection polled again before the ring is already on the list.
-        if *asked != Some(self.round.get()) {
-            self.waiting.borrow_mut().push(waker.clone());
-            *asked = Some(self.round.get());
+    fn wake_on_next_ring(&self, waker: &Waker, asked: &mut Option<(u64, usize)>) {
+        let round = self.round.get();
+        let mut waiting = self.waiting.borrow_mut();
+        match *asked {
+            // Already on this round's list (polled again before the ring): keep one entry, with
+            // the waker of the latest poll.
+            Some((asked_in, at)) if asked_in == round => {
+                if !waiting[at].will_wake(waker) {
+                    waiting[at] = waker.clone();
+                }
+            }
+            _ => {
+                *asked = Some((round, waiting.len()));
+                waiting.push(waker.clone());
+            }
         }
     }
 
     fn ring(&self) {
         self.round.set(self.round.get() + 1);
-        let mut waiting = self.waiting.take();
-        // Waking a task of this thread only queues it, so nobody can ask to be woken meanwhile.
-        waiting.drain(..).for_each(Waker::wake);
-        // The list's allocation serves the next round.
-        self.waiting.replace(waiting);
+        let mut woken = self.waiting.take();
+        woken.drain(..).for_each(Waker::wake);
+        // The list's allocation serves the next round, unless a wake registered someone anew.
+        let mut waiting = self.waiting.borrow_mut();
+        if waiting.is_empty() {
+            *waiting = woken;
+        }
     }
 }
 
-/// Rings `doorbell` for every broadcast until the hub is gone. It ends with its worker thread
-/// otherwise: it holds no resources that outlive the server, so shutdown needs no signal of its own.
-async fn ring(doorbell: Rc<Doorbell>, mut receiver: broadcast::Receiver<HubMessage>) {
-    loop {
-        match receiver.recv().await {
-            // A lagging doorbell still rings: each connection finds its own lag.
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => break,
-        }
-        // One ring for everything already sent.
-        while let Ok(_) | Err(TryRecvError::Lagged(_)) = receiver.try_recv() {}
+/// Rings `doorbell` for every broadcast until the hub is gone. Messages already waiting each ring
+/// again, which wakes only connections that asked since: cheap, and `recv`'s cooperative budget
+/// keeps a flood from holding the thread. It ends with its worker thread otherwise: it holds
+/// nothing that outlives the server, so shutdown needs no signal of its own.
+async fn follow(doorbell: Rc<Doorbell>, mut receiver: broadcast::Receiver<HubMessage>) {
+    // A lagging doorbell still rings: each connection finds its own lag.
+    while let Ok(_) | Err(RecvError::Lagged(_)) = receiver.recv().await {
         doorbell.ring();
     }
+    // Closed: the connections learn it from their own receivers.
     doorbell.ring();
 }
 
 impl Hub {
-    /// The live feed for `receiver`, a receiver of this hub's broadcast. Must be called on an
-    /// actix worker thread (its first call there starts that thread's doorbell task).
+    /// The live feed for `receiver`, a receiver of this hub's broadcast. Its first call on a
+    /// thread starts that thread's doorbell task, so it panics outside an actix worker (a Tokio
+    /// `LocalSet`).
     pub(crate) fn live(&self, receiver: broadcast::Receiver<HubMessage>) -> Live {
         let doorbell = DOORBELL.with_borrow_mut(|slot| match slot {
             Some(doorbell) if std::ptr::eq(doorbell.hub.as_ptr(), Arc::as_ptr(&self.inner)) => {
@@ -122,7 +136,7 @@ impl Hub {
                     round: Cell::new(0),
                     waiting: RefCell::new(Vec::new()),
                 });
-                actix_web::rt::spawn(ring(Rc::clone(&doorbell), self.inner.sender.subscribe()));
+                actix_web::rt::spawn(follow(Rc::clone(&doorbell), self.inner.sender.subscribe()));
                 Rc::clone(slot.insert(doorbell))
             }
         });

@@ -258,6 +258,8 @@ impl<W: Wire> Connection<W> {
         }
         // A finished replay lets go of its list (up to `hub.history` entries) for good.
         self.replay = Vec::new().into_iter();
+        // Skipping filtered events and quiet ticks goes on at most until the receiver is empty:
+        // never more than `hub.buffer` messages in one poll.
         loop {
             let message = match self.subscriber.live.poll_recv(cx) {
                 Poll::Pending => return Ok(None),
