@@ -12,8 +12,8 @@
 //! No wake-up is lost. A connection asks to be woken only after `try_recv` found nothing, which
 //! tokio decides under the channel's tail lock, so whatever is sent later is sent after the check
 //! and reaches the doorbell's own receiver too. The doorbell runs on the connection's thread, so
-//! it cannot ring between the check and the request; and waking a task of this thread only queues
-//! it, so nobody asks to be woken while it rings.
+//! it cannot ring between the check and the request; and a ring takes its list out before it
+//! wakes anyone, so whoever asks while it rings (it yields between batches) is on the next list.
 
 use std::{
     cell::{Cell, RefCell},
@@ -67,6 +67,11 @@ thread_local! {
     static DOORBELL: RefCell<Option<Rc<Doorbell>>> = const { RefCell::new(None) };
 }
 
+/// How many connections a ring wakes before the doorbell lets the rest of its thread run: a
+/// request that arrives during a fan-out to thousands of tabs (an emit, a new tab) waits for this
+/// many of them, not for all.
+const WAKE_BATCH: usize = 256;
+
 /// Wakes the connections of one worker thread whenever the hub broadcasts.
 #[derive(Debug)]
 struct Doorbell {
@@ -75,6 +80,8 @@ struct Doorbell {
     hub: Weak<Inner>,
     round: Cell<u64>,
     waiting: RefCell<Vec<Waker>>,
+    /// The previous round's list, emptied, kept for its allocation.
+    spare: RefCell<Vec<Waker>>,
 }
 
 impl Doorbell {
@@ -96,15 +103,20 @@ impl Doorbell {
         }
     }
 
-    fn ring(&self) {
+    /// Wakes everyone who asked, `WAKE_BATCH` at a time, yielding between batches. Whoever asks
+    /// meanwhile is on the next round's list.
+    async fn ring(&self) {
         self.round.set(self.round.get() + 1);
-        let mut woken = self.waiting.take();
-        woken.drain(..).for_each(Waker::wake);
-        // The list's allocation serves the next round, unless a wake registered someone anew.
-        let mut waiting = self.waiting.borrow_mut();
-        if waiting.is_empty() {
-            *waiting = woken;
+        // This round's list out; the spare, empty, takes the next round's requests.
+        let mut woken = self.waiting.replace(self.spare.take());
+        while !woken.is_empty() {
+            let end = woken.len().min(WAKE_BATCH);
+            woken.drain(..end).for_each(Waker::wake);
+            if !woken.is_empty() {
+                tokio::task::yield_now().await;
+            }
         }
+        self.spare.replace(woken);
     }
 }
 
@@ -115,10 +127,10 @@ impl Doorbell {
 async fn follow(doorbell: Rc<Doorbell>, mut receiver: broadcast::Receiver<HubMessage>) {
     // A lagging doorbell still rings: each connection finds its own lag.
     while let Ok(_) | Err(RecvError::Lagged(_)) = receiver.recv().await {
-        doorbell.ring();
+        doorbell.ring().await;
     }
     // Closed: the connections learn it from their own receivers.
-    doorbell.ring();
+    doorbell.ring().await;
 }
 
 impl Hub {
@@ -135,6 +147,7 @@ impl Hub {
                     hub: Arc::downgrade(&self.inner),
                     round: Cell::new(0),
                     waiting: RefCell::new(Vec::new()),
+                    spare: RefCell::new(Vec::new()),
                 });
                 actix_web::rt::spawn(follow(Rc::clone(&doorbell), self.inner.sender.subscribe()));
                 Rc::clone(slot.insert(doorbell))
