@@ -60,6 +60,14 @@ impl Live {
     }
 }
 
+impl Drop for Live {
+    /// A closed connection's waker would keep its finished task's allocation until the next ring:
+    /// under churn, thousands of them a second.
+    fn drop(&mut self) {
+        self.doorbell.forget(self.asked);
+    }
+}
+
 thread_local! {
     /// This worker thread's doorbell. One slot is enough: actix gives every server its own worker
     /// threads, and a server has one hub (a second hub on a thread would get a doorbell of its own,
@@ -100,6 +108,16 @@ impl Doorbell {
                 *asked = Some((round, waiting.len()));
                 waiting.push(waker.clone());
             }
+        }
+    }
+
+    /// Takes back a request to be woken this round, if there is one.
+    fn forget(&self, asked: Option<(u64, usize)>) {
+        if let Some((round, at)) = asked
+            && round == self.round.get()
+            && let Some(waker) = self.waiting.borrow_mut().get_mut(at)
+        {
+            *waker = Waker::noop().clone();
         }
     }
 

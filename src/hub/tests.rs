@@ -266,3 +266,59 @@ async fn a_repeated_idempotency_key_publishes_once_and_returns_the_first_ids() {
         assert_eq!(next_event(&mut sub).await, *id);
     }
 }
+
+/// Runs `test` where connections live: on a thread with a `LocalSet`, as actix's workers are.
+async fn on_a_worker<F: Future<Output = ()>>(test: F) {
+    tokio::task::LocalSet::new().run_until(test).await;
+}
+
+#[tokio::test]
+async fn a_waiting_live_feed_is_woken_for_the_next_event() {
+    on_a_worker(async {
+        let hub = memory_hub(10, 16);
+        let mut live = hub.live(hub.subscribe(None).await.receiver);
+        let waiting = std::future::poll_fn(|cx| live.poll_recv(cx));
+        let publish = async {
+            tokio::task::yield_now().await;
+            hub.publish(pending(1), PublishOptions::default())
+                .await
+                .expect("published");
+        };
+        let (message, ()) = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::join!(waiting, publish)
+        })
+        .await
+        .expect("the doorbell woke the feed");
+        assert!(matches!(message, Some(Ok(HubMessage::Event(_)))));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dropped_live_feed_lets_go_of_its_waker_at_once() {
+    struct Counted;
+    impl std::task::Wake for Counted {
+        fn wake(self: Arc<Self>) {}
+    }
+    on_a_worker(async {
+        let hub = memory_hub(10, 16);
+        let mut live = hub.live(hub.subscribe(None).await.receiver);
+        let counted = Arc::new(Counted);
+        let waker = std::task::Waker::from(Arc::clone(&counted));
+        let pending = live.poll_recv(&mut std::task::Context::from_waker(&waker));
+        assert!(pending.is_pending());
+        drop(waker);
+        assert_eq!(
+            Arc::strong_count(&counted),
+            2,
+            "the doorbell holds the waker"
+        );
+        drop(live);
+        assert_eq!(
+            Arc::strong_count(&counted),
+            1,
+            "a closed feed's waker waits for no ring"
+        );
+    })
+    .await;
+}
