@@ -203,7 +203,7 @@ impl<W: Wire> Connection<W> {
             transport = W::KIND.as_str(),
             "connection opened"
         );
-        Self {
+        let mut connection = Self {
             wire,
             expires: now + subscriber.principal.remaining(),
             subscriber,
@@ -216,7 +216,12 @@ impl<W: Wire> Connection<W> {
             opened: now,
             exit: None,
             context,
+        };
+        // Subscribed after the clock's last tick: no tick will reach this connection.
+        if connection.context.shutdown.is_cancelled() {
+            connection.finish(Exit::Draining);
         }
+        connection
     }
 
     /// Ends the connection: the farewell message, then the wire's goodbye, then the end of the body.
@@ -235,9 +240,6 @@ impl<W: Wire> Connection<W> {
 
     /// Reads the client, then finds the next bytes to write, if any are ready.
     fn advance(&mut self, cx: &mut TaskContext<'_>) -> Result<Option<Bytes>, Exit> {
-        if self.context.shutdown.is_cancelled() {
-            return Err(Exit::Draining);
-        }
         while let Poll::Ready(inbound) = self.wire.poll_inbound(cx) {
             self.last_heard = Instant::now();
             match inbound {
@@ -278,6 +280,8 @@ impl<W: Wire> Connection<W> {
                     W::event(&event)
                 }
                 Ok(HubMessage::Reset(reason)) => self.resync(reason),
+                // The clock's last tick may be among what a laggard missed.
+                Err(Lagged) if self.context.shutdown.is_cancelled() => return Err(Exit::Draining),
                 Err(Lagged) => self.resync(ResyncReason::Lagged),
                 Ok(HubMessage::Tick) => match self.on_tick()? {
                     Some(heartbeat) => heartbeat,
@@ -305,6 +309,11 @@ impl<W: Wire> Connection<W> {
 
     /// Checks the deadlines; the heartbeat's bytes when one is due.
     fn on_tick(&mut self) -> Result<Option<Bytes>, Exit> {
+        // Shutdown is checked here, not on every poll: the token's check takes a lock that every
+        // worker shares, and the clock's last tick comes after the cancellation.
+        if self.context.shutdown.is_cancelled() {
+            return Err(Exit::Draining);
+        }
         let now = Instant::now();
         if now >= self.expires {
             return Err(Exit::AuthExpired);
