@@ -10,12 +10,7 @@ const PACKAGE_MODULE: &str = include_str!("../../packages/client/admin-push.js")
 #[tokio::test]
 async fn the_served_client_is_the_npm_package_module() {
     let app = spawn_app().await;
-    let served = app
-        .http
-        .get(format!("{}/static/admin-push.js", app.base))
-        .send()
-        .await
-        .expect("request");
+    let served = app.get("/static/admin-push.js").await;
     assert_eq!(served.status(), 200);
     assert!(
         served.text().await.expect("body") == PACKAGE_MODULE,

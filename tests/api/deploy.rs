@@ -415,11 +415,7 @@ async fn grafana_dashboard_queries_only_series_the_service_exports() {
         .await;
     assert_eq!(status, 401);
 
-    let scrape = app
-        .http
-        .get(format!("{}/metrics", app.internal_base))
-        .send();
-    let text = scrape.await.expect("scrape").text().await.expect("text");
+    let text = app.metrics().await;
     let mut exported = BTreeSet::new();
     for line in text.lines() {
         if let Some([name, kind]) = line

@@ -73,12 +73,7 @@ async fn oversized_headers_are_refused_and_the_server_carries_on() {
         "{:?}",
         &answer[..answer.len().min(80)]
     );
-    let health = app
-        .http
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("request");
+    let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
 }
 

@@ -46,15 +46,7 @@ async fn while_draining_readiness_is_503_and_new_subscribers_are_refused() {
     stuck.ready().await;
     app.flood().await;
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.internal_base))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"admin_push_connections{transport="ws"} 1"#),
         "the stuck connection must still be open when the drain starts"

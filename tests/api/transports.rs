@@ -134,12 +134,7 @@ async fn an_unknown_name_in_the_events_filter_is_400() {
 async fn health_and_readiness_answer_200_while_serving() {
     let app = spawn_app().await;
     for path in ["/healthz", "/readyz"] {
-        let response = app
-            .http
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .expect("request");
+        let response = app.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
     }
 }
@@ -147,20 +142,10 @@ async fn health_and_readiness_answer_200_while_serving() {
 #[tokio::test]
 async fn the_console_and_the_browser_client_are_served() {
     let app = spawn_app().await;
-    let page = app
-        .http
-        .get(format!("{}/", app.base))
-        .send()
-        .await
-        .expect("request");
+    let page = app.get("/").await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("body").contains("admin-push.js"));
-    let module = app
-        .http
-        .get(format!("{}/static/admin-push.js", app.base))
-        .send()
-        .await
-        .expect("request");
+    let module = app.get("/static/admin-push.js").await;
     assert_eq!(
         module.headers()["content-type"],
         "text/javascript; charset=utf-8"
@@ -177,12 +162,7 @@ async fn the_console_and_the_browser_client_are_served() {
 #[tokio::test]
 async fn unknown_routes_get_a_json_404() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .get(format!("{}/nope", app.base))
-        .send()
-        .await
-        .expect("request");
+    let response = app.get("/nope").await;
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["error"], "not_found");

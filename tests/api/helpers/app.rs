@@ -150,6 +150,15 @@ impl TestApp {
         }
     }
 
+    /// A plain GET of `path` on the public listener.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// The Prometheus text `/metrics` serves.
     pub async fn metrics(&self) -> String {
         let response = self
