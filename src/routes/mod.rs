@@ -13,7 +13,7 @@ mod metrics;
 mod ticket;
 
 use actix_cors::Cors;
-use actix_web::{http::header, web};
+use actix_web::{Resource, Route, http::header, web};
 
 use crate::{emit, sse, ws};
 
@@ -21,25 +21,38 @@ pub(crate) use self::console::not_found;
 
 /// What the public listener serves (plus [`internal`] when there is no internal listener).
 pub(crate) fn public(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
-    let browser_facing = |path, route: actix_web::Route| {
-        web::resource(path).wrap(cors(allowed_origins)).route(route)
-    };
-    cfg.service(browser_facing("/admin-ws", web::get().to(ws::admin_ws)))
-        .service(browser_facing(
-            "/admin-ws/ticket",
-            web::post().to(ticket::ticket),
-        ))
-        .service(browser_facing("/admin-sse", web::get().to(sse::admin_sse)))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/", web::get().to(console::console))
-        .route("/static/{file}", web::get().to(console::static_file));
+    for (path, route) in [
+        ("/admin-ws", web::get().to(ws::admin_ws)),
+        ("/admin-ws/ticket", web::post().to(ticket::ticket)),
+        ("/admin-sse", web::get().to(sse::admin_sse)),
+    ] {
+        cfg.service(resource(path, route).wrap(cors(allowed_origins)));
+    }
+    for (path, route) in [
+        ("/healthz", web::get().to(health::healthz)),
+        ("/readyz", web::get().to(health::readyz)),
+        ("/", web::get().to(console::console)),
+        ("/static/{file}", web::get().to(console::static_file)),
+    ] {
+        cfg.service(resource(path, route));
+    }
 }
 
 /// What only trusted callers reach: publishing and metrics.
 pub(crate) fn internal(cfg: &mut web::ServiceConfig) {
-    cfg.route("/internal/emit", web::post().to(emit::emit))
-        .route("/metrics", web::get().to(metrics::metrics));
+    for (path, route) in [
+        ("/internal/emit", web::post().to(emit::emit)),
+        ("/metrics", web::get().to(metrics::metrics)),
+    ] {
+        cfg.service(resource(path, route));
+    }
+}
+
+/// Every route is registered as a resource: a path that answers a method it does not take with
+/// `405` and an `Allow` header (made JSON by `problem::json_refusals`). `App::route` would instead
+/// make the method part of the path's match, and a wrong method would fall through to the `404`.
+fn resource(path: &str, route: Route) -> Resource {
+    web::resource(path).route(route)
 }
 
 /// CORS for the routes an admin page on another origin calls: the ticket exchange (a `POST` with

@@ -203,3 +203,60 @@ async fn a_flood_of_garbled_requests_is_counted_and_never_logged_as_errors() {
     let _ = process.child.kill();
     let _ = process.child.wait();
 }
+
+/// Asks `url` with `method` and asserts the 405 it must get: `Allow` naming `allowed`, and the
+/// JSON body every refusal carries.
+async fn assert_method_not_allowed(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    allowed: &str,
+) {
+    let response = http
+        .request(method.clone(), url)
+        .send()
+        .await
+        .expect("request");
+    let allow = response
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (status, body) = (
+        response.status().as_u16(),
+        response.json::<Value>().await.unwrap_or(Value::Null),
+    );
+    assert_eq!(status, 405, "{method} {url}: {body}");
+    assert_eq!(allow.as_deref(), Some(allowed), "{method} {url}");
+    assert_eq!(body["error"], "method_not_allowed", "{method} {url}");
+    assert!(body["message"].is_string(), "{method} {url}: {body}");
+}
+
+#[tokio::test]
+async fn every_route_answers_a_method_it_does_not_take_with_405_and_allow() {
+    use reqwest::Method;
+    let public = [
+        (Method::POST, "/admin-ws", "GET"),
+        (Method::GET, "/admin-ws/ticket", "POST"),
+        (Method::PUT, "/admin-sse", "GET"),
+        (Method::POST, "/healthz", "GET"),
+        (Method::DELETE, "/readyz", "GET"),
+        (Method::POST, "/", "GET"),
+        (Method::POST, "/static/admin-push.js", "GET"),
+    ];
+    let internal = [
+        (Method::GET, "/internal/emit", "POST"),
+        (Method::POST, "/metrics", "GET"),
+    ];
+    let app = spawn_app().await;
+    for (method, path, allowed) in public.iter().chain(&internal) {
+        let url = format!("{}{path}", app.base);
+        assert_method_not_allowed(&app.http, method.clone(), &url, allowed).await;
+    }
+    // With a listener of their own, the internal routes answer the same there.
+    let split = spawn_app_with(json!({ "server": { "internal_bind": "127.0.0.1:0" } })).await;
+    for (method, path, allowed) in internal {
+        let url = format!("{}{path}", split.internal_base);
+        assert_method_not_allowed(&split.http, method, &url, allowed).await;
+    }
+}
