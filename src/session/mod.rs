@@ -50,6 +50,8 @@ pub(crate) enum Exit {
     FrameTooLarge,
     Flood,
     ProtocolError,
+    /// A text message that is not UTF-8.
+    InvalidText,
 }
 
 impl Exit {
@@ -63,6 +65,7 @@ impl Exit {
             Exit::FrameTooLarge => "client frame too large",
             Exit::Flood => "client frame flood",
             Exit::ProtocolError => "protocol error",
+            Exit::InvalidText => "invalid utf-8 text",
         }
     }
 }

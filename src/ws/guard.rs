@@ -1,4 +1,5 @@
-//! The client frame size limit, enforced from each frame's header before its payload is buffered.
+//! The client frame size limit, and the rules of RFC 6455 a frame header alone can break, enforced
+//! from each frame's header before its payload is buffered.
 //!
 //! actix-http's WebSocket parser checks `max_size` only once a whole frame has arrived, and
 //! actix-ws appends every chunk the client sends to its buffer until then, so a header announcing a
@@ -7,6 +8,10 @@
 //! length above `ws.max_frame_bytes` at once, and skips over payloads without copying them. Its only
 //! state is a partial header (at most 10 bytes) and a count of payload bytes still to skip, so what
 //! the decoder may buffer stays bounded by the limit plus what arrives in one read.
+//!
+//! The same header tells a control frame (ping, pong, close) that is fragmented or longer than 125
+//! bytes (RFC 6455 §5.5): such a frame is refused here as a protocol error, before the decoder,
+//! which would otherwise log every one of them at ERROR level (one line per hostile client).
 //!
 //! [`check_header`] is a pure function of the bytes so far, easy to fuzz on its own.
 
@@ -35,21 +40,31 @@ pub(crate) enum Header {
     },
 }
 
-/// A frame declared a payload larger than the limit.
+/// Why a frame was refused from its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a client frame declared {declared} payload bytes; the limit is {limit}")]
-pub(crate) struct TooLarge {
-    pub(crate) declared: u64,
-    pub(crate) limit: usize,
+pub(crate) enum Refused {
+    #[error("a client frame declared {declared} payload bytes; the limit is {limit}")]
+    TooLarge { declared: u64, limit: usize },
+    /// A control frame without FIN, or with more than 125 payload bytes.
+    #[error("a client control frame was fragmented or longer than 125 bytes")]
+    BadControl,
 }
 
+/// The largest payload of a control frame (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: u64 = 125;
+
 /// Reads the start of a frame (RFC 6455 §5.2) far enough to know its payload length, and refuses
-/// it when that length is above `limit`. `bytes` starts at the frame's first byte and may be
-/// shorter or longer than the header.
-pub(crate) fn check_header(bytes: &[u8], limit: usize) -> Result<Header, TooLarge> {
+/// it when that length is above `limit`, or when it is a control frame that is fragmented or too
+/// long. `bytes` starts at the frame's first byte and may be shorter or longer than the header.
+pub(crate) fn check_header(bytes: &[u8], limit: usize) -> Result<Header, Refused> {
     let Some(&second) = bytes.get(1) else {
         return Ok(Header::Incomplete);
     };
+    let first = bytes[0];
+    let (fin, control) = (first & 0x80 != 0, first & 0x08 != 0);
+    if control && (!fin || u64::from(second & 0x7f) > MAX_CONTROL_PAYLOAD) {
+        return Err(Refused::BadControl);
+    }
     let masked = second & 0x80 != 0;
     let (extended, declared) = match second & 0x7f {
         126 => match bytes.get(2..4) {
@@ -68,7 +83,7 @@ pub(crate) fn check_header(bytes: &[u8], limit: usize) -> Result<Header, TooLarg
     let payload_len = usize::try_from(declared)
         .ok()
         .filter(|&len| len <= limit)
-        .ok_or(TooLarge { declared, limit })?;
+        .ok_or(Refused::TooLarge { declared, limit })?;
     Ok(Header::Frame {
         header_len: 2 + extended + if masked { 4 } else { 0 },
         payload_len,
@@ -84,7 +99,7 @@ pub(crate) struct FrameGuard {
     head_len: usize,
     /// Bytes of the current frame (rest of its header and payload) still to pass.
     skip: usize,
-    refused: Option<TooLarge>,
+    refused: Option<Refused>,
 }
 
 impl FrameGuard {
@@ -100,7 +115,7 @@ impl FrameGuard {
 
     /// Checks the frame headers in the next chunk of the stream. Once a frame is refused, every
     /// later call refuses too: the stream cannot be resynchronised.
-    pub(crate) fn inspect(&mut self, mut chunk: &[u8]) -> Result<(), TooLarge> {
+    pub(crate) fn inspect(&mut self, mut chunk: &[u8]) -> Result<(), Refused> {
         if let Some(refused) = self.refused {
             return Err(refused);
         }
@@ -144,7 +159,7 @@ impl FrameGuard {
 }
 
 /// A request payload with a [`FrameGuard`] in front of whoever decodes it. A refused frame ends the
-/// stream with [`PayloadError::Overflow`]; nothing after it is read.
+/// stream with [`GuardedError::Refused`]; nothing after it is read.
 pub(crate) struct Guarded {
     payload: dev::Payload,
     guard: FrameGuard,
@@ -159,8 +174,15 @@ impl Guarded {
     }
 }
 
+/// Why a guarded payload stream ended early.
+#[derive(Debug)]
+pub(crate) enum GuardedError {
+    Refused(Refused),
+    Payload(PayloadError),
+}
+
 impl Stream for Guarded {
-    type Item = Result<Bytes, PayloadError>;
+    type Item = Result<Bytes, GuardedError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -170,11 +192,14 @@ impl Stream for Guarded {
         Pin::new(&mut this.payload)
             .poll_next(cx)
             .map(|item| match item {
-                Some(Ok(chunk)) => Some(match this.guard.inspect(&chunk) {
-                    Ok(()) => Ok(chunk),
-                    Err(_) => Err(PayloadError::Overflow),
-                }),
-                other => other,
+                Some(Ok(chunk)) => Some(
+                    this.guard
+                        .inspect(&chunk)
+                        .map(|()| chunk)
+                        .map_err(GuardedError::Refused),
+                ),
+                Some(Err(e)) => Some(Err(GuardedError::Payload(e))),
+                None => None,
             })
     }
 }
@@ -214,7 +239,7 @@ mod tests {
         let announced = header(1 << 30);
         assert_eq!(
             check_header(&announced, 16384),
-            Err(TooLarge {
+            Err(Refused::TooLarge {
                 declared: 1 << 30,
                 limit: 16384
             })
@@ -264,6 +289,21 @@ mod tests {
                 "chunks of {size}: late at {refused_at}"
             );
         }
+    }
+
+    #[test]
+    fn a_fragmented_or_long_control_frame_is_refused_from_its_header() {
+        // Ping without FIN; close without FIN; a ping announcing 126 bytes.
+        for header in [[0x09, 0x80], [0x08, 0x80], [0x89, 0x80 | 126]] {
+            assert_eq!(
+                check_header(&header, 16384),
+                Err(Refused::BadControl),
+                "{header:x?}"
+            );
+        }
+        // A whole ping of 125 bytes, and a text fragment without FIN, pass.
+        assert!(check_header(&[0x89, 0x80 | 125], 16384).is_ok());
+        assert!(check_header(&[0x01, 0x85], 16384).is_ok());
     }
 
     proptest! {

@@ -14,7 +14,9 @@ use std::{
 };
 
 use actix_codec::Decoder;
-use actix_http::ws::{self, CloseCode, CloseReason, Codec, Frame, OpCode, Parser, ProtocolError};
+use actix_http::ws::{
+    self, CloseCode, CloseReason, Codec, Frame, Item, OpCode, Parser, ProtocolError,
+};
 use actix_web::{
     HttpRequest, HttpResponse,
     error::PayloadError,
@@ -25,6 +27,7 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
 
+use self::guard::{GuardedError, Refused};
 use crate::{
     problem,
     protocol::{Control, Event, TransportKind},
@@ -51,23 +54,36 @@ pub(crate) async fn admin_ws(
         return if accepts_event_stream(&req) {
             Ok(sse::open(&req, &handshake, connections).await?)
         } else {
-            Ok(problem::respond(
+            let mut response = problem::respond(
                 StatusCode::UPGRADE_REQUIRED,
                 "upgrade_required",
                 "send a WebSocket upgrade, or `Accept: text/event-stream` for SSE",
-            ))
+            );
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+            response.headers_mut().insert(
+                header::UPGRADE,
+                header::HeaderValue::from_static("websocket"),
+            );
+            Ok(response)
         };
     }
-    let subscriber = handshake.admit(&req, None).await?;
-    let mut response = match ws::handshake(req.head()) {
-        Ok(response) => response,
+    // A flawed handshake needs no credentials to refuse: it goes before the ticket is spent.
+    if let Err(e) = ws::verify_handshake(req.head()) {
         // actix-http's own status for each handshake flaw, with our JSON body.
-        Err(e) => {
-            let status = actix_http::Response::from(&e).status();
-            let message = format!("WebSocket handshake: {e}");
-            return Ok(problem::respond(status, "bad_handshake", &message));
+        let status = actix_http::Response::from(&e).status();
+        let message = format!("WebSocket handshake: {e}");
+        let mut response = problem::respond(status, "bad_handshake", &message);
+        if status == StatusCode::UPGRADE_REQUIRED {
+            // RFC 6455 §4.4: a refused version is answered with the versions the server speaks.
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                header::HeaderValue::from_static("13"),
+            );
         }
-    };
+        return Ok(response);
+    }
+    let subscriber = handshake.admit(&req, None).await?;
+    let mut response = ws::handshake_response(req.head());
     let connection = Connection::new(
         wire_for(body, &settings),
         subscriber,
@@ -82,6 +98,8 @@ fn wire_for(body: web::Payload, settings: &WsSettings) -> WsWire {
         payload: guard::Guarded::new(body.into_inner(), settings.max_frame_bytes),
         codec: Codec::new().max_size(settings.max_frame_bytes),
         inbound: BytesMut::new(),
+        text: None,
+        max_message: settings.max_frame_bytes,
     }
 }
 
@@ -107,24 +125,61 @@ struct WsWire {
     /// Client bytes not yet decoded; released whenever it is empty, so a client that once sent a
     /// burst does not keep a grown buffer for life.
     inbound: BytesMut,
+    /// A text message arriving in fragments, until its last one.
+    text: Option<Vec<u8>>,
+    /// The largest text message, whole or in fragments: `ws.max_frame_bytes`.
+    max_message: usize,
 }
 
 impl WsWire {
-    fn frame(frame: Frame) -> Inbound {
+    fn frame(&mut self, frame: Frame) -> Inbound {
         match frame {
-            Frame::Text(text) => match ByteString::try_from(text) {
-                Ok(text) => Inbound::Text(text),
-                Err(_) => Inbound::Gone(Exit::ProtocolError),
-            },
+            Frame::Text(text) => Self::text(&text),
             Frame::Ping(payload) => {
                 let mut pong = BytesMut::with_capacity(payload.len() + 2);
                 Parser::write_message(&mut pong, payload, OpCode::Pong, true, false);
                 Inbound::Reply(pong.freeze())
             }
-            // Pongs, and binary or fragmented frames we have no use for: alive, otherwise ignored.
-            Frame::Pong(_) | Frame::Binary(_) | Frame::Continuation(_) => Inbound::Alive,
+            // The codec enforces the order of fragments; only a text message's are kept, to be
+            // checked and read whole.
+            Frame::Continuation(Item::FirstText(part)) => {
+                self.text = Some(Vec::new());
+                self.more_text(&part)
+            }
+            Frame::Continuation(Item::Continue(part)) => self.more_text(&part),
+            Frame::Continuation(Item::Last(part)) => match self.more_text(&part) {
+                Inbound::Alive => match self.text.take() {
+                    Some(whole) => Self::text(&whole),
+                    None => Inbound::Alive,
+                },
+                refused => refused,
+            },
+            // Pongs, and binary messages we have no use for: alive, otherwise ignored.
+            Frame::Pong(_) | Frame::Binary(_) | Frame::Continuation(Item::FirstBinary(_)) => {
+                Inbound::Alive
+            }
             Frame::Close(_) => Inbound::Gone(Exit::ClientClosed),
         }
+    }
+
+    /// A whole text message; not UTF-8 is RFC 6455's close 1007.
+    fn text(bytes: &[u8]) -> Inbound {
+        match ByteString::try_from(bytes) {
+            Ok(text) => Inbound::Text(text),
+            Err(_) => Inbound::Gone(Exit::InvalidText),
+        }
+    }
+
+    /// Adds a fragment to the text message being assembled, if one is (else a binary fragment).
+    fn more_text(&mut self, part: &[u8]) -> Inbound {
+        let Some(text) = self.text.as_mut() else {
+            return Inbound::Alive;
+        };
+        if text.len() + part.len() > self.max_message {
+            return Inbound::Gone(Exit::FrameTooLarge);
+        }
+        text.extend_from_slice(part);
+        Inbound::Alive
     }
 }
 
@@ -157,6 +212,7 @@ impl Wire for WsWire {
             Exit::FrameTooLarge => (CloseCode::Size, "frame too large"),
             Exit::Flood => (CloseCode::Policy, "too many frames"),
             Exit::ProtocolError => (CloseCode::Protocol, "protocol error"),
+            Exit::InvalidText => (CloseCode::Invalid, "text is not UTF-8"),
         };
         let mut frame = BytesMut::new();
         let reason = CloseReason {
@@ -170,7 +226,7 @@ impl Wire for WsWire {
     fn poll_inbound(&mut self, cx: &mut TaskContext<'_>) -> Poll<Inbound> {
         loop {
             match self.codec.decode(&mut self.inbound) {
-                Ok(Some(frame)) => return Poll::Ready(Self::frame(frame)),
+                Ok(Some(frame)) => return Poll::Ready(self.frame(frame)),
                 Ok(None) => {}
                 Err(ProtocolError::Overflow) => {
                     return Poll::Ready(Inbound::Gone(Exit::FrameTooLarge));
@@ -181,8 +237,14 @@ impl Wire for WsWire {
             // (bounded by the guard) plus one read.
             match Pin::new(&mut self.payload).poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => self.inbound.extend_from_slice(&chunk),
-                Poll::Ready(Some(Err(PayloadError::Overflow))) => {
+                Poll::Ready(Some(Err(
+                    GuardedError::Refused(Refused::TooLarge { .. })
+                    | GuardedError::Payload(PayloadError::Overflow),
+                ))) => {
                     return Poll::Ready(Inbound::Gone(Exit::FrameTooLarge));
+                }
+                Poll::Ready(Some(Err(GuardedError::Refused(Refused::BadControl)))) => {
+                    return Poll::Ready(Inbound::Gone(Exit::ProtocolError));
                 }
                 Poll::Ready(Some(Err(_)) | None) => {
                     return Poll::Ready(Inbound::Gone(Exit::ClientClosed));

@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
     End, TestApp, Transport, WAIT, admin_token, assert_problem, eventually, raw_exchange,
-    spawn_app, spawn_app_with,
+    spawn_app, spawn_app_with, spawn_binary,
 };
 
 #[tokio::test]
@@ -236,4 +236,111 @@ async fn a_flawed_websocket_handshake_is_refused_with_a_json_body() {
         let body: serde_json::Value = response.json().await.expect("a JSON body");
         assert_problem((code, body), status, says);
     }
+}
+
+#[tokio::test]
+async fn a_flawed_websocket_handshake_does_not_spend_the_ticket_and_426_names_version_13() {
+    let app = spawn_app().await;
+    let ticket = app.ticket_for("user_1").await;
+    for (version, key, status) in [
+        ("8", Some("dGhlIHNhbXBsZSBub25jZQ=="), 426),
+        ("13", None, 400),
+    ] {
+        let mut request = app
+            .http
+            .get(format!("{}/admin-ws?ticket={ticket}", app.base))
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-version", version);
+        if let Some(key) = key {
+            request = request.header("sec-websocket-key", key);
+        }
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status().as_u16(), status);
+        if status == 426 {
+            // RFC 6455 §4.4: the refusal names the version the server speaks.
+            assert_eq!(response.headers()["sec-websocket-version"], "13");
+        }
+    }
+    // Neither refusal needed the ticket, so neither spent it.
+    let mut tab = app
+        .connect(Transport::Ws, &format!("ticket={ticket}"), None, &[])
+        .await
+        .expect("the ticket still opens a connection");
+    tab.ready().await;
+}
+
+/// A masked client frame; the mask key is zero, so the payload goes as it is.
+fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u8::try_from(payload.len()).expect("a short test frame");
+    assert!(len <= 125);
+    let mut frame = vec![first_byte, 0x80 | len, 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[tokio::test]
+async fn a_fragmented_ping_closes_with_1002_and_logs_no_error() {
+    let mut process = spawn_binary(&[]).await;
+    let mut socket = raw_websocket(&process.app).await;
+    // A ping without FIN: control frames must not be fragmented (RFC 6455 §5.5).
+    socket
+        .write_all(&client_frame(0x09, b"hi"))
+        .await
+        .expect("write");
+    let code = tokio::time::timeout(WAIT, close_code(&mut socket))
+        .await
+        .expect("the server closes in time");
+    assert_eq!(code, 1002);
+    eventually("the connection's close in the log", || async {
+        let log = process.log.lock().expect("log lock");
+        log.iter().any(|line| line.contains("connection closed"))
+    })
+    .await;
+    let errors: Vec<String> = process
+        .log
+        .lock()
+        .expect("log lock")
+        .iter()
+        .filter(|line| line.contains("\"level\":\"ERROR\""))
+        .cloned()
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let _ = process.child.kill();
+    let _ = process.child.wait();
+}
+
+#[tokio::test]
+async fn text_that_is_not_utf8_closes_with_1007_whole_or_in_fragments() {
+    let app = spawn_app().await;
+    let whole = client_frame(0x81, b"{\"a\":\"\xff\"}");
+    // A text message in two fragments; only the second breaks UTF-8.
+    let fragmented = [
+        client_frame(0x01, b"{\"a\":\""),
+        client_frame(0x80, b"\xc3\"}"),
+    ]
+    .concat();
+    for frames in [whole, fragmented] {
+        let mut socket = raw_websocket(&app).await;
+        socket.write_all(&frames).await.expect("write");
+        let code = tokio::time::timeout(WAIT, close_code(&mut socket))
+            .await
+            .expect("the server closes in time");
+        assert_eq!(code, 1007);
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_sent_in_fragments_is_read_whole() {
+    let app = spawn_app().await;
+    let mut socket = raw_websocket(&app).await;
+    let refresh = json!({ "type": "refresh", "token": "not-a-jwt" }).to_string();
+    let (head, tail) = refresh.as_bytes().split_at(10);
+    let frames = [client_frame(0x01, head), client_frame(0x80, tail)].concat();
+    socket.write_all(&frames).await.expect("write");
+    // A refresh it could not read would be ignored; read whole, the bad token closes with 4401.
+    let code = tokio::time::timeout(WAIT, close_code(&mut socket))
+        .await
+        .expect("the server closes in time");
+    assert_eq!(code, 4401);
 }
