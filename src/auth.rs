@@ -119,13 +119,14 @@ impl ResponseError for AuthError {
     }
 }
 
-/// The claims admin-push reads; everything else in a Medusa token is ignored.
+/// The claims admin-push reads; everything else in a Medusa token is ignored. A missing or empty
+/// `actor_id` or `actor_type` makes the token invalid (`401`), not one of another actor type.
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     #[serde(default)]
-    actor_id: String,
+    actor_id: Option<String>,
     #[serde(default)]
-    actor_type: String,
+    actor_type: Option<String>,
     // Defaulted so a missing `exp` is reported as such by the validation (which requires it).
     #[serde(default)]
     exp: u64,
@@ -226,17 +227,22 @@ impl Verifier {
             ));
         }
         let claims = decoded.claims;
-        if !self.actor_types.contains(&claims.actor_type) {
-            return Err(AuthError::ForbiddenActor(claims.actor_type));
-        }
-        if claims.actor_id.is_empty() {
-            return Err(AuthError::InvalidToken("empty actor_id"));
+        let actor_type = non_empty(claims.actor_type)
+            .ok_or(AuthError::InvalidToken("missing or empty actor_type claim"))?;
+        let actor_id = non_empty(claims.actor_id)
+            .ok_or(AuthError::InvalidToken("missing or empty actor_id claim"))?;
+        if !self.actor_types.contains(&actor_type) {
+            return Err(AuthError::ForbiddenActor(actor_type));
         }
         Ok(Principal {
-            actor_id: claims.actor_id,
+            actor_id,
             valid_until: claims.exp.saturating_add(self.leeway),
         })
     }
+}
+
+fn non_empty(claim: Option<String>) -> Option<String> {
+    claim.filter(|value| !value.is_empty())
 }
 
 fn describe(kind: &ErrorKind) -> &'static str {

@@ -140,9 +140,22 @@ async fn wrong_actor_type_is_rejected_with_403() {
 }
 
 #[tokio::test]
-async fn empty_actor_id_is_rejected_with_401() {
+async fn a_token_without_an_actor_id_is_rejected_with_401_naming_the_claim() {
     let app = spawn_app().await;
-    assert_unauthorized(&app, &sign(&claims(json!({ "actor_id": "" }))), "actor_id").await;
+    for actor_id in [json!(""), Value::Null] {
+        let token = sign(&claims(json!({ "actor_id": actor_id })));
+        assert_unauthorized(&app, &token, "actor_id claim").await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_without_an_actor_type_is_rejected_with_401_naming_the_claim() {
+    let app = spawn_app().await;
+    // Not a valid token of another actor type (403): a token that says no type at all.
+    for actor_type in [json!(""), Value::Null] {
+        let token = sign(&claims(json!({ "actor_type": actor_type })));
+        assert_unauthorized(&app, &token, "actor_type claim").await;
+    }
 }
 
 #[tokio::test]
