@@ -105,10 +105,16 @@ impl Settings {
                 ));
             }
         }
+        // A client that answers every ping at once is still silent for a whole interval between
+        // two pings, and deadlines are only checked on a one-second tick: a timeout no longer than
+        // the interval would close healthy clients.
         if self.ws.pong_timeout_secs <= self.ws.ping_interval_secs {
             return Err(invalid(
                 "ws.pong_timeout_secs",
-                "must be longer than ws.ping_interval_secs",
+                format!(
+                    "must be longer than ws.ping_interval_secs ({}): a client that answers every ping is still silent for a whole interval between pings",
+                    self.ws.ping_interval_secs
+                ),
             ));
         }
         if self.auth.actor_types.is_empty() {

@@ -207,6 +207,15 @@ async fn configuration_errors_name_the_key() {
             json!({ "server": { "drain_secs": 100000000000u64 } }),
             "server.drain_secs",
         ),
+        // A client answering every ping is silent for a whole interval between two of them.
+        (
+            json!({ "ws": { "ping_interval_secs": 20, "pong_timeout_secs": 20 } }),
+            "ws.pong_timeout_secs",
+        ),
+        (
+            json!({ "ws": { "ping_interval_secs": 90 } }),
+            "ws.pong_timeout_secs",
+        ),
     ] {
         let message = match test_settings(overrides.clone()) {
             Err(e) => e.to_string(),
