@@ -12,6 +12,8 @@ mod check;
 mod defaults;
 mod error;
 mod load;
+#[cfg(test)]
+mod tests;
 mod tree;
 
 pub use defaults::{DEV_INTERNAL_SECRET, DEV_JWT_SECRET};

@@ -9,7 +9,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+// The tests serialise the defaults to compare them with what `config.toml` and the README say;
+// nothing else may serialise settings that hold secrets.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -25,6 +28,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     pub bind: SocketAddr,
@@ -40,8 +44,10 @@ pub struct ServerSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
+    #[cfg_attr(test, serde(serialize_with = "super::tests::exposed"))]
     pub jwt_secret: SecretString,
     pub jwt_public_key: Option<String>,
     pub algorithm: String,
@@ -56,16 +62,20 @@ pub struct AuthSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct InternalSettings {
+    #[cfg_attr(test, serde(serialize_with = "super::tests::exposed"))]
     pub secrets: Vec<SecretString>,
     /// Keys for `X-Admin-Push-Signature` (HMAC-SHA256); several, for rotation.
+    #[cfg_attr(test, serde(serialize_with = "super::tests::exposed"))]
     pub hmac_secrets: Vec<SecretString>,
     pub auth: EmitAuth,
 }
 
 /// How `/internal/emit` callers prove themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum EmitAuth {
     /// `Authorization: Bearer <one of internal.secrets>`.
@@ -77,6 +87,7 @@ pub enum EmitAuth {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct EmitSettings {
     pub max_body_bytes: usize,
@@ -90,12 +101,14 @@ pub struct EmitSettings {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsSettings {
     pub extra: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum HubBackend {
     Memory,
@@ -104,6 +117,7 @@ pub enum HubBackend {
 
 /// How Redis is deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum RedisMode {
     /// One server (or a managed endpoint that hides its failover): `hub.redis_url`.
@@ -115,6 +129,7 @@ pub enum RedisMode {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct HubSettings {
     pub backend: HubBackend,
@@ -123,13 +138,16 @@ pub struct HubSettings {
     pub buffer: usize,
     pub redis_mode: RedisMode,
     /// `redis://` or `rediss://` (TLS), optionally with `user:password@`.
+    #[cfg_attr(test, serde(serialize_with = "super::tests::exposed"))]
     pub redis_url: SecretString,
     /// Sentinel mode: the sentinels' URLs; cluster mode: seed nodes' URLs.
+    #[cfg_attr(test, serde(serialize_with = "super::tests::exposed"))]
     pub redis_nodes: Vec<SecretString>,
     /// Sentinel mode: the master's name in the sentinels' configuration.
     pub redis_master: String,
     /// ACL user and password for Redis itself; they take precedence over the URL's.
     pub redis_username: Option<String>,
+    #[cfg_attr(test, serde(serialize_with = "super::tests::exposed"))]
     pub redis_password: Option<SecretString>,
     /// PEM CA certificate to trust for `rediss://` instead of the system roots.
     pub redis_ca_file: Option<PathBuf>,
@@ -142,6 +160,7 @@ pub struct HubSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct WsSettings {
     pub ping_interval_secs: u64,
@@ -153,12 +172,14 @@ pub struct WsSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct SseSettings {
     pub keepalive_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
     pub max_connections: usize,
@@ -167,6 +188,7 @@ pub struct LimitSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Pretty,
@@ -174,6 +196,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,
