@@ -14,7 +14,11 @@
 //!
 //! Deadlines (heartbeat, token expiry, a silent WebSocket client, drain) have no timers of their
 //! own: the [`Context`]'s clock sends one [`HubMessage::Tick`] a second through the hub's
-//! broadcast, and each connection checks its deadlines when that tick reaches it.
+//! broadcast, and each connection checks its deadlines when that tick reaches it. A replay holds
+//! the connection away from its live feed, and so from the ticks, for as long as the client takes
+//! to read it; meanwhile the deadlines are checked as the replayed events go out, once a tick's
+//! time has passed, so no state of a connection outlives its token, its silence limit or a drain.
+//! Either way a deadline acts up to one tick (a second) after its time.
 
 use std::{
     collections::VecDeque,
@@ -155,6 +159,48 @@ impl FrameBudget {
     }
 }
 
+/// When the next heartbeat is due, kept to its schedule.
+#[derive(Debug)]
+struct Heartbeat {
+    next: Instant,
+    every: Duration,
+}
+
+impl Heartbeat {
+    fn new(now: Instant, every: Duration) -> Self {
+        Self {
+            next: now + every,
+            every,
+        }
+    }
+
+    /// Whether a heartbeat is due at `now`, scheduling the next one if so. A check up to half a
+    /// tick early counts: ticks leave the clock a second apart but reach each connection after a
+    /// delay of its own, so the tick meant for a heartbeat may arrive a hair before it, and waiting
+    /// for the next one would stretch the interval by a whole tick (a client answering every ping
+    /// could then look silent). The next one is due an interval after this one's time, not after
+    /// `now`, so such delays never add up; after a long stall it starts afresh instead of
+    /// catching up in a burst.
+    fn due(&mut self, now: Instant) -> bool {
+        if now + TICK / 2 < self.next {
+            return false;
+        }
+        self.next += self.every;
+        if self.next + TICK / 2 <= now {
+            self.next = now + self.every;
+        }
+        true
+    }
+}
+
+/// The events a resume missed, written before the live feed.
+#[derive(Debug)]
+struct Replay {
+    events: std::vec::IntoIter<Arc<Event>>,
+    /// When to check the deadlines next: the ticks wait in the live feed until the replay ends.
+    next_check: Instant,
+}
+
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum ClientMessage {
@@ -169,10 +215,11 @@ pub(crate) struct Connection<W: Wire> {
     timings: Timings,
     /// `ready`, the gap notice, pongs and goodbyes: written before anything else.
     outbox: VecDeque<Bytes>,
-    replay: std::vec::IntoIter<Arc<Event>>,
+    /// A resume's backlog, while it lasts (boxed: most connections never have one).
+    replay: Option<Box<Replay>>,
     expires: Instant,
     last_heard: Instant,
-    next_heartbeat: Instant,
+    heartbeat: Heartbeat,
     budget: FrameBudget,
     opened: Instant,
     /// Set once the connection has decided to end; its goodbye is in the outbox.
@@ -189,13 +236,17 @@ impl<W: Wire> Connection<W> {
             transport: W::KIND,
         }));
         let replay = match std::mem::replace(&mut subscriber.start, Start::Fresh) {
-            Start::Fresh => Vec::new(),
+            Start::Fresh => None,
             Start::Gap => {
                 context.metrics.resync(ResyncReason::Gap);
                 outbox.push_back(W::control(Control::Resync(ResyncReason::Gap)));
-                Vec::new()
+                None
             }
-            Start::Replay(events) => events,
+            Start::Replay(events) if events.is_empty() => None,
+            Start::Replay(events) => Some(Box::new(Replay {
+                events: events.into_iter(),
+                next_check: now + TICK,
+            })),
         };
         context.metrics.connection_opened(W::KIND);
         tracing::info!(
@@ -209,9 +260,9 @@ impl<W: Wire> Connection<W> {
             subscriber,
             timings,
             outbox,
-            replay: replay.into_iter(),
+            replay,
             last_heard: now,
-            next_heartbeat: now + timings.heartbeat,
+            heartbeat: Heartbeat::new(now, timings.heartbeat),
             budget: FrameBudget::new(timings.max_client_frames_per_sec),
             opened: now,
             exit: None,
@@ -253,13 +304,9 @@ impl<W: Wire> Connection<W> {
         if let Some(bytes) = self.queued() {
             return Ok(Some(bytes));
         }
-        for event in self.replay.by_ref() {
-            if self.subscriber.wants(&event) {
-                return Ok(Some(W::event(&event)));
-            }
+        if let Some(bytes) = self.replayed()? {
+            return Ok(Some(bytes));
         }
-        // A finished replay lets go of its list (up to `hub.history` entries) for good.
-        self.replay = Vec::new().into_iter();
         // Skipping filtered events and quiet ticks goes on at most until the receiver is empty:
         // never more than `hub.buffer` messages in one poll.
         loop {
@@ -283,7 +330,7 @@ impl<W: Wire> Connection<W> {
                 // The clock's last tick may be among what a laggard missed.
                 Err(Lagged) if self.context.shutdown.is_cancelled() => return Err(Exit::Draining),
                 Err(Lagged) => self.resync(ResyncReason::Lagged),
-                Ok(HubMessage::Tick) => match self.on_tick()? {
+                Ok(HubMessage::Tick) => match self.check_deadlines(Instant::now())? {
                     Some(heartbeat) => heartbeat,
                     None => continue,
                 },
@@ -307,14 +354,34 @@ impl<W: Wire> Connection<W> {
         W::control(Control::Resync(reason))
     }
 
-    /// Checks the deadlines; the heartbeat's bytes when one is due.
-    fn on_tick(&mut self) -> Result<Option<Bytes>, Exit> {
+    /// The next replayed event this connection wants, or a heartbeat due meanwhile. A finished
+    /// replay lets go of its list (up to `hub.history` entries) for good.
+    fn replayed(&mut self) -> Result<Option<Bytes>, Exit> {
+        while let Some(replay) = self.replay.as_mut() {
+            let now = Instant::now();
+            if now >= replay.next_check {
+                replay.next_check = now + TICK;
+                if let Some(heartbeat) = self.check_deadlines(now)? {
+                    return Ok(Some(heartbeat));
+                }
+                continue;
+            }
+            match replay.events.next() {
+                Some(event) if self.subscriber.wants(&event) => return Ok(Some(W::event(&event))),
+                Some(_) => {}
+                None => self.replay = None,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks the deadlines at `now`; the heartbeat's bytes when one is due.
+    fn check_deadlines(&mut self, now: Instant) -> Result<Option<Bytes>, Exit> {
         // Shutdown is checked here, not on every poll: the token's check takes a lock that every
         // worker shares, and the clock's last tick comes after the cancellation.
         if self.context.shutdown.is_cancelled() {
             return Err(Exit::Draining);
         }
-        let now = Instant::now();
         if now >= self.expires {
             return Err(Exit::AuthExpired);
         }
@@ -325,11 +392,7 @@ impl<W: Wire> Connection<W> {
         {
             return Err(Exit::PongTimeout);
         }
-        if now < self.next_heartbeat {
-            return Ok(None);
-        }
-        self.next_heartbeat = now + self.timings.heartbeat;
-        Ok(Some(W::heartbeat()))
+        Ok(self.heartbeat.due(now).then(W::heartbeat))
     }
 
     /// Handles a client text frame: a valid refresh extends the session, a bad one ends it.
@@ -389,5 +452,48 @@ impl<W: Wire> Drop for Connection<W> {
             duration_ms = self.opened.elapsed().as_millis() as u64,
             "connection closed"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn heartbeats_keep_their_schedule_when_ticks_arrive_early_or_late() {
+        let start = Instant::now();
+        let mut heartbeat = Heartbeat::new(start, SECOND);
+        // Each tick reaches the connection with a delay of its own: a hair early, late, early.
+        let ticks = [
+            start + SECOND - Duration::from_millis(1),
+            start + 2 * SECOND + Duration::from_millis(400),
+            start + 3 * SECOND - Duration::from_millis(300),
+            start + 4 * SECOND,
+        ];
+        for (n, tick) in ticks.into_iter().enumerate() {
+            assert!(heartbeat.due(tick), "tick {} skipped", n + 1);
+        }
+        assert!(!heartbeat.due(start + 4 * SECOND + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn a_slower_heartbeat_waits_for_its_tick() {
+        let start = Instant::now();
+        let mut heartbeat = Heartbeat::new(start, 3 * SECOND);
+        assert!(!heartbeat.due(start + SECOND));
+        assert!(!heartbeat.due(start + 2 * SECOND));
+        assert!(heartbeat.due(start + 3 * SECOND - Duration::from_millis(10)));
+        assert!(!heartbeat.due(start + 4 * SECOND));
+    }
+
+    #[test]
+    fn after_a_stall_heartbeats_start_afresh_instead_of_bursting() {
+        let start = Instant::now();
+        let mut heartbeat = Heartbeat::new(start, SECOND);
+        assert!(heartbeat.due(start + 10 * SECOND));
+        assert!(!heartbeat.due(start + 10 * SECOND + Duration::from_millis(100)));
+        assert!(heartbeat.due(start + 11 * SECOND));
     }
 }

@@ -385,3 +385,92 @@ async fn a_filtered_tab_resumes_with_only_the_events_it_asked_for() {
         assert_eq!(first.id.as_deref(), wanted["id"].as_str());
     }
 }
+
+/// Events in the history, and their bytes, that a resume from the start must replay: far more
+/// than the kernel's socket buffers hold, so a client reading slowly is mid-replay for seconds.
+const LONG_REPLAY: usize = 3000;
+
+/// An app whose history holds a [`LONG_REPLAY`] of 12 KB events, and the id to resume them from.
+async fn app_with_a_long_replay() -> (TestApp, String) {
+    let app = spawn_app_with(json!({
+        "auth": { "leeway_secs": 0 },
+        "hub": { "history": LONG_REPLAY },
+        "events": { "extra": ["blob.updated"] },
+        "emit": { "max_data_bytes": 16384, "max_body_bytes": 2_000_000 },
+    }))
+    .await;
+    let mut first = app.subscribe(Transport::Ws, "").await;
+    let from = first.ready().await;
+    let blob = "x".repeat(12_000);
+    for _ in 0..LONG_REPLAY / 100 {
+        let batch: Vec<_> = (0..100)
+            .map(|_| json!({ "event": "blob.updated", "data": { "blob": blob } }))
+            .collect();
+        assert_eq!(app.emit(&json!(batch)).await.status(), 202);
+    }
+    (app, from)
+}
+
+/// Reads like a slow tab (one message per 2 ms) until a control message other than `ready`;
+/// returns it and how many replayed events came before it.
+async fn read_slowly_until_control(tab: &mut crate::helpers::Subscriber) -> (String, usize) {
+    let mut replayed = 0;
+    loop {
+        let message = tab.next().await.expect("still open");
+        match message.id {
+            Some(_) => replayed += 1,
+            None if message.event == "ready" => {}
+            None => return (message.event, replayed),
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_expires_even_in_the_middle_of_a_long_replay() {
+    let (app, from) = app_with_a_long_replay().await;
+    let token = admin_token_valid_for("user_1", 2);
+    let mut tab = app
+        .connect(
+            Transport::Ws,
+            &format!("last_event_id={from}"),
+            Some(&token),
+            &[],
+        )
+        .await
+        .expect("connects");
+    let (control, replayed) = read_slowly_until_control(&mut tab).await;
+    assert_eq!(control, "auth_expired");
+    assert!(
+        replayed < LONG_REPLAY,
+        "the whole replay went out before the token's expiry was noticed"
+    );
+    assert_eq!(tab.end().await, End::Closed(4401));
+}
+
+#[tokio::test]
+async fn a_drain_reaches_tabs_in_the_middle_of_a_long_replay() {
+    let (app, from) = app_with_a_long_replay().await;
+    let query = format!("last_event_id={from}");
+    let mut tabs = Vec::new();
+    for transport in BOTH {
+        let mut tab = app.subscribe(transport, &query).await;
+        tab.ready().await;
+        tab.events(10).await;
+        tabs.push((transport, tab));
+    }
+    app.shutdown.cancel();
+    for (transport, mut tab) in tabs {
+        let (control, replayed) = read_slowly_until_control(&mut tab).await;
+        assert_eq!(control, "reconnect", "{transport:?}");
+        assert!(
+            replayed < LONG_REPLAY,
+            "{transport:?}: the drain waited for the whole replay"
+        );
+        let expected = match transport {
+            Transport::Ws => End::Closed(1012),
+            Transport::Sse => End::Eof,
+        };
+        assert_eq!(tab.end().await, expected, "{transport:?}");
+    }
+}
