@@ -155,21 +155,21 @@ impl Handshake {
         })
     }
 
-    /// `?events=a,b` as known names; absent or empty means every event.
+    /// `?events=a,b` as known names; absent or empty means every event. An empty name in a
+    /// list (`a,`, `a,,b`) is a mistake in the client's list, refused like an unknown one.
     fn parse_filter(&self, names: Option<&str>) -> Result<Option<Vec<EventName>>, SubscribeError> {
-        let names: Vec<&str> = names
-            .unwrap_or_default()
-            .split(',')
-            .filter(|n| !n.is_empty())
-            .collect();
-        if names.is_empty() {
+        let Some(names) = names.filter(|names| !names.is_empty()) else {
             return Ok(None);
-        }
+        };
         names
-            .into_iter()
+            .split(',')
             .map(|n| {
                 self.catalog.name(n).ok_or_else(|| {
-                    SubscribeError::BadRequest(format!("events: unknown event {n:?}"))
+                    SubscribeError::BadRequest(if n.is_empty() {
+                        "events: empty event name in the list".to_owned()
+                    } else {
+                        format!("events: unknown event {n:?}")
+                    })
                 })
             })
             .collect::<Result<Vec<_>, _>>()

@@ -131,6 +131,23 @@ async fn an_unknown_name_in_the_events_filter_is_400() {
 }
 
 #[tokio::test]
+async fn an_empty_name_in_the_events_filter_is_400() {
+    let app = spawn_app().await;
+    for transport in BOTH {
+        for query in [
+            "events=product.updated,",
+            "events=,order.updated",
+            "events=a,,b",
+        ] {
+            let (status, _) = app
+                .refusal(transport, query, Some(&admin_token("u")), &[])
+                .await;
+            assert_eq!(status, 400, "{transport:?} {query}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn health_and_readiness_answer_200_while_serving() {
     let app = spawn_app().await;
     for path in ["/healthz", "/readyz"] {
