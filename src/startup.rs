@@ -230,30 +230,49 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT or [`Self::shutdown_token`], then drains: readiness turns 503
-    /// and new subscribers are refused while the listeners stay up, every connection is told to
-    /// reconnect and closes, and once none is left (or the drain window is over) the servers stop.
+    /// and new subscribers are refused, every connection is told to reconnect and closes, and the
+    /// listeners stay up for `server.drain_secs` (emits are still accepted), so a load balancer
+    /// polling `/readyz` sees the instance leave before it goes. Then, once no connection is
+    /// left (or the drain window and its margin are over), the servers stop. A second signal
+    /// stops them at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = self.shutdown.clone();
         let admission = Arc::clone(&self.admission);
-        let window = self.drain + SHUTDOWN_MARGIN;
+        let drain = self.drain;
         let handles: Vec<_> = self.servers.iter().map(Server::handle).collect();
         tokio::spawn(async move {
             tokio::select! {
-                () = termination_signal() => tracing::info!("signal received: draining"),
-                () = shutdown.cancelled() => tracing::info!("shutdown requested: draining"),
+                () = termination_signal() => {}
+                () = shutdown.cancelled() => {}
             }
             shutdown.cancel();
-            if tokio::time::timeout(window, admission.all_closed())
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    open = admission.open(),
-                    "drain window over; dropping the rest"
-                );
-            }
+            tracing::info!(
+                drain_secs = drain.as_secs(),
+                "draining: readiness is 503 and every tab is told to reconnect; \
+                 a second signal stops at once"
+            );
+            let drained = async {
+                let unready = tokio::time::sleep(drain);
+                if tokio::time::timeout(drain + SHUTDOWN_MARGIN, admission.all_closed())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        open = admission.open(),
+                        "drain window over; dropping the rest"
+                    );
+                }
+                unready.await;
+            };
+            let graceful = tokio::select! {
+                () = drained => true,
+                () = termination_signal() => {
+                    tracing::warn!("second signal: stopping now");
+                    false
+                }
+            };
             for handle in handles {
-                handle.stop(true).await;
+                handle.stop(graceful).await;
             }
         });
         futures_util::future::try_join_all(self.servers).await?;

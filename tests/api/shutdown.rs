@@ -70,26 +70,76 @@ async fn while_draining_readiness_is_503_and_new_subscribers_are_refused() {
         .expect("clean stop");
 }
 
+fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// The child's exit code once it exits; fails after [`WAIT`].
+async fn exit_code(child: &mut std::process::Child) -> Option<i32> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            return exit.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "did not exit in time");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_binary_exits_0_on_sigterm() {
     let mut process = spawn_binary(&[]).await;
     let mut tab = process.app.subscribe(Transport::Sse, "").await;
     tab.ready().await;
 
-    let status = Command::new("kill")
-        .args(["-TERM", &process.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    sigterm(&process.child);
     tab.expect("reconnect").await;
     assert_eq!(tab.end().await, End::Eof);
-    let deadline = std::time::Instant::now() + WAIT;
-    let exit = loop {
-        if let Some(exit) = process.child.try_wait().expect("wait") {
-            break exit;
-        }
-        assert!(std::time::Instant::now() < deadline, "did not exit in time");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    assert_eq!(exit.code(), Some(0));
+    assert_eq!(exit_code(&mut process.child).await, Some(0));
+}
+
+#[tokio::test]
+async fn readiness_stays_503_and_emits_are_accepted_for_the_whole_drain_window() {
+    let app = spawn_app_with(json!({ "server": { "drain_secs": 3 } })).await;
+    let mut tab = app.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+
+    app.shutdown.cancel();
+    tab.expect("reconnect").await;
+    assert_eq!(tab.end().await, End::Closed(1012));
+
+    // No connection is left, yet the listener stays up so a load balancer polling readiness
+    // sees the instance leave, and publishers are still served while they are moved.
+    assert_eq!(app.ready_status().await, 503);
+    assert_eq!(
+        app.emit(&json!({ "event": "product.updated", "data": { "id": "p" } }))
+            .await
+            .status(),
+        202
+    );
+    assert!(
+        !app.stopped.is_finished(),
+        "stopped before the drain window"
+    );
+    tokio::time::timeout(WAIT, app.stopped)
+        .await
+        .expect("stops once the drain window is over")
+        .expect("task")
+        .expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_second_sigterm_stops_the_binary_at_once() {
+    let mut process = spawn_binary(&[("ADMIN_PUSH__SERVER__DRAIN_SECS", "600".to_owned())]).await;
+    let mut tab = process.app.subscribe(Transport::Sse, "").await;
+    tab.ready().await;
+    sigterm(&process.child);
+    tab.expect("reconnect").await;
+    assert_eq!(process.app.ready_status().await, 503);
+    sigterm(&process.child);
+    assert_eq!(exit_code(&mut process.child).await, Some(0));
 }
