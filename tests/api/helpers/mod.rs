@@ -16,26 +16,32 @@ mod tokens;
 
 use std::time::Duration;
 
+use admin_push_prerequisites as prerequisites;
+
 pub use self::{app::*, client::*, process::*, redis::*, tokens::*};
 
 /// Upper bound on any single wait for something the server should do.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Whether an outside program the test needs is installed. Missing: a loud skip on a developer's
-/// machine, a failure under CI (where `.ci/run` installs it).
+/// Whether an outside program the test needs is installed. Missing: a skip on a developer's
+/// machine, announced past the test harness's capture (and again in the summary that ends
+/// `cargo test`), a failure under CI (where `.ci/run` installs it).
 pub fn require(program: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "`{program}` is required under CI; .ci/run should have installed it"
-        );
-        eprintln!("\n!!! SKIPPED: `{program}` is not installed; run .ci/run or install it !!!\n");
+    let program = prerequisites::program(program);
+    if prerequisites::installed(program.name) {
+        return true;
     }
-    found
+    assert!(
+        !prerequisites::under_ci(),
+        "`{}` is required under CI; .ci/run should have installed it",
+        program.name
+    );
+    // Straight to stderr: `eprintln!` would be captured, and shown only for a failing test.
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        prerequisites::skip_line(program).as_bytes(),
+    );
+    false
 }
 
 /// Runs one of the repository's script suites (`path` from the repository root) against this
