@@ -16,6 +16,7 @@ use std::{borrow::Borrow, collections::HashMap, fmt, sync::Arc};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_path_to_error::Segment;
 
 use self::schemas::{BUILTIN, Compactor, EXTRA};
 
@@ -69,34 +70,125 @@ pub(crate) enum PublishError {
     #[error("malformed JSON: {0}")]
     Malformed(String),
     #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    Invalid { field: Field, message: String },
     #[error("batch has {count} events; at most {max} are accepted")]
     BatchTooLarge { count: usize, max: usize },
     #[error("{field}: data is {size} bytes; at most {max} are accepted")]
     DataTooLarge {
-        field: String,
+        field: Field,
         size: usize,
         max: usize,
     },
 }
 
 impl PublishError {
-    fn from_serde(field: impl FnOnce() -> String, err: serde_json::Error) -> Self {
+    fn invalid(field: &Field, message: impl Into<String>) -> Self {
+        PublishError::Invalid {
+            field: field.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// A shape error names its field (`at`, and then `path` below it) and says what is wrong in
+    /// serde's words, without the position serde_json appends (`at line 1 column 19`): the path
+    /// already says where, and a caller who built the body as an object has no use for a column.
+    /// A syntax error keeps its position.
+    fn from_serde(at: &Field, path: &[&Segment], error: &serde_json::Error) -> Self {
         use serde_json::error::Category;
-        match err.classify() {
-            Category::Data => PublishError::Invalid {
-                field: field(),
-                message: err.to_string(),
-            },
+        match error.classify() {
+            Category::Data => {
+                let message = error.to_string();
+                let position = format!(" at line {} column {}", error.line(), error.column());
+                let message = match message.strip_suffix(&position) {
+                    Some(reason) => reason.to_owned(),
+                    None => message,
+                };
+                // The path of an unknown field ends at that field, which the message names
+                // already: the refusal names the object it was found in, as for a missing field.
+                let path = match path.split_last() {
+                    Some((Segment::Map { key }, object))
+                        if message.starts_with(&format!("unknown field `{key}`")) =>
+                    {
+                        object
+                    }
+                    _ => path,
+                };
+                PublishError::Invalid {
+                    field: at.join(path),
+                    message,
+                }
+            }
             Category::Io | Category::Syntax | Category::Eof => {
-                PublishError::Malformed(err.to_string())
+                PublishError::Malformed(error.to_string())
             }
         }
     }
 }
 
+/// Where in a publish body a problem lies, as refusals name it: `events[1].data.ids[0]` in a
+/// batch, `data.id` in a single envelope. A problem with an object itself (a missing or unknown
+/// field) names that object: `events[1]`, `events[1].data`, or `envelope` for a single envelope.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Field(String);
+
+impl Field {
+    /// The array of a batch.
+    fn batch() -> Self {
+        Field("events".to_owned())
+    }
+
+    fn index(&self, index: usize) -> Self {
+        Field(format!("{}[{index}]", self.0))
+    }
+
+    fn key(&self, key: &str) -> Self {
+        if self.0.is_empty() {
+            Field(key.to_owned())
+        } else {
+            Field(format!("{}.{key}", self.0))
+        }
+    }
+
+    /// The field `path` leads to from this one.
+    fn join(&self, path: &[&Segment]) -> Self {
+        path.iter()
+            .fold(self.clone(), |field, segment| match segment {
+                Segment::Seq { index } => field.index(*index),
+                Segment::Map { key } | Segment::Enum { variant: key } => field.key(key),
+                Segment::Unknown => field.key("?"),
+            })
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "envelope"
+        } else {
+            &self.0
+        })
+    }
+}
+
+/// Deserializes all of `json` as `T`; a shape error names its field by its path below `at`.
+fn deserialize<'de, T: Deserialize<'de>>(json: &'de [u8], at: &Field) -> Result<T, PublishError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path: Vec<&Segment> = e.path().iter().collect();
+        PublishError::from_serde(at, &path, e.inner())
+    })?;
+    // Trailing characters after the value, as `serde_json::from_slice` refuses them.
+    deserializer
+        .end()
+        .map_err(|e| PublishError::from_serde(at, &[], &e))?;
+    Ok(value)
+}
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = r#"an envelope {"event": name, "data": object}"#
+)]
 struct RawEnvelope<'a> {
     event: &'a str,
     #[serde(borrow)]
@@ -139,20 +231,19 @@ impl Catalog {
             .find(|b| !b.is_ascii_whitespace())
             .is_some_and(|&b| b == b'[');
         if !is_batch {
-            let envelope: RawEnvelope<'_> = serde_json::from_slice(body)
-                .map_err(|e| PublishError::from_serde(String::new, e))?;
+            let envelope = Field::default();
             return Ok(ParsedBody {
-                events: vec![self.parse_envelope(&envelope, "")?],
+                events: vec![self.parse_envelope(&deserialize(body, &envelope)?, &envelope)?],
                 is_batch: false,
             });
         }
-        let envelopes: Vec<RawEnvelope<'_>> = serde_json::from_slice(body)
-            .map_err(|e| PublishError::from_serde(|| "events".to_owned(), e))?;
+        let batch = Field::batch();
+        let envelopes: Vec<RawEnvelope<'_>> = deserialize(body, &batch)?;
         if envelopes.is_empty() {
-            return Err(PublishError::Invalid {
-                field: "events".into(),
-                message: "a batch must hold at least one event".into(),
-            });
+            return Err(PublishError::invalid(
+                &batch,
+                "a batch must hold at least one event",
+            ));
         }
         if envelopes.len() > self.max_batch {
             return Err(PublishError::BatchTooLarge {
@@ -163,7 +254,7 @@ impl Catalog {
         let events = envelopes
             .iter()
             .enumerate()
-            .map(|(i, envelope)| self.parse_envelope(envelope, &format!("events[{i}].")))
+            .map(|(i, envelope)| self.parse_envelope(envelope, &batch.index(i)))
             .collect::<Result<_, _>>()?;
         Ok(ParsedBody {
             events,
@@ -174,17 +265,15 @@ impl Catalog {
     fn parse_envelope(
         &self,
         envelope: &RawEnvelope<'_>,
-        at: &str,
+        at: &Field,
     ) -> Result<PendingEvent, PublishError> {
         let Some((name, schema)) = self.names.get_key_value(envelope.event) else {
-            return Err(PublishError::Invalid {
-                field: format!("{at}event"),
-                message: format!("unknown event {:?}", envelope.event),
-            });
+            return Err(PublishError::invalid(
+                &at.key("event"),
+                format!("unknown event {:?}", envelope.event),
+            ));
         };
-        self.parse_data(name.clone(), *schema, envelope.data.get(), || {
-            format!("{at}data")
-        })
+        self.parse_data(name.clone(), *schema, envelope.data.get(), &at.key("data"))
     }
 
     /// Re-checks an event read back from the Redis stream exactly as if it were being published:
@@ -200,13 +289,13 @@ impl Catalog {
             Some((known, schema)) => (known.clone(), *schema),
             None if is_extra_event_name(name) => (EventName(Arc::from(name)), EXTRA),
             None => {
-                return Err(PublishError::Invalid {
-                    field: "event".into(),
-                    message: format!("unknown event {name:?}"),
-                });
+                return Err(PublishError::invalid(
+                    &Field::default().key("event"),
+                    format!("unknown event {name:?}"),
+                ));
             }
         };
-        self.parse_data(name, schema, data, || "data".to_owned())
+        self.parse_data(name, schema, data, &Field::default().key("data"))
     }
 
     fn parse_data(
@@ -214,10 +303,10 @@ impl Catalog {
         name: EventName,
         schema: Compactor,
         raw: &str,
-        field: impl Fn() -> String,
+        at: &Field,
     ) -> Result<PendingEvent, PublishError> {
         let too_large = |size| PublishError::DataTooLarge {
-            field: field(),
+            field: at.clone(),
             size,
             max: self.max_data_bytes,
         };
@@ -226,7 +315,7 @@ impl Catalog {
         if raw.len() > self.max_data_bytes {
             return Err(too_large(raw.len()));
         }
-        let data = schema(raw).map_err(|e| PublishError::from_serde(&field, e))?;
+        let data = schema(raw, at)?;
         if data.len() > self.max_data_bytes {
             return Err(too_large(data.len()));
         }

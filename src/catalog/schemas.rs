@@ -6,8 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Validates a `data` object and returns its compact form.
-pub(super) type Compactor = fn(&str) -> Result<String, serde_json::Error>;
+use super::{Field, PublishError, deserialize};
+
+/// Validates a `data` object found at a field of the body, and returns its compact form.
+pub(super) type Compactor = fn(&str, &Field) -> Result<String, PublishError>;
 
 /// The built-in events and the payload type each one's `data` must fit: one row per event.
 pub(super) const BUILTIN: &[(&str, Compactor)] = &[
@@ -82,9 +84,11 @@ struct OrderData {
 /// fields in order (`["x"]` as `{"id":"x"}`), which no caller means.
 fn compact<T: Serialize + for<'de> Deserialize<'de>>(
     raw: &str,
-) -> Result<String, serde_json::Error> {
+    at: &Field,
+) -> Result<String, PublishError> {
     if !raw.trim_start().starts_with('{') {
-        return Err(serde::de::Error::custom("must be a JSON object"));
+        return Err(PublishError::invalid(at, "must be a JSON object"));
     }
-    serde_json::to_string(&serde_json::from_str::<T>(raw)?)
+    let data: T = deserialize(raw.as_bytes(), at)?;
+    serde_json::to_string(&data).map_err(|e| PublishError::invalid(at, e.to_string()))
 }

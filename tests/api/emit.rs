@@ -362,3 +362,50 @@ async fn either_mode_accepts_a_bearer_or_a_signature() {
     .await;
     assert_eq!(status, 202);
 }
+
+#[tokio::test]
+async fn a_refusal_names_the_field_by_its_path_and_never_a_position_in_the_text() {
+    let app = spawn_app().await;
+    let product = r#"{"event":"product.updated","data":{"id":"p"}}"#;
+    let cases = [
+        (
+            r#"{"event":"product.updated","data":{"id":"p","price":1}}"#.to_owned(),
+            "data: unknown field `price`, expected `id`",
+        ),
+        (
+            format!(r#"[{product},{{"event":"product.updated","data":{{"id":"p","price":1}}}}]"#),
+            "events[1].data: unknown field `price`, expected `id`",
+        ),
+        (
+            r#"{"event":"banner.updated","data":{"action":"reordered","ids":["hb_1",""]}}"#
+                .to_owned(),
+            "data.ids[1]: must not be empty",
+        ),
+        (
+            r#"{"event":"order.updated","data":{"id":42}}"#.to_owned(),
+            "data.id: invalid type: integer `42`, expected a string",
+        ),
+        // A missing field is named by the object it is missing from.
+        (
+            r#"{"event":"order.updated"}"#.to_owned(),
+            "envelope: missing field `data`",
+        ),
+        (
+            format!(r#"[{product},{{"data":{{"id":"p"}}}}]"#),
+            "events[1]: missing field `event`",
+        ),
+        (
+            r#"{"event":"product.updated","data":{}}"#.to_owned(),
+            "data: missing field `id`",
+        ),
+        (
+            format!(r#"[{product},{{"event":"order.updated","data":{{}}}}]"#),
+            "events[1].data: missing field `id`",
+        ),
+    ];
+    for (body, says) in cases {
+        let (status, answer) = post(&app, "application/json", body.clone()).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert_eq!(answer["message"], says, "{body}");
+    }
+}
