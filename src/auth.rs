@@ -217,6 +217,16 @@ impl Verifier {
     }
 
     pub(crate) fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_with_expiry(token)
+            .map(|(principal, _)| principal)
+    }
+
+    /// [`Self::verify`], and the time left until the token's own `exp`, the leeway not counted:
+    /// what a ticket bought with it may live at most.
+    pub(crate) fn verify_with_expiry(
+        &self,
+        token: &str,
+    ) -> Result<(Principal, Duration), AuthError> {
         let decoded = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| AuthError::InvalidToken(describe(e.kind())))?;
         // RFC 7515 §4.1.11: a recipient must refuse a token naming critical extensions it does not
@@ -234,10 +244,15 @@ impl Verifier {
         if !self.actor_types.contains(&actor_type) {
             return Err(AuthError::ForbiddenActor(actor_type));
         }
-        Ok(Principal {
+        let expires = UNIX_EPOCH + Duration::from_secs(claims.exp);
+        let left = expires
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let principal = Principal {
             actor_id,
             valid_until: claims.exp.saturating_add(self.leeway),
-        })
+        };
+        Ok((principal, left))
     }
 }
 

@@ -49,13 +49,20 @@ impl Tickets {
         }
     }
 
-    /// Issues a ticket; returns it with its life, which is shorter than the configured TTL when
-    /// the token expires sooner.
+    /// Issues a ticket for a token with `token_left` before its `exp`; returns it with its life:
+    /// the configured TTL, or less when the token expires sooner. A token accepted only within
+    /// the leeway (its `exp` has just passed) still gets a second to connect, never past the
+    /// leeway.
     pub(crate) async fn issue(
         &self,
         principal: Principal,
+        token_left: Duration,
     ) -> Result<(String, Duration), AuthError> {
-        let life = self.ttl.min(principal.remaining());
+        const LEAST: Duration = Duration::from_secs(1);
+        let life = self
+            .ttl
+            .min(token_left)
+            .max(LEAST.min(principal.remaining()));
         let ticket = format!("{:032x}", rand::random::<u128>());
         match &self.store {
             Store::Memory(memory) => memory.issue(&ticket, principal, life)?,
@@ -155,6 +162,8 @@ mod tests {
     use super::*;
     use crate::auth::unix_now;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
     fn principal(secs: u64) -> Principal {
         Principal {
             actor_id: "user_1".into(),
@@ -165,7 +174,7 @@ mod tests {
     #[tokio::test]
     async fn a_ticket_is_good_exactly_once() {
         let tickets = Tickets::memory(Duration::from_secs(30), 10);
-        let (ticket, _) = tickets.issue(principal(60)).await.expect("room");
+        let (ticket, _) = tickets.issue(principal(60), HOUR).await.expect("room");
         assert_eq!(ticket.len(), 32, "128 bits in hex");
         assert_eq!(
             tickets.redeem(&ticket).await.expect("first use").actor_id,
@@ -180,18 +189,41 @@ mod tests {
     #[tokio::test]
     async fn the_ticket_store_is_bounded() {
         let tickets = Tickets::memory(Duration::from_secs(30), 2);
-        tickets.issue(principal(60)).await.expect("room");
-        tickets.issue(principal(60)).await.expect("room");
+        tickets.issue(principal(60), HOUR).await.expect("room");
+        tickets.issue(principal(60), HOUR).await.expect("room");
         assert!(matches!(
-            tickets.issue(principal(60)).await,
+            tickets.issue(principal(60), HOUR).await,
             Err(AuthError::TicketsExhausted)
         ));
     }
 
     #[tokio::test]
-    async fn a_ticket_never_outlives_its_token() {
+    async fn a_ticket_lives_until_its_token_expires_at_most() {
         let tickets = Tickets::memory(Duration::from_secs(30), 10);
-        let (ticket, _) = tickets.issue(principal(0)).await.expect("room");
+        let life = |secs: f64, leeway: u64| {
+            let tickets = &tickets;
+            async move {
+                let (_, life) = tickets
+                    .issue(principal(leeway), Duration::from_secs_f64(secs))
+                    .await
+                    .expect("room");
+                life
+            }
+        };
+        assert_eq!(life(3600.0, 3630).await, Duration::from_secs(30));
+        assert_eq!(life(4.5, 34).await, Duration::from_secs_f64(4.5));
+        // Past `exp`, within the leeway: a second to connect, never past the leeway.
+        assert_eq!(life(0.0, 20).await, Duration::from_secs(1));
+        assert_eq!(life(0.0, 0).await, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_ticket_is_not_redeemed_after_its_life() {
+        let tickets = Tickets::memory(Duration::from_secs(30), 10);
+        let (ticket, _) = tickets
+            .issue(principal(0), Duration::ZERO)
+            .await
+            .expect("room");
         assert!(matches!(
             tickets.redeem(&ticket).await,
             Err(AuthError::InvalidTicket)

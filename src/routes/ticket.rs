@@ -19,8 +19,8 @@ pub(super) async fn ticket(
     let issued = async {
         auth::check_origin(&req, &settings.allowed_origins)?;
         let token = auth::bearer_token(&req)?.ok_or(AuthError::Missing)?;
-        let principal = verifier.verify(&token)?;
-        tickets.issue(principal).await
+        let (principal, token_left) = verifier.verify_with_expiry(&token)?;
+        tickets.issue(principal, token_left).await
     };
     let (ticket, life) = issued
         .await
@@ -29,6 +29,7 @@ pub(super) async fn ticket(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({
             "ticket": ticket,
+            // Whole seconds, rounded down: a ticket is never said to live longer than it does.
             "expires_in": life.as_secs(),
         })))
 }
