@@ -1,0 +1,82 @@
+//! An open connection, whichever kind of Redis it reaches, behind one type: the writer and the
+//! reader run the same commands on a single server (or a Sentinel's master) and on a Cluster.
+
+use redis::{
+    RedisFuture, Value,
+    aio::{ConnectionLike, MultiplexedConnection},
+    cluster_async::ClusterConnection,
+    cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
+};
+
+/// An open connection, whichever kind; cheap to clone (both kinds multiplex).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::Single(_) => "Conn::Single",
+            Conn::Cluster(_) => "Conn::Cluster",
+        })
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// The replication id of the master that holds `key`: a promoted replica starts a new one, so
+    /// a change means a failover (or a restart) that may have lost acknowledged appends. In a
+    /// cluster it is asked of the master of `key`'s slot (which the cluster itself names).
+    pub(crate) async fn master_of(&mut self, key: &str) -> redis::RedisResult<Option<String>> {
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        let info: redis::InfoDict = match self {
+            Conn::Single(c) => info.query_async(c).await?,
+            Conn::Cluster(c) => {
+                let slot: u16 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(key)
+                    .query_async(c)
+                    .await?;
+                let route = Route::new(slot, SlotAddr::Master);
+                let reply = c
+                    .route_command(
+                        info,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                redis::from_redis_value(reply)?
+            }
+        };
+        Ok(info.get("master_replid"))
+    }
+}
