@@ -7,7 +7,7 @@
 //! follows `MOVED` and failovers). This module only turns settings into those clients, opens
 //! connections with a timeout, and hides which kind it opened behind [`Conn`]. One concern a file:
 //! `target` (which kind of Redis, from the settings), `sentinel` (asking the sentinels), `tls`
-//! (the certificate files, and the TLS error behind a failed connect), `conn` (the open
+//! (the certificate files, and whose certificate a failed handshake refused), `conn` (the open
 //! connection), `clock` (Redis's clock against ours) and `probe` (a mistake or an outage?).
 
 mod clock;
@@ -43,8 +43,8 @@ fn refuse(key: &'static str, problem: impl std::fmt::Display) -> ConnectorError 
 #[derive(Debug)]
 pub(crate) struct Connector {
     target: target::Target,
-    /// Whether `hub.redis_ca_file` is set: the setting a certificate error names.
-    ca_file: bool,
+    /// Which certificate files are configured: the settings a failed handshake names.
+    tls: tls::TlsFiles,
 }
 
 impl Connector {
@@ -54,7 +54,7 @@ impl Connector {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             target: target::Target::new(settings, tls::certificates(settings)?)?,
-            ca_file: settings.redis_ca_file.is_some(),
+            tls: tls::TlsFiles::of(settings),
         })
     }
 

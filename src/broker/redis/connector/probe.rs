@@ -12,18 +12,8 @@ impl Connector {
         let Err(e) = self.connect(timeout, timeout).await else {
             return Ok(());
         };
-        if let Some(tls) = tls::failure(&e) {
-            let key = if self.ca_file {
-                "hub.redis_ca_file"
-            } else {
-                "hub.redis_url"
-            };
-            return Err(refuse(
-                key,
-                format!(
-                    "TLS with redis failed: {tls} (is the server's CA the one configured in hub.redis_ca_file?)"
-                ),
-            ));
+        if let Some(failure) = tls::failure(&e) {
+            return Err(self.tls.explain(failure));
         }
         match e.code() {
             Some("WRONGPASS" | "NOAUTH") => {
