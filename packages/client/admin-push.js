@@ -351,8 +351,9 @@ export class AdminPush {
 
   /**
    * The leader answers a follower: its status, the `ready` of its connection (the follower's
-   * connection too, now), and the events the follower missed (a page back from the back/forward
-   * cache, a tab that started with a `lastEventId`), or null when they are no longer held.
+   * connection too, now), the events the follower missed (a page back from the back/forward
+   * cache, a tab that started with a `lastEventId`), or null when they are no longer held, and
+   * the leader's own resume point: the last id it relayed, or its connection's `ready` point.
    */
   #welcome(msg) {
     this.#addNames(msg.names);
@@ -363,15 +364,21 @@ export class AdminPush {
       status: this.#status,
       ready: this.#conn?.ready ? this.#conn.readyData : null,
       missed: behind ? this.#recent.after(msg.lastEventId) : [],
+      lastEventId: this.#lastEventId,
     });
   }
 
-  /** A follower, welcomed by the leader: a gap it cannot fill is a `resync` like any other. */
-  #welcomed({ status, ready, missed }) {
+  /**
+   * A follower, welcomed by the leader: a gap it cannot fill is a `resync` like any other. From
+   * now on it holds the leader's resume point, so if it is the next leader it resumes exactly
+   * where this one stopped, even when no event was relayed in between.
+   */
+  #welcomed({ status, ready, missed, lastEventId }) {
     this.#setStatus(status);
     if (ready) this.#emit("ready", ready, { event: "ready", data: ready });
     for (const m of missed ?? []) this.#dispatch(m.name, m.data, m.id);
     if (!missed) this.#emit("resync", { reason: "gap" }, { event: "resync", data: { reason: "gap" } });
+    if (lastEventId) this.#lastEventId = lastEventId;
   }
 
   #relay(msg) {

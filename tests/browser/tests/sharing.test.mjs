@@ -68,6 +68,41 @@ describe("tabs of one browser", () => {
     await waitForConnections(service.base, 1);
   });
 
+  test("a tab that took over before any event was relayed resumes from the leader's ready point", { timeout: 60_000 }, async (t) => {
+    const service = await startService();
+    const first = await openPage(browser, service.base);
+    await startClient(first.page, { nextToken: () => adminToken() });
+    await waitForState(first.page, "open");
+    // The second tab joins an open connection: it is welcomed, and no event has been relayed yet.
+    const second = await openPage(browser, service.base, { context: first.context });
+    t.after(async () => { await first.context.close(); await service.stop(); });
+    await startClient(second.page, { nextToken: () => adminToken() });
+    await waitForState(second.page, "open");
+    assert.equal(await second.page.evaluate(() => window.push.role), "follower");
+
+    // Hold the next leader's ticket request, so an event is surely published while no tab holds
+    // a connection: only a resume from the old leader's point can bring it.
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    let asked;
+    const ticketAsked = new Promise((resolve) => { asked = resolve; });
+    await second.page.route("**/admin-ws/ticket", async (route) => {
+      asked();
+      await held;
+      await route.continue();
+    });
+    await first.page.close();
+    await ticketAsked;
+    const ids = [await emitProduct(service.base, "during-handover")];
+    release();
+    await waitForState(second.page, "open");
+    ids.push(await emitProduct(service.base, "after"));
+    await waitForEvents(second.page, ids);
+    await assertReceivedExactly(second.page, ids, "the tab that took over");
+    const seen = await recorded(second.page);
+    assert.equal(seen.control.filter((c) => c.event === "resync").length, 0, "resumed, no resync");
+  });
+
   test("over SSE, an event name only a follower tab listens for reaches it through the leader", { timeout: 30_000 }, async (t) => {
     // SSE delivers a named event only to a listener for that name, so the leader must learn it.
     const service = await startService({ env: { ADMIN_PUSH__EVENTS__EXTRA: JSON.stringify(["shop.note"]) } });
