@@ -18,18 +18,20 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use admin_push::{Settings, auth};
 
+use crate::remote::{Credential, CredentialParser, base_url};
+
 /// Control messages carry no id on WebSocket. On SSE `ready` repeats its resume point as the
 /// record id, and a record without `id:` inherits the previous one, so the id is dropped for these.
 const CONTROL_EVENTS: [&str; 4] = ["ready", "resync", "reconnect", "auth_expired"];
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListenArgs {
-    /// Base URL of the service [default: http://<server.bind>].
-    #[arg(long)]
-    url: Option<String>,
+    /// Base URL of the service's public routes [default: http://<server.bind>].
+    #[arg(long, value_parser = base_url)]
+    url: Option<Url>,
     /// Admin JWT [default: a one-hour development token signed with `auth.jwt_secret`].
-    #[arg(long, env = "ADMIN_PUSH_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[arg(long, env = "ADMIN_PUSH_TOKEN", hide_env_values = true, value_parser = CredentialParser)]
+    token: Option<Credential>,
     /// Actor id of the development token minted when no --token is given.
     #[arg(long, default_value = "user_dev")]
     actor_id: String,
@@ -60,18 +62,13 @@ struct Line<'a> {
 
 /// Prints messages until the server ends the connection; an error explains a refusal or a failure.
 pub(crate) async fn run(settings: &Settings, args: ListenArgs) -> Result<(), String> {
-    let base = match &args.url {
-        Some(url) => url.clone(),
-        None => format!("http://{}", connectable(settings.server.bind)),
+    let base = match args.url {
+        Some(url) => url,
+        None => base_url(&format!("http://{}", connectable(settings.server.bind)))
+            .map_err(|e| format!("server.bind: {e}"))?,
     };
-    let mut base = Url::parse(&base).map_err(|e| format!("--url {base}: {e}"))?;
-    // Routes are joined onto the base, so a path prefix (a proxy's `/push`) must end in `/`.
-    if !base.path().ends_with('/') {
-        let path = format!("{}/", base.path());
-        base.set_path(&path);
-    }
     let token = match &args.token {
-        Some(token) => token.clone(),
+        Some(token) => token.expose().to_owned(),
         None => auth::mint_token(&settings.auth, &args.actor_id, Duration::from_secs(3600))
             .map_err(|e| format!("cannot sign a development token: {e}"))?,
     };

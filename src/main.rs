@@ -11,7 +11,8 @@ use admin_push::{Application, Settings, StartupError, auth, settings::SettingsEr
 use clap::{Parser, Subcommand};
 
 mod listen;
-use secrecy::ExposeSecret;
+mod publish;
+mod remote;
 
 #[derive(Parser)]
 #[command(name = "admin-push", version, about)]
@@ -30,14 +31,15 @@ enum Command {
     Serve,
     /// Print a development admin JWT signed with the configured `auth.jwt_secret`.
     Token {
+        /// The admin user the token names (its `actor_id` claim).
         #[arg(long, default_value = "user_dev")]
         actor_id: String,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
-    /// Publish one event through the configured emit URL, e.g. `emit product.updated '{"id":"prod_1"}'`.
-    Emit { event: String, data: String },
+    /// Publish one event and print the answer, e.g. `emit product.updated '{"id":"prod_1"}'`.
+    Emit(publish::EmitArgs),
     /// Subscribe like an admin tab and print every message as one JSON line.
     Listen(listen::ListenArgs),
 }
@@ -64,7 +66,7 @@ async fn main() -> ExitCode {
                 .map(|token| println!("{token}"))
                 .map_err(|e| format!("cannot sign a token: {e}"))
         }
-        Command::Emit { event, data } => emit(&settings, &event, &data).await,
+        Command::Emit(args) => publish::run(&settings, args).await,
         Command::Listen(options) => listen::run(&settings, options).await,
     };
     match outcome {
@@ -97,31 +99,6 @@ fn failure(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn emit(settings: &Settings, event: &str, data: &str) -> Result<(), String> {
-    let data: serde_json::Value =
-        serde_json::from_str(data).map_err(|e| format!("data is not JSON: {e}"))?;
-    let secret = settings
-        .internal
-        .secrets
-        .first()
-        .ok_or("internal.secrets is empty")?;
-    let response = reqwest::Client::new()
-        .post(format!("{}/internal/emit", settings.emit_url()))
-        .bearer_auth(secret.expose_secret())
-        .json(&serde_json::json!({ "event": event, "data": data }))
-        .send()
-        .await
-        .map_err(|e| error_chain(&e))?;
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    println!("{} {body}", status.as_u16());
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("emit refused ({status})"))
-    }
-}
-
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
@@ -131,4 +108,26 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        let cli = Cli::command();
+        for command in std::iter::once(&cli).chain(cli.get_subcommands()) {
+            for arg in command.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} {} has no help",
+                    command.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod client;
 mod deploy;
 mod edge;
 mod emit;
+mod emit_command;
 mod first_run;
 mod helpers;
 mod hostile;
