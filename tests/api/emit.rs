@@ -273,6 +273,34 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_and_broadcasts_once() 
     assert_eq!(subscriber.expect("product.updated").await.id, Some(marker));
 }
 
+#[tokio::test]
+async fn a_repeated_key_with_another_body_gets_the_first_ids_and_publishes_nothing() {
+    let app = spawn_app().await;
+    let mut subscriber = app.subscribe(Transport::Ws, "").await;
+    subscriber.ready().await;
+    let send = |id: &str| {
+        app.http
+            .post(format!("{}/internal/emit", app.internal_base))
+            .bearer_auth(EMIT_SECRET)
+            .header("idempotency-key", "one-key")
+            .json(&json!({ "event": "product.updated", "data": { "id": id } }))
+            .send()
+    };
+    let first: Value = send("first")
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let other = send("other").await.expect("request");
+    assert_eq!(other.status(), 202);
+    assert_eq!(other.json::<Value>().await.expect("json"), first);
+    let marker = app.emit_product("marker").await;
+    let delivered = subscriber.expect("product.updated").await;
+    assert_eq!(delivered.data, json!({ "id": "first" }));
+    assert_eq!(subscriber.expect("product.updated").await.id, Some(marker));
+}
+
 const HMAC_OLD: &str = "hmac-key-old-00000000000000000000000000";
 const HMAC_NEW: &str = "hmac-key-new-00000000000000000000000000";
 
