@@ -19,7 +19,7 @@ use std::{
 use redis::FromRedisValue;
 use tokio::{sync::watch, time::Instant};
 
-use super::connector::{Clock, Conn, Connector};
+use super::connector::{Clock, Conn, Connector, OnClosed};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LinkError {
@@ -184,14 +184,26 @@ impl Link {
         }
     }
 
-    /// One connect attempt, on its own task, so no caller's deadline cuts it short.
+    /// One connect attempt, on its own task, so no caller's deadline cuts it short. The
+    /// connection is watched: once it is found closed (Redis died or restarted, the socket
+    /// broke) it is forgotten at once, so the next call connects afresh and, if Redis is gone,
+    /// fails before sending anything (`503`) instead of writing on a dead connection, where it
+    /// could not tell whether Redis ran the call (`504`).
     async fn reconnect(self) {
+        // Only one attempt runs at a time (the slot says `Connecting`), so this is its number.
+        let attempt = *self.inner.attempts.borrow() + 1;
+        let link = Arc::downgrade(&self.inner);
+        let on_closed: OnClosed = Arc::new(move || {
+            if let Some(inner) = link.upgrade() {
+                tracing::debug!("redis writer connection closed");
+                Link { inner }.discard(attempt);
+            }
+        });
         let result = self
             .inner
             .connector
-            .connect(self.inner.timeout, self.inner.timeout)
+            .connect_watched(self.inner.timeout, self.inner.timeout, on_closed)
             .await;
-        let attempt = *self.inner.attempts.borrow() + 1;
         {
             let mut slot = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             *slot = match result {

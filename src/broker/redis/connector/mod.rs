@@ -24,6 +24,9 @@ pub(crate) use conn::Conn;
 
 use crate::settings::HubSettings;
 
+/// What a watched connection calls once it is found closed.
+pub(crate) type OnClosed = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// A setting that could not be turned into a way to reach Redis: the key, and what is wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {problem}")]
@@ -65,10 +68,33 @@ impl Connector {
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<(Conn, Clock), redis::RedisError> {
+        self.open(connect_timeout, response_timeout, None).await
+    }
+
+    /// [`Self::connect`], and `on_closed` is called as soon as the connection is found closed
+    /// (Redis went away, the socket broke), before a call has to fail on it. One server or a
+    /// Sentinel-named master only: a cluster connection repairs itself.
+    pub(crate) async fn connect_watched(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        on_closed: OnClosed,
+    ) -> Result<(Conn, Clock), redis::RedisError> {
+        self.open(connect_timeout, response_timeout, Some(on_closed))
+            .await
+    }
+
+    async fn open(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        on_closed: Option<OnClosed>,
+    ) -> Result<(Conn, Clock), redis::RedisError> {
         // The crate bounds each step; this bounds them together (sentinel lookups, cluster slots).
         let mut conn = tokio::time::timeout(
             connect_timeout,
-            self.target.open(connect_timeout, response_timeout),
+            self.target
+                .open(connect_timeout, response_timeout, on_closed),
         )
         .await
         .map_err(|_| timed_out("connecting to redis"))??;

@@ -2,7 +2,8 @@
 //! name another), with the sentinels' own credentials and the master's kept apart.
 
 use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, TlsCertificates, TlsMode,
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ProtocolVersion, TlsCertificates,
+    TlsMode,
     aio::MultiplexedConnection,
     sentinel::{SentinelClientBuilder, SentinelServerType},
 };
@@ -20,9 +21,12 @@ pub(super) struct Sentinel {
 }
 
 impl Sentinel {
+    /// Connects to the master the sentinels name now; over RESP3 when `resp3` (a watched
+    /// connection: see [`super::Connector::connect_watched`]).
     pub(super) async fn connect(
         &self,
         config: &AsyncConnectionConfig,
+        resp3: bool,
     ) -> Result<MultiplexedConnection, redis::RedisError> {
         let secure = self
             .sentinels
@@ -56,6 +60,9 @@ impl Sentinel {
             builder = builder
                 .set_client_to_sentinel_certificates(certs.clone())
                 .set_client_to_redis_certificates(certs.clone());
+        }
+        if resp3 {
+            builder = builder.set_client_to_redis_protocol(ProtocolVersion::RESP3);
         }
         builder
             .build()?

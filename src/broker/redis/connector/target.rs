@@ -5,18 +5,23 @@
 use std::time::Duration;
 
 use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, TlsCertificates,
-    TlsMode,
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion,
+    PushInfo, PushKind, TlsCertificates, TlsMode,
     cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig},
 };
 use secrecy::ExposeSecret;
 
-use super::{Conn, ConnectorError, refuse, sentinel::Sentinel};
+use super::{Conn, ConnectorError, OnClosed, refuse, sentinel::Sentinel};
 use crate::settings::{HubSettings, RedisMode};
 
 #[derive(Debug)]
 pub(super) enum Target {
-    Single(redis::Client),
+    Single {
+        client: redis::Client,
+        /// The same server over RESP3, which a watched connection needs: the `redis` crate tells
+        /// of a closed connection only through RESP3's push channel.
+        resp3: redis::Client,
+    },
     Sentinel(Sentinel),
     // Boxed: the cluster client is several times the size of the others, and there is one Target.
     Cluster(Box<ClusterClient>),
@@ -44,14 +49,21 @@ impl Target {
                 if let Some(password) = &password {
                     redis = redis.set_password(password.expose_secret());
                 }
+                let resp3 = info
+                    .clone()
+                    .set_redis_settings(redis.clone().set_protocol(ProtocolVersion::RESP3));
                 info = info.set_redis_settings(redis);
-                let client = match tls {
-                    Some(certs) => redis::Client::build_with_tls(info, certs),
-                    None => redis::Client::open(info),
+                let client = |info: ConnectionInfo| {
+                    match tls.clone() {
+                        Some(certs) => redis::Client::build_with_tls(info, certs),
+                        None => redis::Client::open(info),
+                    }
+                    .map_err(|e| refuse("hub.redis_url", e))
                 };
-                Ok(Target::Single(
-                    client.map_err(|e| refuse("hub.redis_url", e))?,
-                ))
+                Ok(Target::Single {
+                    client: client(info)?,
+                    resp3: client(resp3)?,
+                })
             }
             RedisMode::Sentinel => {
                 let sentinels = node_infos(settings)?;
@@ -99,17 +111,27 @@ impl Target {
         &self,
         connect_timeout: Duration,
         response_timeout: Duration,
+        on_closed: Option<OnClosed>,
     ) -> redis::RedisResult<Conn> {
-        let config = AsyncConnectionConfig::new()
+        let mut config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(response_timeout));
+        let watched = on_closed.is_some();
+        if let Some(on_closed) = on_closed {
+            config = config.set_push_sender(move |push: PushInfo| {
+                if push.kind == PushKind::Disconnection {
+                    on_closed();
+                }
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
         Ok(match self {
-            Target::Single(client) => Conn::Single(
-                client
+            Target::Single { client, resp3 } => Conn::Single(
+                if watched { resp3 } else { client }
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?,
             ),
-            Target::Sentinel(sentinel) => Conn::Single(sentinel.connect(&config).await?),
+            Target::Sentinel(sentinel) => Conn::Single(sentinel.connect(&config, watched).await?),
             Target::Cluster(client) => Conn::Cluster(
                 client
                     .get_async_connection_with_config(
