@@ -16,11 +16,12 @@ use crate::settings::{HubSettings, RedisMode};
 
 #[derive(Debug)]
 pub(super) enum Target {
+    // Boxed, like the cluster client: the enum stays the size of its smallest variants.
     Single {
-        client: redis::Client,
+        client: Box<redis::Client>,
         /// The same server over RESP3, which a watched connection needs: the `redis` crate tells
         /// of a closed connection only through RESP3's push channel.
-        resp3: redis::Client,
+        resp3: Box<redis::Client>,
     },
     Sentinel(Sentinel),
     // Boxed: the cluster client is several times the size of the others, and there is one Target.
@@ -58,6 +59,7 @@ impl Target {
                         Some(certs) => redis::Client::build_with_tls(info, certs),
                         None => redis::Client::open(info),
                     }
+                    .map(Box::new)
                     .map_err(|e| refuse("hub.redis_url", e))
                 };
                 Ok(Target::Single {
