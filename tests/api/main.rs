@@ -18,6 +18,7 @@ mod hostile;
 mod listen;
 mod medusa;
 mod operations;
+mod protocol_examples;
 mod redis;
 mod redis_managed;
 mod redis_sentinel;
