@@ -92,6 +92,34 @@ fn start(command: &mut Command) -> Running {
     )
 }
 
+/// Starts this build's binary the way a recipe does (`--config` and the recipe's environment) and
+/// insists that it refuses to start because the development secrets are in use: a copy-paste of
+/// the recipe must not serve with the published secrets.
+fn assert_refuses_the_development_secrets(config: &Path, environment: &[(String, String)]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_admin-push"))
+        .arg("--config")
+        .arg(config)
+        .envs(environment.iter().map(|(k, v)| (k, v)))
+        // Should the refusal ever fail, the server must not take a real port.
+        .env("ADMIN_PUSH__SERVER__BIND", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("auth.jwt_secret"), "{stderr}");
+}
+
+/// `KEY=value` pairs of the admin-push variables in `assignments` (space-separated, unquoted).
+fn admin_push_variables<'a>(assignments: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    assignments
+        .flat_map(str::split_whitespace)
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| key.starts_with("ADMIN_PUSH__"))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
 /// A client's view of a service reached at `public` (a proxy or a published container port),
 /// emitting to `internal`.
 fn client(public: &str, internal: &str) -> TestApp {
@@ -216,6 +244,22 @@ async fn caddy_recipe_validates_carries_websocket_and_sse_and_hides_the_webhook(
 }
 
 #[test]
+fn systemd_unit_runs_in_production_and_refuses_the_shipped_development_secrets() {
+    let unit = read("deploy/systemd/admin-push.service");
+    let environment =
+        admin_push_variables(unit.lines().filter_map(|l| l.strip_prefix("Environment=")));
+    assert!(
+        environment.contains(&(
+            "ADMIN_PUSH__SERVER__PRODUCTION".to_owned(),
+            "true".to_owned()
+        )),
+        "the unit should set ADMIN_PUSH__SERVER__PRODUCTION=true: {environment:?}"
+    );
+    // Step 1 of docs/deploy.md copies the shipped config.toml before anyone edits it.
+    assert_refuses_the_development_secrets(&repo_file("config.toml"), &environment);
+}
+
+#[test]
 fn systemd_unit_verifies_with_a_strict_sandbox_and_outlasts_the_drain() {
     if !require("systemd-analyze") {
         return;
@@ -320,6 +364,12 @@ fn kubernetes_manifests_probe_drain_and_keep_the_webhook_on_its_own_service() {
     ))
     .expect("the ConfigMap's config.toml loads");
     assert!(settings.server.production);
+    let without_secret = Settings::from_figment(Figment::from(Toml::string(toml)))
+        .expect_err("without the Secret's variables the development secrets are refused");
+    assert!(
+        without_secret.to_string().contains("auth.jwt_secret"),
+        "{without_secret}"
+    );
     let internal_bind = settings.server.internal_bind.expect("an internal listener");
 
     let deployment = one("Deployment");
@@ -468,6 +518,28 @@ async fn grafana_dashboard_queries_only_series_the_service_exports() {
     }
 }
 
+/// The variables the `Containerfile`'s `ENV` instructions set (continuation lines joined).
+fn containerfile_environment() -> Vec<(String, String)> {
+    let file = read("Containerfile").replace("\\\n", " ");
+    admin_push_variables(file.lines().filter_map(|l| l.strip_prefix("ENV ")))
+}
+
+#[test]
+fn container_image_runs_in_production_and_refuses_the_development_secrets() {
+    let environment = containerfile_environment();
+    assert!(
+        environment.contains(&(
+            "ADMIN_PUSH__SERVER__PRODUCTION".to_owned(),
+            "true".to_owned()
+        )),
+        "the image should set ADMIN_PUSH__SERVER__PRODUCTION=true: {environment:?}"
+    );
+    // The image ships an empty config.toml: every key at its default, secrets included.
+    let empty = scratch_dir("container-environment").join("config.toml");
+    std::fs::write(&empty, "").expect("config");
+    assert_refuses_the_development_secrets(&empty, &environment);
+}
+
 const IMAGE: &str = "localhost/admin-push:test";
 const BUILDER: &str = "localhost/admin-push-test-builder:bookworm-ca";
 /// crun, podman's default runtime on Debian, refuses hosts that mix cgroup v1 and v2; runc runs
@@ -571,6 +643,18 @@ async fn container_image_is_small_unprivileged_serves_both_transports_and_drains
         !["", "0", "root"].contains(&user.split(':').next().unwrap_or("")),
         "{user:?}"
     );
+
+    // Without secrets the image refuses to start, naming the key, instead of serving with the
+    // published development ones.
+    let refused = podman(&["run", "--rm"])
+        .args(RUNTIME)
+        .args(LIMITS)
+        .arg(IMAGE)
+        .output()
+        .expect("podman run");
+    let logs = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{logs}");
+    assert!(logs.contains("auth.jwt_secret"), "{logs}");
 
     // Configuration from a mounted file (an extra event name) and from variables (the secrets).
     let dir = scratch_dir("container");
