@@ -101,7 +101,10 @@ async fn a_credential_that_cannot_be_sent_is_refused_with_a_plain_message() {
             stderr.contains(flag) && stderr.contains(says),
             "{flag} should say {says:?}: {stderr}"
         );
-        assert!(!stderr.contains("secret-part"), "the value was echoed: {stderr}");
+        assert!(
+            !stderr.contains("secret-part"),
+            "the value was echoed: {stderr}"
+        );
         assert!(output.stdout.is_empty(), "{flag} {says}");
     }
 }
