@@ -12,6 +12,7 @@ mod deploy;
 mod edge;
 mod emit;
 mod emit_command;
+mod figures;
 mod first_run;
 mod helpers;
 mod hostile;
