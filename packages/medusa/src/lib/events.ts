@@ -1,58 +1,84 @@
 /**
  * Pure mapping from Medusa v2 events to admin-push events, kept apart from the
- * subscriber files so it can be tested without Medusa installed. (It lives in
+ * subscriber file so it can be tested without Medusa installed. (It lives in
  * src/lib because Medusa loads every file in src/subscribers as a subscriber.)
  *
  * Payloads stay minimal on purpose: the service rejects unknown fields, and a
  * dashboard only needs to know *what* to refetch, never the data itself.
+ *
+ * Some Medusa events name a child of what a screen shows (a variant, not its
+ * product): those carry a `Lookup`, which the subscriber resolves through
+ * Medusa's query graph before publishing.
  */
 
-export interface PushMessage {
-  event: "product.updated" | "order.updated"
-  data: { id: string; status?: string }
+export type PushMessage =
+  | { event: "product.updated"; data: { id: string } }
+  | { event: "order.updated"; data: { id: string; status?: string } }
+
+/** Where the id a push needs is found when the event does not carry it. */
+export interface Lookup {
+  /** The query graph entity the event's own id belongs to, e.g. `product_variant`. */
+  entity: string
+  /** Dotted path from that entity to the wanted id, e.g. `product_id`. */
+  path: string
+  id: string
 }
 
-export const PRODUCT_EVENTS = ["product.created", "product.updated", "product.deleted"] as const
-
-/**
- * Medusa's `order.updated` fires only for detail edits (addresses, email…),
- * not for status changes, so the status events must be listened to as well.
- */
-export const ORDER_EVENTS = [
-  "order.placed",
-  "order.updated",
-  "order.canceled",
-  "order.completed",
-  "order.archived",
-  "order.fulfillment_created",
-] as const
-
-/**
- * The order `status` an event implies. Only set where the event alone proves
- * it; `order.placed` is left out (a placed order is usually "pending", but the
- * dashboard refetches anyway and a wrong hint would be worse than none).
- */
-const ORDER_STATUS: Partial<Record<string, string>> = {
-  "order.canceled": "canceled",
-  "order.completed": "completed",
-  "order.archived": "archived",
-}
+/** A push ready to send, or one that needs the id at the end of a lookup first. */
+export type Planned = { message: PushMessage } | { lookup: Lookup; then: (id: string) => PushMessage }
 
 type EventData = Record<string, unknown> | null | undefined
 
-const nonEmptyString = (v: unknown): v is string => typeof v === "string" && v.length > 0
-
-export function productEventToPush(name: string, data: EventData): PushMessage | null {
-  if (!(PRODUCT_EVENTS as readonly string[]).includes(name)) return null
-  const id = data?.id
-  return nonEmptyString(id) ? { event: "product.updated", data: { id } } : null
+/** How one Medusa event becomes a push. */
+interface Source {
+  push: PushMessage["event"]
+  /** The field of the event's data holding the id (default `id`). */
+  from?: "id" | "order_id"
+  /** When the id is a child's: the entity it belongs to and the path to the wanted id. */
+  via?: { entity: string; path: string }
+  /** The order status the event proves. */
+  status?: string
 }
 
-export function orderEventToPush(name: string, data: EventData): PushMessage | null {
-  if (!(ORDER_EVENTS as readonly string[]).includes(name)) return null
-  // order.fulfillment_created carries { order_id, fulfillment_id, no_notification }.
-  const id = name === "order.fulfillment_created" ? data?.order_id : data?.id
+const each = (names: readonly string[], source: Source) => names.map((name) => [name, source] as const)
+
+/**
+ * Every Medusa event the plugin listens to. Names are Medusa's own
+ * (`ProductWorkflowEvents`, `ProductVariantWorkflowEvents`,
+ * `OrderWorkflowEvents` in @medusajs/framework/utils).
+ */
+const SOURCES: ReadonlyMap<string, Source> = new Map([
+  // Creation and deletion map to `product.updated` too: the product list has to refetch in every case.
+  ...each(["product.created", "product.updated", "product.deleted"], { push: "product.updated" }),
+  // Variant events carry only the variant's id; an open product page needs its product's.
+  ...each(["product-variant.created", "product-variant.updated", "product-variant.deleted"], {
+    push: "product.updated",
+    via: { entity: "product_variant", path: "product_id" },
+  }),
+  // Medusa's `order.updated` fires only for detail edits, not for status changes.
+  ...each(["order.placed", "order.updated"], { push: "order.updated" }),
+  ["order.canceled", { push: "order.updated", status: "canceled" }],
+  ["order.completed", { push: "order.updated", status: "completed" }],
+  ["order.archived", { push: "order.updated", status: "archived" }],
+  ["order.fulfillment_created", { push: "order.updated", from: "order_id" }],
+])
+
+/** The Medusa events the subscriber listens to. */
+export const MEDUSA_EVENTS: readonly string[] = [...SOURCES.keys()]
+
+const nonEmptyString = (v: unknown): v is string => typeof v === "string" && v.length > 0
+
+function build(source: Source, id: string): PushMessage {
+  if (source.push === "product.updated") return { event: source.push, data: { id } }
+  return { event: source.push, data: source.status ? { id, status: source.status } : { id } }
+}
+
+/** What to publish for Medusa event `name`, or null when it is not ours or lacks its id. */
+export function planPush(name: string, data: EventData): Planned | null {
+  const source = SOURCES.get(name)
+  if (!source) return null
+  const id = data?.[source.from ?? "id"]
   if (!nonEmptyString(id)) return null
-  const status = ORDER_STATUS[name]
-  return { event: "order.updated", data: status ? { id, status } : { id } }
+  if (source.via) return { lookup: { ...source.via, id }, then: (parent) => build(source, parent) }
+  return { message: build(source, id) }
 }
