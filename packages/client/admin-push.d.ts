@@ -84,6 +84,36 @@ export interface AdminPushControlEvents {
   auth_expired: Record<string, never>
 }
 
+/** What happened to the records a family event names. */
+export type AdminPushChangeAction = "created" | "updated" | "deleted"
+
+/**
+ * A change in one family of admin screens: the kind of record, what happened, and the record
+ * (`id`), the records (`ids`), or neither for a bulk change too large to list.
+ */
+export interface AdminPushChange<K extends string> {
+  kind: K
+  action: AdminPushChangeAction
+  id?: string
+  ids?: string[]
+}
+
+/** The service's built-in events and what each one's `data` holds (docs/protocol.md). */
+export interface AdminPushBuiltinEvents {
+  "banner.updated": { action: AdminPushChangeAction | "reordered"; id?: string; ids?: string[] }
+  "product.updated": { id: string }
+  "order.updated": { id: string; status?: string }
+  "catalog.updated": AdminPushChange<"collection" | "category" | "tag" | "type">
+  "inventory.updated": AdminPushChange<"inventory_item" | "inventory_level" | "reservation">
+  "customer.updated": AdminPushChange<"customer" | "customer_group">
+  "promotion.updated": AdminPushChange<"promotion" | "campaign">
+  "price_list.updated": AdminPushChange<"price_list">
+  "settings.updated": AdminPushChange<
+    "store" | "region" | "tax_region" | "sales_channel" | "stock_location" | "shipping_option" | "user" | "invite" | "api_key"
+  >
+  "notification.created": { id: string }
+}
+
 export class AdminPush {
   constructor(options: AdminPushOptions)
   /** Last event id seen (the resume point), or null before the first `ready`. */
@@ -98,6 +128,10 @@ export class AdminPush {
   on<K extends keyof AdminPushControlEvents>(
     event: K,
     handler: (data: AdminPushControlEvents[K], envelope: AdminPushEnvelope<AdminPushControlEvents[K]>) => void,
+  ): () => void
+  on<K extends keyof AdminPushBuiltinEvents>(
+    event: K,
+    handler: (data: AdminPushBuiltinEvents[K], envelope: AdminPushEnvelope<AdminPushBuiltinEvents[K]>) => void,
   ): () => void
   on<T = any>(event: string, handler: (data: T, envelope: AdminPushEnvelope<T>) => void): () => void
   /** Connect (no-op while running); after a refusal, try again. */

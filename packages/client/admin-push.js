@@ -20,7 +20,18 @@ const CONTROL = new Set(["ready", "resync", "reconnect", "auth_expired"]);
 /** Names `on()` accepts that are not server event names (so no SSE listener is needed). */
 const LOCAL = new Set(["status", "error", "*"]);
 /** Built-in event names; SSE needs one listener per name, so these are always listened for. */
-const BUILTIN_EVENTS = ["banner.updated", "product.updated", "order.updated"];
+const BUILTIN_EVENTS = [
+  "banner.updated",
+  "product.updated",
+  "order.updated",
+  "catalog.updated",
+  "inventory.updated",
+  "customer.updated",
+  "promotion.updated",
+  "price_list.updated",
+  "settings.updated",
+  "notification.created",
+];
 /** WebSocket close codes with a meaning in the protocol. */
 const WS_AUTH_EXPIRED = 4401;
 const WS_SERVICE_RESTART = 1012;

@@ -16,6 +16,13 @@ pub(super) const BUILTIN: &[(&str, Compactor)] = &[
     ("banner.updated", compact::<BannerData>),
     ("product.updated", compact::<ProductData>),
     ("order.updated", compact::<OrderData>),
+    ("catalog.updated", compact::<ChangeData<CatalogKind>>),
+    ("inventory.updated", compact::<ChangeData<InventoryKind>>),
+    ("customer.updated", compact::<ChangeData<CustomerKind>>),
+    ("promotion.updated", compact::<ChangeData<PromotionKind>>),
+    ("price_list.updated", compact::<ChangeData<PriceListKind>>),
+    ("settings.updated", compact::<ChangeData<SettingsKind>>),
+    ("notification.created", compact::<NotificationData>),
 ];
 
 /// What an `events.extra` event carries: any JSON object.
@@ -76,6 +83,88 @@ struct OrderData {
     id: ResourceId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<ResourceId>,
+}
+
+/// What happened to the records a family event names.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ChangeAction {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// A change in one family of admin screens: which kind of record, what happened, and the record
+/// (`id`), the records (`ids`), or neither when there were too many to name (a bulk change).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeData<K> {
+    kind: K,
+    action: ChangeAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<ResourceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ids: Option<Vec<ResourceId>>,
+}
+
+/// The product organisation screens: collections, categories, tags and types.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CatalogKind {
+    Collection,
+    Category,
+    Tag,
+    Type,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum InventoryKind {
+    InventoryItem,
+    InventoryLevel,
+    Reservation,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CustomerKind {
+    Customer,
+    CustomerGroup,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PromotionKind {
+    Promotion,
+    Campaign,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PriceListKind {
+    PriceList,
+}
+
+/// The records behind the dashboard's settings screens.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SettingsKind {
+    Store,
+    Region,
+    TaxRegion,
+    SalesChannel,
+    StockLocation,
+    ShippingOption,
+    User,
+    Invite,
+    ApiKey,
+}
+
+/// A notification created for the admin's feed (the bell).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationData {
+    id: ResourceId,
 }
 
 /// Round-trips `raw` through its typed form: rejects what the type rejects, drops whitespace.

@@ -437,3 +437,92 @@ async fn a_refusal_names_the_field_by_its_path_and_never_a_position_in_the_text(
         assert_eq!(answer["message"], says, "{body}");
     }
 }
+
+/// The family events of the admin's other screens: one example of each, as the Medusa plugin sends
+/// them, for every kind the family names.
+const FAMILIES: [(&str, &[&str]); 6] = [
+    ("catalog.updated", &["collection", "category", "tag", "type"]),
+    (
+        "inventory.updated",
+        &["inventory_item", "inventory_level", "reservation"],
+    ),
+    ("customer.updated", &["customer", "customer_group"]),
+    ("promotion.updated", &["promotion", "campaign"]),
+    ("price_list.updated", &["price_list"]),
+    (
+        "settings.updated",
+        &[
+            "store",
+            "region",
+            "tax_region",
+            "sales_channel",
+            "stock_location",
+            "shipping_option",
+            "user",
+            "invite",
+            "api_key",
+        ],
+    ),
+];
+
+#[tokio::test]
+async fn every_family_event_is_accepted_with_a_kind_an_action_and_ids_and_delivered_as_sent() {
+    let app = spawn_app().await;
+    let mut subscriber = app.subscribe(Transport::Ws, "").await;
+    subscriber.ready().await;
+    for (event, kinds) in FAMILIES {
+        for kind in kinds {
+            for data in [
+                json!({ "kind": kind, "action": "updated", "id": "rec_1" }),
+                json!({ "kind": kind, "action": "deleted", "ids": ["rec_1", "rec_2"] }),
+                json!({ "kind": kind, "action": "created" }),
+            ] {
+                let response = app.emit(&json!({ "event": event, "data": data })).await;
+                assert_eq!(response.status(), 202, "{event} {data}");
+                assert_eq!(subscriber.expect(event).await.data, data);
+            }
+        }
+    }
+    let response = app
+        .emit(&json!({ "event": "notification.created", "data": { "id": "noti_1" } }))
+        .await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        subscriber.expect("notification.created").await.data,
+        json!({ "id": "noti_1" })
+    );
+}
+
+#[tokio::test]
+async fn a_family_event_with_an_unknown_field_kind_or_action_is_422() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            r#"{"event":"customer.updated","data":{"kind":"customer","action":"updated","id":"c","email":"x"}}"#,
+            "data: unknown field `email`",
+        ),
+        (
+            r#"{"event":"customer.updated","data":{"kind":"promotion","action":"updated"}}"#,
+            "data.kind: unknown variant `promotion`",
+        ),
+        (
+            r#"{"event":"inventory.updated","data":{"kind":"inventory_level","action":"reordered"}}"#,
+            "data.action: unknown variant `reordered`",
+        ),
+        (
+            r#"{"event":"settings.updated","data":{"action":"updated"}}"#,
+            "data: missing field `kind`",
+        ),
+        (
+            r#"{"event":"price_list.updated","data":{"kind":"price_list","action":"updated","ids":["p",""]}}"#,
+            "data.ids[1]: must not be empty",
+        ),
+        (
+            r#"{"event":"notification.created","data":{"id":"n","channel":"feed"}}"#,
+            "data: unknown field `channel`",
+        ),
+    ];
+    for (body, says) in cases {
+        assert_problem(post(&app, "application/json", body).await, 422, says);
+    }
+}

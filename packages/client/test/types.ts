@@ -12,6 +12,13 @@ const off: () => void = push.on<{ id: string }>("product.updated", (data, envelo
   void id
 })
 off()
+push.on("customer.updated", ({ kind, action, id, ids }) => {
+  const k: "customer" | "customer_group" = kind
+  const a: "created" | "updated" | "deleted" = action
+  void [k, a, id, ids]
+})
+// @ts-expect-error a family event's kind is one of its family's
+push.on("inventory.updated", ({ kind }) => kind === "customer")
 push.on("resync", ({ reason }) => {
   const r: "gap" | "lagged" | "restart" = reason
   void r

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
-import { MEDUSA_EVENTS, planPush, type Planned } from "../src/lib/events"
+import type { AdminPushBuiltinEvents } from "@admin-push/client"
+import { FAMILY_KINDS, MAX_IDS, MEDUSA_EVENTS, planPush, type Planned, type PushEventName } from "../src/lib/events"
 
 /** The message of a plan that needs no lookup. */
 const direct = (planned: Planned | null) => (planned && "message" in planned ? planned.message : null)
@@ -57,9 +58,88 @@ describe("order events", () => {
   })
 })
 
+describe("order sub-views", () => {
+  for (const name of ["order.fulfillment_canceled", "order.return_requested", "order.return_received", "order.claim_created", "order.exchange_created", "order-edit.confirmed"]) {
+    it(`${name} refetches the order it names as order_id`, () => {
+      assert.deepEqual(direct(planPush(name, { order_id: "order_1", return_id: "ret_1" })), { event: "order.updated", data: { id: "order_1" } })
+    })
+  }
+
+  it("a transfer request names the order as id", () => {
+    assert.deepEqual(direct(planPush("order.transfer_requested", { id: "order_1", order_change_id: "ordch_1" }))?.data, { id: "order_1" })
+  })
+
+  it("a captured or refunded payment looks its order up through the payment collection", () => {
+    const planned = planPush("payment.refunded", { id: "pay_1" })
+    assert.ok(planned && "lookup" in planned)
+    assert.deepEqual(planned.lookup, { entity: "payment", path: "payment_collection.order.id", id: "pay_1" })
+    assert.deepEqual(planned.then("order_1"), { event: "order.updated", data: { id: "order_1" } })
+  })
+
+  it("a shipment or a delivery looks its order up through the fulfillment", () => {
+    const planned = planPush("delivery.created", { id: "ful_1", no_notification: false })
+    assert.ok(planned && "lookup" in planned)
+    assert.deepEqual(planned.lookup, { entity: "fulfillment", path: "order.id", id: "ful_1" })
+  })
+})
+
+describe("family events", () => {
+  it("a workflow event names its family, kind, action and record", () => {
+    assert.deepEqual(direct(planPush("customer.updated", { id: "cus_1" })), {
+      event: "customer.updated",
+      data: { kind: "customer", action: "updated", id: "cus_1" },
+    })
+    assert.deepEqual(direct(planPush("inventory-level.updated", { id: "ilev_1", order_id: "order_1" }))?.data, {
+      kind: "inventory_level",
+      action: "updated",
+      id: "ilev_1",
+    })
+    assert.deepEqual(direct(planPush("invite.accepted", { id: "invite_1" }))?.data, { kind: "invite", action: "updated", id: "invite_1" })
+  })
+
+  it("a module event with several ids lists them", () => {
+    assert.deepEqual(direct(planPush("promotion.campaign.deleted", { id: ["camp_1", "camp_2"] })), {
+      event: "promotion.updated",
+      data: { kind: "campaign", action: "deleted", ids: ["camp_1", "camp_2"] },
+    })
+  })
+
+  it("a bulk change past MAX_IDS names the family and kind only, so its payload stays small", () => {
+    const ids = Array.from({ length: MAX_IDS + 1 }, (_, i) => `plist_${i}`)
+    assert.deepEqual(direct(planPush("pricing.price-list.updated", { id: ids }))?.data, { kind: "price_list", action: "updated" })
+  })
+
+  it("every kind a subscribed event names is one its family has", () => {
+    for (const name of MEDUSA_EVENTS) {
+      const message = direct(planPush(name, { id: "x" }))
+      if (message && message.event in FAMILY_KINDS) {
+        const { kind } = message.data as { kind: string }
+        assert.ok((FAMILY_KINDS[message.event as keyof typeof FAMILY_KINDS] as readonly string[]).includes(kind), `${name} → ${kind}`)
+      }
+    }
+  })
+
+  it("a created notification lights the bell", () => {
+    assert.deepEqual(direct(planPush("notification.notification.created", { id: "noti_1" })), {
+      event: "notification.created",
+      data: { id: "noti_1" },
+    })
+  })
+})
+
 describe("the subscribed events", () => {
   it("are exactly the ones with a mapping", () => {
     for (const name of MEDUSA_EVENTS) assert.ok(planPush(name, { id: "x", order_id: "x" }), name)
     assert.equal(planPush("cart.updated", { id: "cart_1" }), null)
+  })
+})
+
+/** True only when A and B are the same union: checked by `tsc` when the tests are type-checked. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+
+describe("the names on the wire", () => {
+  it("are the same in the plugin and in the browser client's types", () => {
+    const agree: Same<keyof AdminPushBuiltinEvents, PushEventName> = true
+    assert.ok(agree)
   })
 })

@@ -6,6 +6,7 @@ import assert from "node:assert/strict"
 import { createHmac } from "node:crypto"
 import { after, before, describe, it } from "node:test"
 import { createAdminPushEmitter } from "../src/lib/emitter"
+import { MEDUSA_EVENTS, PUSH_EVENTS, planPush } from "../src/lib/events"
 import { signAdminPushToken } from "../src/lib/token"
 import { INTERNAL_SECRET, JWT_SECRET, memoryLogger, openSse, serviceBinary, startService, startStub, type RunningService } from "./helpers"
 
@@ -82,6 +83,27 @@ describe("against the real service (auth.audience = admin-push)", { skip }, () =
     ] as const) {
       const result = await emit(event, data)
       assert.equal(result.ok, true, `${event} ${JSON.stringify(data)}: ${JSON.stringify(result)}`)
+    }
+  })
+
+  it("every message the subscriber can publish is one the service's catalog accepts", async () => {
+    const emit = createAdminPushEmitter({ url: service.url, secret: INTERNAL_SECRET, retries: 0, logger: memoryLogger() })
+    for (const name of MEDUSA_EVENTS) {
+      const planned = planPush(name, { id: "rec_1", order_id: "order_1" })
+      assert.ok(planned, name)
+      const message = "lookup" in planned ? planned.then("parent_1") : planned.message
+      const result = await emit(message.event, message.data)
+      assert.equal(result.ok, true, `${name} → ${message.event} ${JSON.stringify(message.data)}: ${JSON.stringify(result)}`)
+    }
+  })
+
+  it("every built-in name the plugin knows is one the service knows (the events filter refuses unknown names)", async () => {
+    const { token } = signAdminPushToken({ actorId: "user_01", secret: JWT_SECRET })
+    const sse = await openSse(`${service.url}/admin-sse?events=${PUSH_EVENTS.join(",")}`, { Authorization: `Bearer ${token}` })
+    try {
+      assert.equal(sse.response.status, 200)
+    } finally {
+      sse.close()
     }
   })
 

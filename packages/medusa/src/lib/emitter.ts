@@ -8,13 +8,10 @@
  * one log line, never as a thrown error inside a workflow or a request.
  */
 import { randomUUID } from "node:crypto"
+import type { PushEventName } from "./events"
 
-/** Built-in event names of the service (contract "Events"); `events.extra` may add more. */
-export type AdminPushEventName =
-  | "banner.updated"
-  | "product.updated"
-  | "order.updated"
-  | (string & {})
+/** Built-in event names of the service (docs/protocol.md); `events.extra` may add more. */
+export type AdminPushEventName = PushEventName | (string & {})
 
 export type EmitResult = { ok: true; id: string } | { ok: false; error: string }
 
