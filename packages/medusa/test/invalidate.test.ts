@@ -1,6 +1,7 @@
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import {
+  BUILTIN_RULES,
   createInvalidator,
   flattenKey,
   isOrderKey,
@@ -9,6 +10,7 @@ import {
   startingWith,
   type InvalidatingClient,
 } from "../src/admin/lib/invalidate"
+import { PUSH_EVENTS } from "../src/lib/events"
 
 type Filters = Parameters<InvalidatingClient["invalidateQueries"]>[0]
 
@@ -61,6 +63,47 @@ describe("query key matching", () => {
   })
 })
 
+describe("the built-in rules", () => {
+  it("cover every built-in event", () => {
+    assert.deepEqual(Object.keys(BUILTIN_RULES).sort(), [...PUSH_EVENTS].sort())
+  })
+
+  /** For each event: keys of the screens it must refetch (from the dashboard's hooks), and one it must leave alone. */
+  const SCREENS: Record<string, { refetches: unknown[][]; leaves: unknown[] }> = {
+    "order.updated": {
+      refetches: [["fulfillments", "detail", "ful_1"], ["returns", "list", { query: { order_id: "o" } }], ["claims", "list"], ["exchanges", "list"], ["reservation_items", "list"], ["payment", "detail", "pay_1"]],
+      leaves: ["customers", "list"],
+    },
+    "catalog.updated": {
+      refetches: [["collections", "detail", "pcol_1"], ["categories", "list"], ["tags", "list"], ["product_types", "detail", "ptyp_1"], ["products", "list", { query: { collection_id: ["pcol_1"] } }]],
+      leaves: ["orders", "list"],
+    },
+    "inventory.updated": {
+      refetches: [["inventory_items", "list"], ["inventory_item_levels", "detail", "iitem_1"], ["reservation_items", "list"], ["product_variant", "detail", "variant_1"]],
+      leaves: ["customers", "list"],
+    },
+    "customer.updated": {
+      refetches: [["customers", "detail", "cus_1"], ["customers-addresses", "list", "cus_1"], ["customer_groups", "list", { query: { customers: "cus_1" } }]],
+      leaves: ["products", "list"],
+    },
+    "promotion.updated": { refetches: [["promotions", "list"], ["campaigns", "detail", "camp_1"]], leaves: ["price-lists", "list"] },
+    "price_list.updated": { refetches: [["price-lists", "list"], ["price-list-prices", "detail", "plist_1"]], leaves: ["promotions", "list"] },
+    "settings.updated": {
+      refetches: [["store", "detail"], ["regions", "list"], ["tax_regions", "list"], ["sales-channels", "list"], ["stock_locations", "detail", "sloc_1"], ["shipping_options", "list"], ["users", "list"], ["invites", "list"], ["api_keys", "list"]],
+      leaves: ["orders", "list"],
+    },
+    "notification.created": { refetches: [["notification", "list", { query: { limit: 1 } }]], leaves: ["orders", "list"] },
+  }
+
+  for (const [event, { refetches, leaves }] of Object.entries(SCREENS)) {
+    it(`${event} refetches its screens and leaves others alone`, () => {
+      const matches = BUILTIN_RULES[event]!
+      for (const key of refetches) assert.ok(matches(key), JSON.stringify(key))
+      assert.ok(!matches(leaves), JSON.stringify(leaves))
+    })
+  }
+})
+
 describe("mergeRules", () => {
   it("adds a page's rule for a built-in event to the built-in one", () => {
     const merged = mergeRules({ "banner.updated": startingWith(["hero-banners"]) }, { "banner.updated": startingWith(["promo-banners"]) })
@@ -97,6 +140,20 @@ describe("createInvalidator", () => {
     assert.equal(client.calls.length, 2)
   })
 
+  it("a bulk change across families (an import, a price list of 5,000 prices) costs two invalidations", async () => {
+    const client = recordingClient()
+    const inv = createInvalidator(client, { windowMs: 20 })
+    for (let i = 0; i < 1000; i++) inv.handle("product.updated")
+    for (let i = 0; i < 5000; i++) inv.handle(i % 2 ? "price_list.updated" : "inventory.updated")
+    client.settleAll()
+    await until(() => client.calls.length === 2)
+    const second = client.calls[1]
+    assert.ok(matches(second, ["price-lists", "list"]) && matches(second, ["inventory_items", "list"]) && matches(second, ["products", "list"]))
+    client.settleAll()
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    assert.equal(client.calls.length, 2)
+  })
+
   it("waits for a slow refetch before the next invalidation, so none is cancelled mid-flight", async () => {
     const client = recordingClient()
     const inv = createInvalidator(client, { windowMs: 1 })
@@ -114,7 +171,7 @@ describe("createInvalidator", () => {
     const client = recordingClient()
     const inv = createInvalidator(client, { windowMs: 10 })
     assert.equal(inv.handle("ready"), false)
-    assert.equal(inv.handle("customer.updated"), false)
+    assert.equal(inv.handle("coupon.updated"), false)
     assert.equal(client.calls.length, 0)
     inv.handle("resync")
     assert.deepEqual(client.calls, [undefined])

@@ -18,8 +18,8 @@ export type { AdminPushStatus }
 export interface UseAdminPushOptions {
   /**
    * Extra invalidations while this screen is mounted: event name → query key
-   * prefixes, e.g. `{ "banner.updated": [["hero-banners"]] }`. Product, order
-   * and banner events are covered already.
+   * prefixes, e.g. `{ "banner.updated": [["hero-banners"]] }`. Every built-in
+   * event already refetches the dashboard's own screens.
    */
   invalidate?: Readonly<Record<string, readonly QueryKeyLike[]>>
 }

@@ -43,10 +43,59 @@ export const startingWith =
   (key) =>
     prefix.every((part, i) => JSON.stringify(part) === JSON.stringify(key[i]))
 
-/** Medusa dashboard keys: ["products", "list"|"detail", …], plus a product's variants, options and inventory. */
+/*
+ * The dashboard's query keys, by the names its hooks give them
+ * (@medusajs/dashboard src/hooks/api/*.tsx: `productsQueryKeys` is
+ * ["products", …], `customerAddressesQueryKeys` ["customers-addresses", …]).
+ * Each family matches every screen of its group broadly: only the queries on
+ * screen refetch, so a name too many costs nothing, and one too few leaves a
+ * screen stale.
+ */
+
+/** Products, their variants, options and inventory. */
 export const isProductKey = mentioning("products", "product", "product_variants", "product_variant", "product_options", "inventory_items")
-/** ["orders", …], [["orders", "detail", id], "preview"], draft orders, and custom ["order", id] keys. */
-export const isOrderKey = mentioning("orders", "order", "draft_orders", "draft-orders")
+/**
+ * ["orders", …], [["orders", "detail", id], "preview"], draft orders, custom
+ * ["order", id] keys, and what an order page shows beside the order:
+ * fulfillments, payments, returns, claims, exchanges and its reservations.
+ */
+export const isOrderKey = mentioning(
+  "orders",
+  "order",
+  "draft_orders",
+  "draft-orders",
+  "fulfillments",
+  "payment",
+  "payment-collection",
+  "returns",
+  "claims",
+  "exchanges",
+  "reservation_items"
+)
+/** Collections, categories, tags and types, and the product lists their pages show. */
+export const isCatalogKey = mentioning("collections", "categories", "tags", "product_types", "products")
+/** Inventory items, their levels per location, reservations, and a variant's inventory section. */
+export const isInventoryKey = mentioning("inventory_items", "inventory_item_levels", "reservation_items", "product_variant", "product_variants")
+export const isCustomerKey = mentioning("customers", "customers-addresses", "customer_groups")
+export const isPromotionKey = mentioning("promotions", "campaigns")
+export const isPriceListKey = mentioning("price-lists", "price-list-prices")
+/** The settings screens. */
+export const isSettingsKey = mentioning(
+  "store",
+  "regions",
+  "tax_regions",
+  "tax_rates",
+  "sales-channels",
+  "stock_locations",
+  "fulfillment_sets",
+  "shipping_options",
+  "shipping_profile",
+  "users",
+  "invites",
+  "api_keys"
+)
+/** The bell: ["notification", "list", {query}] (polled every minute otherwise). */
+export const isNotificationKey = mentioning("notification")
 
 /** Which queries each event invalidates; `resync` (events were missed) always means all of them. */
 export type InvalidationRules = Readonly<Record<string, KeyMatcher>>
@@ -56,6 +105,13 @@ export const BUILTIN_RULES: InvalidationRules = {
   "order.updated": isOrderKey,
   // The hero-banner pages of a shop use ["hero-banners", …].
   "banner.updated": startingWith(["hero-banners"]),
+  "catalog.updated": isCatalogKey,
+  "inventory.updated": isInventoryKey,
+  "customer.updated": isCustomerKey,
+  "promotion.updated": isPromotionKey,
+  "price_list.updated": isPriceListKey,
+  "settings.updated": isSettingsKey,
+  "notification.created": isNotificationKey,
 }
 
 /** Joins rule sets; an event named in several invalidates what any of them matches. */

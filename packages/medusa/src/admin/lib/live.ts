@@ -49,7 +49,8 @@ interface Handler {
 }
 
 const KEY = Symbol.for("@admin-push/medusa/live")
-const EVENTS = ["product.updated", "order.updated", "banner.updated", "resync"]
+/** Every built-in event refetches something, and `resync` everything. */
+const EVENTS = [...Object.keys(BUILTIN_RULES), "resync"]
 /** Until the first status arrives: the badge says "connecting", never a false "offline". */
 const STARTING: AdminPushStatus = { state: "connecting", transport: null, retryAt: null, error: null }
 
