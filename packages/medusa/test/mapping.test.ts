@@ -97,6 +97,14 @@ describe("family events", () => {
     assert.deepEqual(direct(planPush("invite.accepted", { id: "invite_1" }))?.data, { kind: "invite", action: "updated", id: "invite_1" })
   })
 
+  it("an address or a group membership changed names its family and kind, not the inner record's id", () => {
+    assert.deepEqual(direct(planPush("customer.customer-address.created", { id: "cuaddr_1" }))?.data, { kind: "customer", action: "updated" })
+    assert.deepEqual(direct(planPush("customer.customer-group-customer.deleted", { id: ["cusgc_1", "cusgc_2"] }))?.data, {
+      kind: "customer_group",
+      action: "updated",
+    })
+  })
+
   it("a module event with several ids lists them", () => {
     assert.deepEqual(direct(planPush("promotion.campaign.deleted", { id: ["camp_1", "camp_2"] })), {
       event: "promotion.updated",

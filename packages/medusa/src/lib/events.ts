@@ -84,6 +84,8 @@ interface FamilySource {
   push: FamilyEvent
   kind: string
   action: ChangeAction
+  /** The event's id is of a record inside the one that changed (an address, a membership): name none. */
+  inner?: true
 }
 
 type Source = RecordSource | FamilySource
@@ -155,6 +157,18 @@ const SOURCES: ReadonlyMap<string, Source> = new Map([
 
   ...crud("customer", "customer.updated", "customer"),
   ...crud("customer.customer-group", "customer.updated", "customer_group"),
+  ...each(["customer.customer-address.created", "customer.customer-address.updated", "customer.customer-address.deleted"], {
+    push: "customer.updated",
+    kind: "customer",
+    action: "updated",
+    inner: true,
+  }),
+  ...each(["customer.customer-group-customer.created", "customer.customer-group-customer.deleted"], {
+    push: "customer.updated",
+    kind: "customer_group",
+    action: "updated",
+    inner: true,
+  }),
 
   ...crud("promotion.promotion", "promotion.updated", "promotion"),
   ...crud("promotion.campaign", "promotion.updated", "campaign"),
@@ -188,8 +202,8 @@ function build(source: RecordSource, id: string): PushMessage {
 }
 
 /** A family event for one id, several, or (past `MAX_IDS`, or none given) the family as a whole. */
-function change({ push, kind, action }: FamilySource, id: unknown): PushMessage {
-  const ids = (Array.isArray(id) ? id : [id]).filter(nonEmptyString)
+function change({ push, kind, action, inner }: FamilySource, id: unknown): PushMessage {
+  const ids = inner ? [] : (Array.isArray(id) ? id : [id]).filter(nonEmptyString)
   const which = ids.length === 1 ? { id: ids[0] } : ids.length > 1 && ids.length <= MAX_IDS ? { ids } : {}
   return { event: push, data: { kind, action, ...which } }
 }
