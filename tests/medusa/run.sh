@@ -78,8 +78,10 @@ key="$(
 cache_root="${CARGO_TARGET_DIR:-$repo/target}/medusa-suite"
 cache="$cache_root/$key"
 mkdir -p "$cache"
-# Only the current entry is kept.
-find "$cache_root" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} +
+touch "$cache"
+# Entries for other keys go once nothing has used them for a while (another run of the suite in
+# the same tree, at another state of its files, may be using one right now).
+find "$cache_root" -mindepth 1 -maxdepth 1 ! -name "$key" -mmin +30 -exec rm -rf {} +
 installed_stamp="$shop/node_modules/@admin-push/medusa/.admin-push-suite-key"
 built_stamp="$shop/.medusa/.admin-push-suite-key"
 step "cache $cache"
