@@ -97,11 +97,15 @@ describe("family events", () => {
     assert.deepEqual(direct(planPush("invite.accepted", { id: "invite_1" }))?.data, { kind: "invite", action: "updated", id: "invite_1" })
   })
 
-  it("an address or a group membership changed names its family and kind, not the inner record's id", () => {
+  it("an address, a group membership or a tax rate changed names its family and kind, not the inner record's id", () => {
     assert.deepEqual(direct(planPush("customer.customer-address.created", { id: "cuaddr_1" }))?.data, { kind: "customer", action: "updated" })
     assert.deepEqual(direct(planPush("customer.customer-group-customer.deleted", { id: ["cusgc_1", "cusgc_2"] }))?.data, {
       kind: "customer_group",
       action: "updated",
+    })
+    assert.deepEqual(direct(planPush("tax.tax-rate.created", { id: "txr_1" })), {
+      event: "settings.updated",
+      data: { kind: "tax_region", action: "updated" },
     })
   })
 

@@ -178,6 +178,13 @@ const SOURCES: ReadonlyMap<string, Source> = new Map([
   ...crud("store.store", "settings.updated", "store"),
   ...crud("region", "settings.updated", "region"),
   ...crud("tax.tax-region", "settings.updated", "tax_region"),
+  // A region's tax rates are shown on its tax region's page.
+  ...each(["tax.tax-rate.created", "tax.tax-rate.updated", "tax.tax-rate.deleted"], {
+    push: "settings.updated",
+    kind: "tax_region",
+    action: "updated",
+    inner: true,
+  }),
   ...crud("sales-channel", "settings.updated", "sales_channel"),
   ...crud("stock_location.stock-location", "settings.updated", "stock_location"),
   ...crud("shipping-option", "settings.updated", "shipping_option"),
