@@ -1,6 +1,7 @@
 //! Redis as managed services offer it, each against real servers the test starts: TLS only (with
 //! a CA and a client certificate made by `openssl` here), an ACL user with the least privileges
-//! the documentation lists, and a three-node Cluster.
+//! the documentation lists, and a Cluster (also through the failover of the master holding the
+//! stream).
 
 use std::path::Path;
 
@@ -235,14 +236,21 @@ fn cluster_mode_refuses_a_stream_key_without_a_hash_tag() {
     assert!(error.contains("hub.stream_key"), "{error}");
 }
 
-#[tokio::test]
-async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user() {
+/// A Redis Cluster of `masters` masters with `replicas` replicas each, created with
+/// `redis-cli --cluster create` and waited on until every node sees it as ok and every replica
+/// has synced with its master. A node that stops
+/// answering is failed over after `node_timeout_ms`. `None` (after a loud skip) without the programs.
+async fn start_cluster(
+    masters: usize,
+    replicas: usize,
+    node_timeout_ms: u32,
+) -> Option<(tempfile::TempDir, Vec<RedisServer>)> {
     if !require("redis-cli") {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut nodes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..masters * (1 + replicas) {
         let port = free_cluster_port();
         let args = [
             "--cluster-enabled",
@@ -253,42 +261,82 @@ async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user() {
                 .display()
                 .to_string(),
             "--cluster-node-timeout",
-            "2000",
+            &node_timeout_ms.to_string(),
+            // A replica syncs at once (not after the default 5 s wait for more replicas), so
+            // that it may be promoted: one that never synced is refused a failover.
+            "--repl-diskless-sync-delay",
+            "0",
         ]
         .map(str::to_owned);
-        let Some(node) = RedisServer::start_with(port, &args).await else {
-            return;
-        };
-        nodes.push(node);
+        nodes.push(RedisServer::start_with(port, &args).await?);
     }
     let addresses: Vec<String> = nodes
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port))
         .collect();
+    let replicas = replicas.to_string();
     let mut create = vec!["--cluster", "create"];
     create.extend(addresses.iter().map(String::as_str));
-    create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    create.extend(["--cluster-replicas", &replicas, "--cluster-yes"]);
     run("redis-cli", &create, dir.path());
     for node in &nodes {
         let url = node.url();
         eventually("every node to see the cluster as ok", || {
             let url = url.clone();
             async move {
-                let Ok(client) = ::redis::Client::open(url) else {
+                let (Some(cluster), Some(replication)) = (
+                    info(&url, "CLUSTER", "INFO").await,
+                    info(&url, "INFO", "replication").await,
+                ) else {
                     return false;
                 };
-                let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
-                    return false;
-                };
-                ::redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query_async::<String>(&mut connection)
-                    .await
-                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+                cluster.contains("cluster_state:ok")
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
             }
         })
         .await;
     }
+    Some((dir, nodes))
+}
+
+/// `command section` (`CLUSTER INFO`, `INFO replication`) of the node at `url`, if it answers.
+async fn info(url: &str, command: &str, section: &str) -> Option<String> {
+    let client = ::redis::Client::open(url).ok()?;
+    let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+    ::redis::cmd(command)
+        .arg(section)
+        .query_async::<String>(&mut connection)
+        .await
+        .ok()
+}
+
+/// Which of `nodes` is the master holding `key` now: the one that serves it (the others answer
+/// `MOVED`, replicas included).
+async fn master_of(nodes: &[RedisServer], key: &str) -> usize {
+    for (i, node) in nodes.iter().enumerate() {
+        let Ok(client) = ::redis::Client::open(node.url()) else {
+            continue;
+        };
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        let served: Result<i64, _> = ::redis::cmd("XLEN")
+            .arg(key)
+            .query_async(&mut connection)
+            .await;
+        if served.is_ok() {
+            return i;
+        }
+    }
+    panic!("no node serves {key}");
+}
+
+#[tokio::test]
+async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user() {
+    let Some((_dir, nodes)) = start_cluster(3, 0, 2000).await else {
+        return;
+    };
     let stream_key = "{t-cluster}:events";
     let rules = acl_rules(stream_key, CLUSTER_ACL);
     for node in &nodes {
@@ -304,4 +352,58 @@ async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user() {
     }))
     .await;
     assert_it_works(&app).await;
+}
+
+#[tokio::test]
+async fn when_the_clusters_stream_master_dies_every_tab_is_told_to_resync_and_emits_recover() {
+    let Some((_dir, mut nodes)) = start_cluster(3, 1, 1000).await else {
+        return;
+    };
+    let stream_key = "{t-failover}:events";
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let app = spawn_ready_redis_app(json!({
+        "redis_mode": "cluster",
+        "redis_nodes": urls,
+        "stream_key": stream_key,
+    }))
+    .await;
+    let mut tabs = Vec::new();
+    for transport in crate::helpers::BOTH {
+        let mut tab = app.subscribe(transport, "").await;
+        tab.ready().await;
+        tabs.push(tab);
+    }
+    let before = app.emit_product("before").await;
+    for tab in &mut tabs {
+        assert_eq!(tab.expect("product.updated").await.id, Some(before.clone()));
+    }
+
+    // The replica that takes over may lack what the dead master acknowledged last: nothing can
+    // tell, so every tab must be told to refetch.
+    let master = master_of(&nodes, stream_key).await;
+    nodes[master].stop();
+    // The replica is promoted after the node timeout (1 s) and a vote; emits work again soon after.
+    let deadline = std::time::Instant::now() + 3 * crate::helpers::WAIT;
+    let after = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "emits did not recover after the failover"
+        );
+        let response = app
+            .emit(&json!({ "event": "product.updated", "data": { "id": "after" } }))
+            .await;
+        if response.status() == 202 {
+            let body: serde_json::Value = response.json().await.expect("json");
+            break body["id"].as_str().expect("id").to_owned();
+        }
+        assert!(
+            [503, 504].contains(&response.status().as_u16()),
+            "an emit during the failover is refused plainly: {response:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    for tab in &mut tabs {
+        assert_eq!(tab.expect("resync").await.data["reason"], "restart");
+        assert_eq!(tab.expect("product.updated").await.id, Some(after.clone()));
+    }
 }

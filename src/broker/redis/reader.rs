@@ -22,6 +22,14 @@ use crate::{
 
 /// How long one `XREAD` blocks; also bounds how late the reader notices shutdown.
 const READ_BLOCK: Duration = Duration::from_millis(1000);
+/// How long a reply to the reader may take, `XREAD`'s block included. Enforced by [`within`],
+/// whatever the connection's own response timeout does: a cluster connection rerouting after a
+/// failover was seen to leave a blocking read unanswered for good.
+const READ_DEADLINE: Duration = Duration::from_millis(3000);
+/// How often the reader asks the stream's master for its replication id while following. A
+/// cluster connection follows a failover by itself, and a managed endpoint can hide one behind
+/// the same address, so a new master is not always a new connection.
+const MASTER_CHECK: Duration = Duration::from_secs(1);
 /// Entries taken per `XREAD`.
 const READ_COUNT: usize = 512;
 /// Reconnect backoff.
@@ -60,6 +68,18 @@ impl From<redis::RedisError> for Stop {
     }
 }
 
+/// Runs one of the reader's calls within [`READ_DEADLINE`]: no reply in time is a lost connection.
+async fn within<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Stop> {
+    match tokio::time::timeout(READ_DEADLINE, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => {
+            Err(LinkError::NoAnswer("redis did not answer the stream reader in time".into()).into())
+        }
+    }
+}
+
 impl From<HubGone> for Stop {
     fn from(_: HubGone) -> Self {
         Stop::HubGone
@@ -78,6 +98,8 @@ pub(super) struct Reader {
     caught_up: bool,
     /// The replication id of the master this instance last followed.
     master: Option<String>,
+    /// The master changed, and the history has not been reloaded from the new one yet.
+    reload_due: bool,
 }
 
 /// One stream entry, decoded.
@@ -106,6 +128,7 @@ impl Reader {
             last: None,
             caught_up: false,
             master: None,
+            reload_due: false,
         }
     }
 
@@ -134,21 +157,23 @@ impl Reader {
     /// One connection's worth of following: (re)load or verify, then `XREAD` until an error.
     async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), Stop> {
         let key = self.link.stream_key().to_owned();
-        let (mut connection, _) = self.link.connect(READ_BLOCK * 3).await?;
-        let new_master = self.master_changed(&mut connection).await?;
+        let (mut connection, _) = self.link.connect(READ_DEADLINE).await?;
+        self.reload_due |= self.master_changed(&mut connection).await?;
         let continuous = match self.last {
             // A new master (a failover, also one hidden behind a managed endpoint's address) may
             // lack appends the old one acknowledged but had not replicated yet, and this reader
             // may never have seen them: only a reload with `resync` is honest then, even when the
             // last id we delivered survived.
-            Some(_) if new_master => false,
+            Some(_) if self.reload_due => false,
             Some(last) => {
-                let at: Vec<Entry> = redis::cmd("XRANGE")
-                    .arg(&key)
-                    .arg(last.to_string())
-                    .arg(last.to_string())
-                    .query_async(&mut connection)
-                    .await?;
+                let at: Vec<Entry> = within(
+                    redis::cmd("XRANGE")
+                        .arg(&key)
+                        .arg(last.to_string())
+                        .arg(last.to_string())
+                        .query_async(&mut connection),
+                )
+                .await?;
                 !at.is_empty()
             }
             None => false,
@@ -156,10 +181,19 @@ impl Reader {
         if !continuous {
             self.load(&mut connection).await?;
         }
+        self.reload_due = false;
         self.health.set_up();
         self.caught_up = true;
         let mut from = self.last.unwrap_or(EventId::ZERO).to_string();
+        let mut next_check = tokio::time::Instant::now() + MASTER_CHECK;
         loop {
+            if tokio::time::Instant::now() >= next_check {
+                if self.master_changed(&mut connection).await? {
+                    self.reload_due = true;
+                    return Err(LinkError::Unavailable("the stream's master changed".into()).into());
+                }
+                next_check = tokio::time::Instant::now() + MASTER_CHECK;
+            }
             let mut read = redis::cmd("XREAD");
             read.arg("BLOCK")
                 .arg(READ_BLOCK.as_millis() as u64)
@@ -170,7 +204,7 @@ impl Reader {
                 .arg(&from);
             let reply: ReadReply = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                reply = read.query_async(&mut connection) => reply?,
+                reply = within(read.query_async(&mut connection)) => reply?,
             };
             let mut committed = Vec::new();
             for (_, entries) in reply.unwrap_or_default() {
@@ -194,13 +228,10 @@ impl Reader {
         }
     }
 
-    /// Rebuilds the history from the stream's newest `history` entries and hands it to the hub in
-    /// one step. When this instance had been following an earlier history, its connections may
-    /// have missed events: they are told to resync.
     /// Whether the master's replication id differs from the one seen last (a promoted replica, or
     /// a server restarted, starts a new one). Remembers the new id.
     async fn master_changed(&mut self, connection: &mut Conn) -> Result<bool, Stop> {
-        let id = connection.master_of(self.link.stream_key()).await?;
+        let id = within(connection.master_of(self.link.stream_key())).await?;
         let changed = self.master.is_some() && id != self.master;
         if changed {
             tracing::warn!("redis master changed; reloading the stream and telling tabs to resync");
@@ -209,25 +240,32 @@ impl Reader {
         Ok(changed)
     }
 
+    /// Rebuilds the history from the stream's newest `history` entries and hands it to the hub in
+    /// one step. When this instance had been following an earlier history, its connections may
+    /// have missed events: they are told to resync.
     async fn load(&mut self, connection: &mut Conn) -> Result<(), Stop> {
         let key = self.link.stream_key().to_owned();
         // Atomic, so two instances starting on an empty stream do not both add a marker.
-        let _: redis::Value = redis::cmd("EVAL")
-            .arg(ENSURE_EPOCH_MARKER)
-            .arg(1)
-            .arg(&key)
-            .arg(self.history)
-            .arg(format!("{:032x}", rand::random::<u128>()))
-            .query_async(connection)
-            .await?;
-        let mut entries: Vec<Entry> = redis::cmd("XREVRANGE")
-            .arg(&key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(self.history)
-            .query_async(connection)
-            .await?;
+        let _: redis::Value = within(
+            redis::cmd("EVAL")
+                .arg(ENSURE_EPOCH_MARKER)
+                .arg(1)
+                .arg(&key)
+                .arg(self.history)
+                .arg(format!("{:032x}", rand::random::<u128>()))
+                .query_async(connection),
+        )
+        .await?;
+        let mut entries: Vec<Entry> = within(
+            redis::cmd("XREVRANGE")
+                .arg(&key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(self.history)
+                .query_async(connection),
+        )
+        .await?;
         entries.reverse();
         let mut entries = entries.into_iter();
         // The oldest entry is the floor: resuming from it replays everything after it.
