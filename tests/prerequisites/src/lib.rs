@@ -57,8 +57,8 @@ pub const PROGRAMS: &[Program] = &[
         needed_by: "the browser suite's proxy tests and the nginx recipe test",
     },
     Program {
-        name: "psql",
-        install: "apt-get install postgresql-client",
+        name: "pg_config",
+        install: "apt-get install postgresql (the suite starts its own server)",
         needed_by: "the Medusa suite",
     },
     Program {
