@@ -441,7 +441,10 @@ async fn a_refusal_names_the_field_by_its_path_and_never_a_position_in_the_text(
 /// The family events of the admin's other screens: one example of each, as the Medusa plugin sends
 /// them, for every kind the family names.
 const FAMILIES: [(&str, &[&str]); 6] = [
-    ("catalog.updated", &["collection", "category", "tag", "type"]),
+    (
+        "catalog.updated",
+        &["collection", "category", "tag", "type"],
+    ),
     (
         "inventory.updated",
         &["inventory_item", "inventory_level", "reservation"],
