@@ -126,7 +126,7 @@ async fn put(
 ) -> Result<(), LinkError> {
     let value = format!("{}:{}", principal.valid_until, principal.actor_id);
     let life = life.max(Duration::from_millis(1)).as_millis() as u64;
-    link.call::<redis::Value>(|_| {
+    link.call::<redis::Value, _>(|_| {
         let mut set = redis::cmd("SET");
         set.arg(link.key("ticket", ticket))
             .arg(&value)

@@ -21,7 +21,7 @@ impl Settings {
         const MIB: u64 = 1024 * 1024;
         let u = |v: usize| v as u64;
         // Upper bounds too: an absurd value must stop the start, not overflow a deadline later.
-        let bounds: [(&'static str, u64, RangeInclusive<u64>); 22] = [
+        let bounds: [(&'static str, u64, RangeInclusive<u64>); 23] = [
             ("server.drain_secs", self.server.drain_secs, 1..=3600),
             (
                 "server.header_timeout_secs",
@@ -63,6 +63,11 @@ impl Settings {
                 "hub.redis_timeout_ms",
                 self.hub.redis_timeout_ms,
                 50..=60_000,
+            ),
+            (
+                "hub.redis_min_replicas",
+                u64::from(self.hub.redis_min_replicas),
+                0..=64,
             ),
             (
                 "ws.ping_interval_secs",

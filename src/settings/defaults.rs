@@ -88,6 +88,7 @@ impl Default for HubSettings {
             redis_client_cert_file: None,
             redis_client_key_file: None,
             redis_timeout_ms: 2000,
+            redis_min_replicas: 0,
             stream_key: "admin-push:events".to_owned(),
         }
     }

@@ -156,6 +156,9 @@ pub struct HubSettings {
     pub redis_client_key_file: Option<PathBuf>,
     /// Each Redis call (an emit's append, a ticket) gives up after this, on its own clock.
     pub redis_timeout_ms: u64,
+    /// Durability: an emit is acknowledged only once this many replicas have its append (`WAIT`);
+    /// 0 acknowledges once the master has it.
+    pub redis_min_replicas: u32,
     pub stream_key: String,
 }
 

@@ -297,3 +297,114 @@ async fn a_keyed_emit_retried_across_an_outage_is_published_exactly_once() {
         "published exactly once"
     );
 }
+
+/// A master and a replica of it that has synced; `None` after a loud skip.
+async fn master_and_replica() -> Option<(RedisServer, RedisServer)> {
+    let master = RedisServer::start().await?;
+    let replica = RedisServer::start_with(
+        crate::helpers::free_port(),
+        &[
+            "--replicaof".to_owned(),
+            format!("127.0.0.1 {}", master.port),
+        ],
+    )
+    .await?;
+    let url = replica.url();
+    eventually("the replica to sync", || {
+        let url = url.clone();
+        async move {
+            let Ok(client) = ::redis::Client::open(url) else {
+                return false;
+            };
+            let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+                return false;
+            };
+            ::redis::cmd("INFO")
+                .arg("replication")
+                .query_async::<String>(&mut connection)
+                .await
+                .is_ok_and(|info| info.contains("master_link_status:up"))
+        }
+    })
+    .await;
+    Some((master, replica))
+}
+
+/// The ids the stream at `key` holds on the server at `url`.
+async fn stream_ids(url: &str, key: &str) -> Vec<String> {
+    let client = ::redis::Client::open(url).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let entries: Vec<(String, Vec<String>)> = ::redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut connection)
+        .await
+        .expect("XRANGE");
+    entries.into_iter().map(|(id, _)| id).collect()
+}
+
+#[tokio::test]
+async fn with_min_replicas_emits_are_acknowledged_while_the_replica_keeps_up() {
+    let Some((master, replica)) = master_and_replica().await else {
+        return;
+    };
+    let app = crate::helpers::spawn_ready_redis_app(json!({
+        "redis_url": master.url(),
+        "stream_key": "t:durable",
+        "redis_min_replicas": 1,
+    }))
+    .await;
+    for i in 0..20 {
+        let id = app.emit_product(&format!("durable-{i}")).await;
+        // Acknowledged: a failover to the replica right now would keep it.
+        assert!(
+            stream_ids(&replica.url(), "t:durable").await.contains(&id),
+            "{id} acknowledged before the replica had it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_min_replicas_and_the_replica_frozen_an_emit_is_504_and_its_keyed_retry_publishes_once()
+ {
+    let Some((master, replica)) = master_and_replica().await else {
+        return;
+    };
+    let app = crate::helpers::spawn_ready_redis_app(json!({
+        "redis_url": master.url(),
+        "stream_key": "t:durable-frozen",
+        "redis_min_replicas": 1,
+        "redis_timeout_ms": 500,
+    }))
+    .await;
+    let mut tab = app.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+    replica.pause();
+    let body = json!({ "event": "product.updated", "data": { "id": "durable" } });
+    let first = emit_with_key(&app, "durable-1", &body).await;
+    assert_eq!(first.status(), 504, "not on a replica: not acknowledged");
+    assert!(first.headers().contains_key("retry-after"));
+    replica.resume();
+    let retry = emit_with_key(&app, "durable-1", &body).await;
+    assert_eq!(retry.status(), 202);
+    let id = retry.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // The first call's append was on the master all along: the retry names it, adds nothing.
+    assert_eq!(tab.expect("product.updated").await.id, Some(id.clone()));
+    assert_eq!(
+        stream_ids(&master.url(), "t:durable-frozen")
+            .await
+            .iter()
+            .filter(|i| **i == id)
+            .count(),
+        1
+    );
+    let next = app.emit_product("after").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(next));
+}

@@ -407,3 +407,39 @@ async fn when_the_clusters_stream_master_dies_every_tab_is_told_to_resync_and_em
         assert_eq!(tab.expect("product.updated").await.id, Some(after.clone()));
     }
 }
+
+#[tokio::test]
+async fn in_a_cluster_min_replicas_waits_on_the_stream_masters_replica() {
+    let Some((_dir, nodes)) = start_cluster(3, 1, 2000).await else {
+        return;
+    };
+    let stream_key = "{t-durable}:events";
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let app = spawn_ready_redis_app(json!({
+        "redis_mode": "cluster",
+        "redis_nodes": urls,
+        "stream_key": stream_key,
+        "redis_min_replicas": 1,
+        "redis_timeout_ms": 500,
+    }))
+    .await;
+    assert_it_works(&app).await;
+    // Every replica frozen: no append can reach one, so none is acknowledged.
+    let master = master_of(&nodes, stream_key).await;
+    let replicas: Vec<&RedisServer> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != master)
+        .map(|(_, node)| node)
+        .collect();
+    for node in &replicas {
+        node.pause();
+    }
+    let response = app
+        .emit(&json!({ "event": "product.updated", "data": { "id": "unreplicated" } }))
+        .await;
+    for node in &replicas {
+        node.resume();
+    }
+    assert_eq!(response.status(), 504);
+}

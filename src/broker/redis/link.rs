@@ -46,6 +46,24 @@ impl LinkError {
     }
 }
 
+/// What [`Link::call`] sends: one command, or a pipeline of commands that must go out on one
+/// connection, in order (an append and the `WAIT` for its replicas).
+pub(crate) trait Request {
+    async fn send<T: FromRedisValue>(&self, conn: &mut Conn) -> redis::RedisResult<T>;
+}
+
+impl Request for redis::Cmd {
+    async fn send<T: FromRedisValue>(&self, conn: &mut Conn) -> redis::RedisResult<T> {
+        self.query_async(conn).await
+    }
+}
+
+impl Request for redis::Pipeline {
+    async fn send<T: FromRedisValue>(&self, conn: &mut Conn) -> redis::RedisResult<T> {
+        self.query_async(conn).await
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Link {
     inner: Arc<Inner>,
@@ -116,11 +134,12 @@ impl Link {
         format!("{}:{kind}:{id}", self.inner.stream_key)
     }
 
-    /// Runs the command `build` makes on the shared writer, within this call's own deadline.
-    /// `build` gets the deadline in Redis's clock (unix ms), for scripts that must not act late.
-    pub(crate) async fn call<T: FromRedisValue>(
+    /// Runs the command (or pipeline) `build` makes on the shared writer, within this call's own
+    /// deadline. `build` gets the deadline in Redis's clock (unix ms), for scripts that must not
+    /// act late.
+    pub(crate) async fn call<T: FromRedisValue, R: Request>(
         &self,
-        build: impl FnOnce(i64) -> redis::Cmd,
+        build: impl FnOnce(i64) -> R,
     ) -> Result<T, LinkError> {
         let deadline = Instant::now() + self.inner.timeout;
         let lease = tokio::time::timeout_at(deadline, self.lease())
@@ -128,7 +147,7 @@ impl Link {
             .map_err(|_| LinkError::Unavailable("no connection to redis in time".into()))??;
         let command = build(lease.clock.redis_ms(deadline.into_std()));
         let mut conn = lease.conn.clone();
-        match tokio::time::timeout_at(deadline, command.query_async::<T>(&mut conn)).await {
+        match tokio::time::timeout_at(deadline, command.send::<T>(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 let error = LinkError::after_send(&e);

@@ -69,6 +69,10 @@ pub(crate) struct RedisBroker {
     link: Link,
     history: usize,
     idempotency_ttl: Duration,
+    /// `hub.redis_min_replicas`: replicas that must have an append before it is acknowledged.
+    min_replicas: u32,
+    /// How long `WAIT` may block for them: the call's deadline, less room for the replies.
+    replica_wait_ms: u64,
     health: Arc<Health>,
 }
 
@@ -126,6 +130,11 @@ impl RedisBroker {
             link,
             history: settings.history,
             idempotency_ttl,
+            min_replicas: settings.redis_min_replicas,
+            replica_wait_ms: settings
+                .redis_timeout_ms
+                .saturating_sub(2 * REPLY_MARGIN_MS as u64)
+                .max(1),
             health,
         };
         (broker, receiver)
@@ -143,23 +152,48 @@ impl RedisBroker {
         let key = options
             .idempotency_key
             .map(|key| self.link.key("idempotency", key.as_str()));
-        let (status, ids): (i64, String) = self
-            .link
-            .call(|deadline| {
-                let mut eval = redis::cmd("EVAL");
-                eval.arg(APPEND)
-                    .arg(1 + usize::from(key.is_some()))
-                    .arg(self.link.stream_key())
-                    .arg(key.as_deref())
-                    .arg(deadline - REPLY_MARGIN_MS)
-                    .arg(self.history)
-                    .arg(self.idempotency_ttl.as_secs());
-                for event in &events {
-                    eval.arg(event.name.as_str()).arg(&*event.data);
-                }
-                eval
-            })
-            .await?;
+        let append = |deadline: i64| {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(APPEND)
+                .arg(1 + usize::from(key.is_some()))
+                .arg(self.link.stream_key())
+                .arg(key.as_deref())
+                .arg(deadline - REPLY_MARGIN_MS)
+                .arg(self.history)
+                .arg(self.idempotency_ttl.as_secs());
+            for event in &events {
+                eval.arg(event.name.as_str()).arg(&*event.data);
+            }
+            eval
+        };
+        let (status, ids): (i64, String) = if self.min_replicas == 0 {
+            self.link.call(append).await?
+        } else {
+            // `WAIT` counts the replicas that have every write this connection made so far, so
+            // it must follow the append on the same connection: one pipeline. A repeated key
+            // waits too, for the append its first call made.
+            let (appended, replicas): ((i64, String), u32) = self
+                .link
+                .call(|deadline| {
+                    let mut pipe = redis::pipe();
+                    pipe.add_command(append(deadline))
+                        .cmd("WAIT")
+                        .arg(self.min_replicas)
+                        .arg(self.replica_wait_ms);
+                    pipe
+                })
+                .await?;
+            if replicas < self.min_replicas {
+                // On the master, not yet safe from its failover: a keyed retry gets the same ids
+                // (and waits again), so the caller can make sure without publishing twice.
+                return Err(LinkError::NoAnswer(format!(
+                    "only {replicas} of {} replicas have the append",
+                    self.min_replicas
+                ))
+                .into());
+            }
+            appended
+        };
         if status < 0 {
             return Err(
                 LinkError::Unavailable("redis ran the append after its deadline".into()).into(),
