@@ -15,6 +15,9 @@ pub struct RedisServer {
     /// test asks for TLS only.
     args: Vec<String>,
     child: Option<std::process::Child>,
+    /// Its working directory: a replica's full sync writes an RDB file there, which must not land
+    /// in the repository.
+    dir: tempfile::TempDir,
 }
 
 /// A free TCP port on loopback.
@@ -51,6 +54,7 @@ impl RedisServer {
             port,
             args: args.to_vec(),
             child: None,
+            dir: tempfile::tempdir().expect("a directory for redis-server"),
         };
         server.restart().await;
         Some(server)
@@ -102,6 +106,8 @@ impl RedisServer {
             .args(listen)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
             .args(&self.args)
             .stdout(std::process::Stdio::null())
             .spawn()
