@@ -10,6 +10,10 @@
 //! ([`LinkError::Unavailable`]: the call was never sent, or Redis refused it) or possibly
 //! something ([`LinkError::NoAnswer`]: sent, and no reply in time). The stream reader opens its
 //! own connection, since `XREAD BLOCK` would hold a shared one hostage.
+//!
+//! In Sentinel mode the sentinels' announcement of a new master reaches the link
+//! ([`Link::master_switched`]): the writer's connection is dropped at once, so the next call asks
+//! the sentinels anew, and the reader hears of it through [`Link::switches`].
 
 use std::{
     sync::{Arc, Mutex},
@@ -78,6 +82,8 @@ struct Inner {
     writer: Mutex<Slot>,
     /// Bumped whenever a connect attempt ends, to wake the callers waiting for it.
     attempts: watch::Sender<u64>,
+    /// Bumped whenever the sentinels name a new master.
+    switches: watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -109,6 +115,7 @@ impl Link {
                 timeout,
                 writer: Mutex::new(Slot::Idle),
                 attempts: watch::Sender::new(0),
+                switches: watch::Sender::new(0),
             }),
         }
     }
@@ -122,6 +129,28 @@ impl Link {
             .connector
             .connect(self.inner.timeout, response_timeout)
             .await
+    }
+
+    pub(super) fn connector(&self) -> &Connector {
+        &self.inner.connector
+    }
+
+    /// The sentinels named a new master. The writer's connection is forgotten (the old master
+    /// keeps accepting writes until Sentinel demotes it, and a failover loses them), so the next
+    /// call asks the sentinels anew; the reader reconnects too.
+    pub(super) fn master_switched(&self) {
+        {
+            let mut slot = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if matches!(&*slot, Slot::Ready { .. }) {
+                *slot = Slot::Idle;
+            }
+        }
+        self.inner.switches.send_modify(|n| *n += 1);
+    }
+
+    /// Changes whenever the sentinels name a new master.
+    pub(super) fn switches(&self) -> watch::Receiver<u64> {
+        self.inner.switches.subscribe()
     }
 
     pub(crate) fn stream_key(&self) -> &str {
@@ -150,11 +179,11 @@ impl Link {
         match tokio::time::timeout_at(deadline, command.send::<T>(&mut conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                let error = LinkError::after_send(&e);
-                if matches!(error, LinkError::NoAnswer(_)) || e.is_unrecoverable_error() {
-                    self.discard(lease.generation);
-                }
-                Err(error)
+                // Whatever failed, the next call starts on a fresh connection: in Sentinel mode
+                // that asks the sentinels anew, so a master demoted under us (`READONLY`) or gone
+                // is left at once.
+                self.discard(lease.generation);
+                Err(LinkError::after_send(&e))
             }
             Err(_) => {
                 // Stalled or cut off: the next call starts afresh rather than queue behind this.
@@ -211,6 +240,7 @@ impl Link {
     async fn reconnect(self) {
         // Only one attempt runs at a time (the slot says `Connecting`), so this is its number.
         let attempt = *self.inner.attempts.borrow() + 1;
+        let switches = *self.inner.switches.borrow();
         let link = Arc::downgrade(&self.inner);
         let on_closed: OnClosed = Arc::new(move || {
             if let Some(inner) = link.upgrade() {
@@ -226,6 +256,9 @@ impl Link {
         {
             let mut slot = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             *slot = match result {
+                // The sentinels named a new master while this attempt asked them: it may have
+                // reached the old one, so the callers waiting for it start another.
+                _ if *self.inner.switches.borrow() != switches => Slot::Idle,
                 Ok((conn, clock)) => Slot::Ready {
                     generation: attempt,
                     conn,

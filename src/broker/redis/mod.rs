@@ -16,6 +16,7 @@
 mod connector;
 mod link;
 mod reader;
+mod switches;
 
 use std::{
     sync::{
@@ -125,6 +126,7 @@ impl RedisBroker {
             Arc::clone(&health),
             notices,
         );
+        switches::follow(&link, &shutdown);
         tokio::spawn(reader.run(shutdown));
         let broker = Self {
             link,

@@ -5,10 +5,13 @@
 //! connection `resync{restart}`; old ids are then simply not found, so they get `resync{gap}`. An
 //! empty stream gets an epoch marker entry, so even a stream with no events has a unique id to
 //! resume from.
+//!
+//! In Sentinel mode the reader also reconnects as soon as the sentinels name a new master
+//! ([`Link::switches`]), rather than follow the old one until Sentinel demotes it.
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -54,6 +57,8 @@ struct HubGone;
 enum Stop {
     Link(LinkError),
     HubGone,
+    /// The sentinels named a new master.
+    Switched,
 }
 
 impl From<LinkError> for Stop {
@@ -134,10 +139,15 @@ impl Reader {
 
     /// Follows the stream until `shutdown` (or until the hub is gone), reconnecting with backoff.
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        let mut switches = self.link.switches();
         let mut backoff = BACKOFF_MIN;
         loop {
-            let e = match self.follow(&shutdown).await {
+            // A switch announced from here on may come too late for this connect to see it.
+            switches.mark_unchanged();
+            let e = match self.follow(&shutdown, &mut switches).await {
                 Ok(()) | Err(Stop::HubGone) => return,
+                // The new master is there already: no reason to wait.
+                Err(Stop::Switched) => continue,
                 Err(Stop::Link(e)) => e,
             };
             // A connection that got as far as following the stream earns a fresh backoff.
@@ -149,13 +159,19 @@ impl Reader {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
+                // The old master is gone and the sentinels name a new one: try it now.
+                _ = switches.changed() => {}
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
     /// One connection's worth of following: (re)load or verify, then `XREAD` until an error.
-    async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), Stop> {
+    async fn follow(
+        &mut self,
+        shutdown: &CancellationToken,
+        switches: &mut watch::Receiver<u64>,
+    ) -> Result<(), Stop> {
         let key = self.link.stream_key().to_owned();
         let (mut connection, _) = self.link.connect(READ_DEADLINE).await?;
         self.reload_due |= self.master_changed(&mut connection).await?;
@@ -204,6 +220,7 @@ impl Reader {
                 .arg(&from);
             let reply: ReadReply = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
+                _ = switches.changed() => return Err(Stop::Switched),
                 reply = within(read.query_async(&mut connection)) => reply?,
             };
             let mut committed = Vec::new();

@@ -75,13 +75,13 @@ impl Target {
                         "sentinel mode needs the master's name",
                     ));
                 }
-                Ok(Target::Sentinel(Sentinel {
+                Ok(Target::Sentinel(Sentinel::new(
                     sentinels,
-                    master: settings.redis_master.clone(),
+                    settings.redis_master.clone(),
                     tls,
                     username,
                     password,
-                }))
+                )))
             }
             RedisMode::Cluster => {
                 let nodes = node_infos(settings)?;
