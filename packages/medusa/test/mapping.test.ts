@@ -65,6 +65,11 @@ describe("order sub-views", () => {
     })
   }
 
+  it("a draft order created or deleted (the order module's own events) refetches order screens", () => {
+    assert.deepEqual(direct(planPush("order.order.created", { id: "order_1" })), { event: "order.updated", data: { id: "order_1" } })
+    assert.deepEqual(direct(planPush("order.order.deleted", { id: "order_1" }))?.data, { id: "order_1" })
+  })
+
   it("a transfer request names the order as id", () => {
     assert.deepEqual(direct(planPush("order.transfer_requested", { id: "order_1", order_change_id: "ordch_1" }))?.data, { id: "order_1" })
   })

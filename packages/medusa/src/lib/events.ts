@@ -136,6 +136,8 @@ const SOURCES: ReadonlyMap<string, Source> = new Map([
   ["order.archived", { push: "order.updated", status: "archived" }],
   ...each(ORDER_ID_EVENTS, { push: "order.updated", from: "order_id" }),
   ["order.transfer_requested", { push: "order.updated" }],
+  // Creating a draft order, or deleting one, runs no workflow event; the order module's own does.
+  ...each(["order.order.created", "order.order.deleted"], { push: "order.updated" }),
   // Payments and shipments name their own record; the order page is found through the links.
   ...each(["payment.captured", "payment.refunded"], {
     push: "order.updated",
