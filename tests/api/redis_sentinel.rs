@@ -21,8 +21,8 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::helpers::{
-    RedisServer, TestApp, Transport, WAIT, acl_rules, add_acl_user, eventually, free_port,
-    require, spawn_ready_redis_app,
+    RedisServer, TestApp, Transport, WAIT, acl_rules, add_acl_user, eventually, free_port, require,
+    spawn_ready_redis_app,
 };
 
 const MASTER: &str = "pushmaster";
@@ -158,17 +158,18 @@ impl Drop for Sentinel {
 }
 
 /// A master, its replica and three sentinels that know both and each other, each with the
-/// service's ACL user.
+/// service's ACL user; and the instances' `hub.redis_min_replicas`.
 struct Deployment {
     master: RedisServer,
     replica: RedisServer,
     sentinels: Vec<Sentinel>,
+    min_replicas: u32,
     _dir: tempfile::TempDir,
 }
 
 impl Deployment {
     /// `None` (after a loud skip) when redis-server or redis-sentinel is not installed.
-    async fn start() -> Option<Self> {
+    async fn start(min_replicas: u32) -> Option<Self> {
         if !require("redis-sentinel") {
             return None;
         }
@@ -180,18 +181,22 @@ impl Deployment {
         let sentinels: Vec<Sentinel> = (0..3)
             .map(|_| Sentinel::start(dir.path(), master.port))
             .collect();
-        eventually("the sentinels to know the replica and each other", || async {
-            let replicas: Option<Vec<::redis::Value>> =
-                sentinels[0].query(&["REPLICAS", MASTER]).await;
-            let mut everyone = replicas.is_some_and(|r| !r.is_empty());
-            for sentinel in &sentinels {
-                everyone &= sentinel.peers().await == 2;
-            }
-            everyone
-        })
+        eventually(
+            "the sentinels to know the replica and each other",
+            || async {
+                let replicas: Option<Vec<::redis::Value>> =
+                    sentinels[0].query(&["REPLICAS", MASTER]).await;
+                let mut everyone = replicas.is_some_and(|r| !r.is_empty());
+                for sentinel in &sentinels {
+                    everyone &= sentinel.peers().await == 2;
+                }
+                everyone
+            },
+        )
         .await;
         // ACLs are per server and per sentinel: neither replicated nor shared.
-        let rules = acl_rules("t:failover", "+role");
+        let durability = if min_replicas > 0 { "+wait" } else { "" };
+        let rules = acl_rules("t:failover", &format!("+role {durability}"));
         for server in [&master, &replica] {
             add_acl_user(&server.url(), &rules, PASSWORD).await;
         }
@@ -202,6 +207,7 @@ impl Deployment {
             master,
             replica,
             sentinels,
+            min_replicas,
             _dir: dir,
         })
     }
@@ -217,6 +223,7 @@ impl Deployment {
             // Room for the whole storm, so the new master's stream still holds every id it got.
             "history": 1_000_000,
             "redis_timeout_ms": 1000,
+            "redis_min_replicas": self.min_replicas,
             "redis_username": "admin-push",
             "redis_password": PASSWORD,
         }))
@@ -229,7 +236,10 @@ impl Deployment {
         let mut announcements = Vec::new();
         for sentinel in &self.sentinels {
             let client = ::redis::Client::open(sentinel.url()).expect("url");
-            let mut pubsub = client.get_async_pubsub().await.expect("connect to a sentinel");
+            let mut pubsub = client
+                .get_async_pubsub()
+                .await
+                .expect("connect to a sentinel");
             pubsub.subscribe(SWITCH_CHANNEL).await.expect("SUBSCRIBE");
             announcements.push(pubsub.into_on_message());
         }
@@ -288,9 +298,11 @@ enum Failure {
 /// starved by the other.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn fail_over_during_an_emit_storm(failure: Failure) {
+/// The storm and the failure; with `min_replicas`, nothing acknowledged may be lost at all.
+async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let Some(mut deployment) = Deployment::start().await else {
+    let label = format!("{failure:?} (min_replicas {min_replicas})");
+    let Some(mut deployment) = Deployment::start(min_replicas).await else {
         return;
     };
     let apps = [
@@ -331,9 +343,8 @@ async fn fail_over_during_an_emit_storm(failure: Failure) {
     let failed = Instant::now();
     match failure {
         Failure::Forced => {
-            let _: Option<::redis::Value> = deployment.sentinels[0]
-                .query(&["FAILOVER", MASTER])
-                .await;
+            let _: Option<::redis::Value> =
+                deployment.sentinels[0].query(&["FAILOVER", MASTER]).await;
         }
         Failure::Killed => deployment.master.stop(),
     }
@@ -342,7 +353,7 @@ async fn fail_over_during_an_emit_storm(failure: Failure) {
         .expect("the sentinels announce a new master in time")
         .expect("the announcement task");
     eprintln!(
-        "{failure:?}: the sentinels announced the new master {:?} after the failure",
+        "{label}: the sentinels announced the new master {:?} after the failure",
         switched - failed
     );
     for sentinel in &deployment.sentinels {
@@ -364,7 +375,7 @@ async fn fail_over_during_an_emit_storm(failure: Failure) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         eprintln!(
-            "{failure:?}: old master demoted {:?} after the announcement",
+            "{label}: old master demoted {:?} after the announcement",
             switched.elapsed()
         );
     }
@@ -378,7 +389,8 @@ async fn fail_over_during_an_emit_storm(failure: Failure) {
         "emits acknowledged more than a second after the switch",
         || async {
             let acks = acks.lock().expect("acks");
-            acks.last().is_some_and(|ack| ack.at > switched + SWITCH_WITHIN)
+            acks.last()
+                .is_some_and(|ack| ack.at > switched + SWITCH_WITHIN)
         },
     )
     .await;
@@ -407,7 +419,7 @@ async fn fail_over_during_an_emit_storm(failure: Failure) {
     };
     let lost_at: Vec<f64> = lost.iter().map(|ack| since_switch(ack.at)).collect();
     eprintln!(
-        "{failure:?}: acknowledged {} (refused {refused}), lost {} acknowledged between {:?} ms \
+        "{label}: acknowledged {} (refused {refused}), lost {} acknowledged between {:?} ms \
          and {:?} ms from the announcement",
         acks.len(),
         lost.len(),
@@ -415,10 +427,15 @@ async fn fail_over_during_an_emit_storm(failure: Failure) {
         lost_at.iter().copied().reduce(f64::max),
     );
     assert_eq!(
-        late_lost,
-        0,
-        "{failure:?}: emits acknowledged more than {SWITCH_WITHIN:?} after the switch were lost"
+        late_lost, 0,
+        "{label}: emits acknowledged more than {SWITCH_WITHIN:?} after the switch were lost"
     );
+    if min_replicas > 0 {
+        assert!(
+            lost.is_empty(),
+            "{label}: a replica had every acknowledged emit"
+        );
+    }
 
     let marker = apps[0].emit_product("marker").await;
     let acknowledged: HashSet<String> = acks.into_iter().map(|ack| ack.id).collect();
@@ -440,7 +457,7 @@ async fn fail_over_during_an_emit_storm(failure: Failure) {
         }
         let missing = acknowledged.difference(&delivered).count();
         eprintln!(
-            "{failure:?}, {name}: delivered {}, missing {missing}, resyncs {resyncs}",
+            "{label}, {name}: delivered {}, missing {missing}, resyncs {resyncs}",
             delivered.len()
         );
         assert!(
@@ -463,11 +480,17 @@ async fn fail_over_during_an_emit_storm(failure: Failure) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_forced_sentinel_failover_during_an_emit_storm_nothing_acknowledged_a_second_after_the_switch_is_lost_and_every_tab_has_every_event_or_one_resync()
  {
-    fail_over_during_an_emit_storm(Failure::Forced).await;
+    fail_over_during_an_emit_storm(Failure::Forced, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_replica_required_a_forced_sentinel_failover_during_an_emit_storm_loses_nothing_acknowledged()
+ {
+    fail_over_during_an_emit_storm(Failure::Forced, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_master_is_killed_during_an_emit_storm_nothing_acknowledged_a_second_after_the_switch_is_lost_and_every_tab_has_every_event_or_one_resync()
  {
-    fail_over_during_an_emit_storm(Failure::Killed).await;
+    fail_over_during_an_emit_storm(Failure::Killed, 0).await;
 }

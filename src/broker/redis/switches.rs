@@ -62,9 +62,11 @@ async fn listen(
     };
     let mut backoff = BACKOFF_MIN;
     loop {
+        let subscribe =
+            tokio::time::timeout(SUBSCRIBE_DEADLINE, sentinel.subscribe(index, CHANNEL));
         let subscribed = tokio::select! {
             () = shutdown.cancelled() => return,
-            subscribed = tokio::time::timeout(SUBSCRIBE_DEADLINE, sentinel.subscribe(index, CHANNEL)) => subscribed,
+            subscribed = subscribe => subscribed,
         };
         match subscribed {
             Ok(Ok(pubsub)) => {
