@@ -90,16 +90,18 @@ impl Connector {
         response_timeout: Duration,
         on_closed: Option<OnClosed>,
     ) -> Result<(Conn, Clock), redis::RedisError> {
-        // The crate bounds each step; this bounds them together (sentinel lookups, cluster slots).
-        let mut conn = tokio::time::timeout(
-            connect_timeout,
-            self.target
-                .open(connect_timeout, response_timeout, on_closed),
-        )
+        // The crate bounds each step; this bounds them together (sentinel lookups, cluster slots,
+        // and the clock's `TIME`, which a cluster may send to a node that hangs).
+        tokio::time::timeout(connect_timeout, async {
+            let mut conn = self
+                .target
+                .open(connect_timeout, response_timeout, on_closed)
+                .await?;
+            let clock = Clock::measure(&mut conn).await?;
+            Ok((conn, clock))
+        })
         .await
-        .map_err(|_| timed_out("connecting to redis"))??;
-        let clock = Clock::measure(&mut conn).await?;
-        Ok((conn, clock))
+        .map_err(|_| timed_out("connecting to redis"))?
     }
 }
 

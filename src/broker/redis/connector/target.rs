@@ -14,6 +14,9 @@ use secrecy::ExposeSecret;
 use super::{Conn, ConnectorError, OnClosed, refuse, sentinel::Sentinel};
 use crate::settings::{HubSettings, RedisMode};
 
+/// A cluster node's connect gets this fraction of the whole connect's timeout.
+const CLUSTER_NODE_SHARE: u32 = 3;
+
 #[derive(Debug)]
 pub(super) enum Target {
     // Boxed, like the cluster client: the enum stays the size of its smallest variants.
@@ -134,11 +137,16 @@ impl Target {
                     .await?,
             ),
             Target::Sentinel(sentinel) => Conn::Single(sentinel.connect(&config, watched).await?),
+            // The client connects to every known node at once and goes on with those that
+            // answer. A hung node (frozen, its replica not yet promoted) accepts the TCP connection
+            // and never answers the handshake: with the whole connect's timeout per node, it
+            // held every new connection past its deadline, so the writer never recovered after
+            // a failover. A node gets a part of it; the rest is for asking the others for slots.
             Target::Cluster(client) => Conn::Cluster(
                 client
                     .get_async_connection_with_config(
                         ClusterConfig::new()
-                            .set_connection_timeout(connect_timeout)
+                            .set_connection_timeout(connect_timeout / CLUSTER_NODE_SHARE)
                             .set_response_timeout(response_timeout),
                     )
                     .await?,
