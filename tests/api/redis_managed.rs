@@ -394,6 +394,11 @@ async fn cluster_failover(fail: impl FnOnce(&mut RedisServer)) {
     // tell, so every tab must be told to refetch.
     let master = master_of(&nodes, stream_key).await;
     fail(&mut nodes[master]);
+    // Readiness tells the truth: the stream cannot be followed until a replica is promoted.
+    eventually("readiness to turn 503", || async {
+        app.ready_status().await == 503
+    })
+    .await;
     // The replica is promoted after the node timeout (1 s) and a vote; emits work again soon after.
     let deadline = std::time::Instant::now() + 3 * crate::helpers::WAIT;
     let after = loop {
@@ -434,6 +439,7 @@ async fn cluster_failover(fail: impl FnOnce(&mut RedisServer)) {
         };
         assert_eq!(got.id, Some(live.clone()));
     }
+    assert_eq!(app.ready_status().await, 200);
 }
 
 #[tokio::test]
