@@ -1,8 +1,8 @@
 /**
  * A real Medusa admin dashboard with @admin-push/medusa installed from its tarball, in headless
- * Chromium: product, order, customer, inventory and price list screens and the notification bell
- * update without a reload, one connection serves every tab of the browser, and the screens
- * recover when the service is killed and restarted.
+ * Chromium: product, order, draft order, customer, inventory and price list screens and the
+ * notification bell update without a reload, one connection serves every tab of the browser, and
+ * the screens recover when the service is killed and restarted.
  *
  * Latency figures (from the moment the admin API call returned: when the screen asked Medusa
  * for fresh data, and when its DOM showed the change; negative when the push beat the API's
@@ -254,6 +254,16 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     const title = unique("Summer prices");
     await measure("price list created", [["price list list", list.page, title]], () =>
       api("POST", "/admin/price-lists", { title, description: "Live", type: "sale", status: "active" }),
+    );
+  });
+
+  test("a draft order created through the API shows in the open draft order list", { timeout: 60_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const list = await openScreen(context, medusa.base, "/app/draft-orders");
+    const email = `${unique("draft").replace(/\W+/g, "-")}@example.com`;
+    await measure("draft order created", [["draft order list", list.page, email]], () =>
+      api("POST", "/admin/draft-orders", { email, region_id: regionId, items: [{ title: "Live Lamp", unit_price: 1200, quantity: 1 }] }),
     );
   });
 
