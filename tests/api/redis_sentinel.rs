@@ -449,9 +449,14 @@ async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
         }
     };
     let lost_at: Vec<f64> = lost.iter().map(|ack| since_switch(ack.at)).collect();
+    let first_kept = acks
+        .iter()
+        .filter(|ack| ack.at >= switched && kept.contains(&ack.id))
+        .map(|ack| since_switch(ack.at))
+        .reduce(f64::min);
     eprintln!(
         "{label}: acknowledged {} (refused {refused}), lost {} acknowledged between {:?} ms \
-         and {:?} ms from the announcement",
+         and {:?} ms from the announcement; the first kept after it at {first_kept:?} ms",
         acks.len(),
         lost.len(),
         lost_at.iter().copied().reduce(f64::min),
