@@ -378,7 +378,7 @@ async fn with_min_replicas_and_the_replica_frozen_an_emit_is_504_and_its_keyed_r
         "redis_url": master.url(),
         "stream_key": "t:durable-frozen",
         "redis_min_replicas": 1,
-        "redis_timeout_ms": 500,
+        "redis_timeout_ms": 1000,
     }))
     .await;
     let mut tab = app.subscribe(Transport::Ws, "").await;

@@ -24,11 +24,12 @@ use crate::{
 };
 
 /// How long one `XREAD` blocks; also bounds how late the reader notices shutdown.
-const READ_BLOCK: Duration = Duration::from_millis(1000);
+const READ_BLOCK: Duration = Duration::from_millis(500);
 /// How long a reply to the reader may take, `XREAD`'s block included. Enforced by [`within`],
 /// whatever the connection's own response timeout does: a cluster connection rerouting after a
 /// failover was seen to leave a blocking read unanswered for good.
-const READ_DEADLINE: Duration = Duration::from_millis(3000);
+/// It is also how soon `/readyz` turns 503 when the stream's master dies or hangs.
+const READ_DEADLINE: Duration = Duration::from_millis(1500);
 /// How often the reader asks the stream's master for its replication id while following. A
 /// cluster connection follows a failover by itself, and a managed endpoint can hide one behind
 /// the same address, so a new master is not always a new connection.
@@ -204,10 +205,7 @@ impl Reader {
         let mut next_check = tokio::time::Instant::now() + MASTER_CHECK;
         loop {
             if tokio::time::Instant::now() >= next_check {
-                if self.master_changed(&mut connection).await? {
-                    self.reload_due = true;
-                    return Err(LinkError::Unavailable("the stream's master changed".into()).into());
-                }
+                self.same_master(&mut connection).await?;
                 next_check = tokio::time::Instant::now() + MASTER_CHECK;
             }
             let mut read = redis::cmd("XREAD");
@@ -223,6 +221,13 @@ impl Reader {
                 _ = switches.changed() => return Err(Stop::Switched),
                 reply = within(read.query_async(&mut connection)) => reply?,
             };
+            // A cluster connection retries a read on whichever node holds the slot now, so what
+            // it read may come from a newly promoted master: before any of it goes out, the
+            // master is checked, and a new one means a reload (which holds these entries too)
+            // and `resync` first.
+            if reply.is_some() && connection.follows_failovers() {
+                self.same_master(&mut connection).await?;
+            }
             let mut committed = Vec::new();
             for (_, entries) in reply.unwrap_or_default() {
                 for (id, fields) in entries {
@@ -243,6 +248,15 @@ impl Reader {
             }
             self.send_committed(&mut committed).await?;
         }
+    }
+
+    /// Stops following (for a reload with `resync`) when the master changed under a connection.
+    async fn same_master(&mut self, connection: &mut Conn) -> Result<(), Stop> {
+        if self.master_changed(connection).await? {
+            self.reload_due = true;
+            return Err(LinkError::Unavailable("the stream's master changed".into()).into());
+        }
+        Ok(())
     }
 
     /// Whether the master's replication id differs from the one seen last (a promoted replica, or

@@ -53,6 +53,12 @@ impl ConnectionLike for Conn {
 }
 
 impl Conn {
+    /// Whether the connection moves to a new master by itself (a cluster's does, following the
+    /// slot), so that a failover can happen without the connection failing.
+    pub(crate) fn follows_failovers(&self) -> bool {
+        matches!(self, Conn::Cluster(_))
+    }
+
     /// The replication id of the master that holds `key`: a promoted replica starts a new one, so
     /// a change means a failover (or a restart) that may have lost acknowledged appends. In a
     /// cluster it is asked of the master of `key`'s slot (which the cluster itself names).
@@ -77,6 +83,14 @@ impl Conn {
                 redis::from_redis_value(reply)?
             }
         };
+        // During a failover the node that answers for the slot may still be a replica, whose
+        // id is about to change again: only a master's id is one to follow.
+        if info.get::<String>("role").as_deref() != Some("master") {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the stream's node is not a master (yet)",
+            )));
+        }
         Ok(info.get("master_replid"))
     }
 }
