@@ -103,6 +103,14 @@ async fn raw_websocket(app: &TestApp) -> tokio::net::TcpStream {
     socket
 }
 
+/// Writes `bytes` and returns the code of the close frame the server answers with, in time.
+async fn close_code_after(socket: &mut tokio::net::TcpStream, bytes: &[u8]) -> u16 {
+    socket.write_all(bytes).await.expect("write");
+    tokio::time::timeout(WAIT, close_code(socket))
+        .await
+        .expect("the server closes in time")
+}
+
 /// Reads server frames (unmasked) until a close frame and returns its code.
 async fn close_code(socket: &mut tokio::net::TcpStream) -> u16 {
     loop {
@@ -131,10 +139,7 @@ async fn a_frame_announcing_a_gibibyte_closes_with_1009_without_waiting_for_its_
     frame.extend_from_slice(&(1u64 << 30).to_be_bytes());
     frame.extend_from_slice(&[1, 2, 3, 4]);
     frame.extend_from_slice(&[b'x'; 4096]);
-    socket.write_all(&frame).await.expect("write");
-    let code = tokio::time::timeout(WAIT, close_code(&mut socket))
-        .await
-        .expect("the server closes in time");
+    let code = close_code_after(&mut socket, &frame).await;
     assert_eq!(code, 1009);
 }
 
@@ -281,33 +286,14 @@ fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_fragmented_ping_closes_with_1002_and_logs_no_error() {
-    let mut process = spawn_binary(&[]).await;
+    let process = spawn_binary(&[]).await;
     let mut socket = raw_websocket(&process.app).await;
     // A ping without FIN: control frames must not be fragmented (RFC 6455 §5.5).
-    socket
-        .write_all(&client_frame(0x09, b"hi"))
-        .await
-        .expect("write");
-    let code = tokio::time::timeout(WAIT, close_code(&mut socket))
-        .await
-        .expect("the server closes in time");
+    let code = close_code_after(&mut socket, &client_frame(0x09, b"hi")).await;
     assert_eq!(code, 1002);
-    eventually("the connection's close in the log", || async {
-        let log = process.log.lock().expect("log lock");
-        log.iter().any(|line| line.contains("connection closed"))
-    })
-    .await;
-    let errors: Vec<String> = process
-        .log
-        .lock()
-        .expect("log lock")
-        .iter()
-        .filter(|line| line.contains("\"level\":\"ERROR\""))
-        .cloned()
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    let _ = process.child.kill();
-    let _ = process.child.wait();
+    process
+        .assert_no_error_logged_up_to("connection closed")
+        .await;
 }
 
 #[tokio::test]
@@ -322,10 +308,7 @@ async fn text_that_is_not_utf8_closes_with_1007_whole_or_in_fragments() {
     .concat();
     for frames in [whole, fragmented] {
         let mut socket = raw_websocket(&app).await;
-        socket.write_all(&frames).await.expect("write");
-        let code = tokio::time::timeout(WAIT, close_code(&mut socket))
-            .await
-            .expect("the server closes in time");
+        let code = close_code_after(&mut socket, &frames).await;
         assert_eq!(code, 1007);
     }
 }
@@ -337,10 +320,6 @@ async fn a_refresh_sent_in_fragments_is_read_whole() {
     let refresh = json!({ "type": "refresh", "token": "not-a-jwt" }).to_string();
     let (head, tail) = refresh.as_bytes().split_at(10);
     let frames = [client_frame(0x01, head), client_frame(0x80, tail)].concat();
-    socket.write_all(&frames).await.expect("write");
     // A refresh it could not read would be ignored; read whole, the bad token closes with 4401.
-    let code = tokio::time::timeout(WAIT, close_code(&mut socket))
-        .await
-        .expect("the server closes in time");
-    assert_eq!(code, 4401);
+    assert_eq!(close_code_after(&mut socket, &frames).await, 4401);
 }

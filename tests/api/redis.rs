@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::{
     BOTH, Message, RedisServer, Transport, assert_ticket_opens_exactly_once, emit_with_key,
-    eventually, spawn_binary, spawn_redis_app, two_instances,
+    eventually, info, spawn_binary, spawn_redis_app, stream_ids, two_instances,
 };
 
 fn ids(events: &[Message]) -> Vec<String> {
@@ -310,41 +310,13 @@ async fn master_and_replica() -> Option<(RedisServer, RedisServer)> {
     )
     .await?;
     let url = replica.url();
-    eventually("the replica to sync", || {
-        let url = url.clone();
-        async move {
-            let Ok(client) = ::redis::Client::open(url) else {
-                return false;
-            };
-            let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
-                return false;
-            };
-            ::redis::cmd("INFO")
-                .arg("replication")
-                .query_async::<String>(&mut connection)
-                .await
-                .is_ok_and(|info| info.contains("master_link_status:up"))
-        }
+    eventually("the replica to sync", || async {
+        info(&url, "INFO", "replication")
+            .await
+            .is_some_and(|info| info.contains("master_link_status:up"))
     })
     .await;
     Some((master, replica))
-}
-
-/// The ids the stream at `key` holds on the server at `url`.
-async fn stream_ids(url: &str, key: &str) -> Vec<String> {
-    let client = ::redis::Client::open(url).expect("url");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let entries: Vec<(String, Vec<String>)> = ::redis::cmd("XRANGE")
-        .arg(key)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut connection)
-        .await
-        .expect("XRANGE");
-    entries.into_iter().map(|(id, _)| id).collect()
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::helpers::{
     RedisServer, TestApp, Transport, acl_rules, add_acl_user, assert_ticket_opens_exactly_once,
-    emit_with_key, eventually, free_cluster_port, free_port, require, spawn_ready_redis_app,
+    emit_with_key, eventually, free_cluster_port, free_port, info, require, spawn_ready_redis_app,
     test_settings,
 };
 
@@ -298,17 +298,6 @@ async fn start_cluster(
         .await;
     }
     Some((dir, nodes))
-}
-
-/// `command section` (`CLUSTER INFO`, `INFO replication`) of the node at `url`, if it answers.
-async fn info(url: &str, command: &str, section: &str) -> Option<String> {
-    let client = ::redis::Client::open(url).ok()?;
-    let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-    ::redis::cmd(command)
-        .arg(section)
-        .query_async::<String>(&mut connection)
-        .await
-        .ok()
 }
 
 /// Which of `nodes` is the master holding `key` now: the one that serves it (the others answer

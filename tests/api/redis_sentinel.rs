@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::helpers::{
     RedisServer, Subscriber, TestApp, Transport, WAIT, acl_rules, add_acl_user, eventually,
-    free_port, require, spawn_ready_redis_app,
+    free_port, require, spawn_ready_redis_app, stream_ids,
 };
 
 const MASTER: &str = "pushmaster";
@@ -67,23 +67,6 @@ async fn acl_log(url: &str) -> Vec<::redis::Value> {
         .query_async(&mut connection)
         .await
         .expect("ACL LOG")
-}
-
-/// The ids the stream `key` holds on `server`.
-async fn stream_ids(server: &RedisServer, key: &str) -> HashSet<String> {
-    let client = ::redis::Client::open(server.url()).expect("url");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect to the new master");
-    let entries: Vec<(String, Vec<String>)> = ::redis::cmd("XRANGE")
-        .arg(key)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut connection)
-        .await
-        .expect("XRANGE");
-    entries.into_iter().map(|(id, _)| id).collect()
 }
 
 /// A `redis-sentinel` on a free port with its own (writable) configuration file; killed on drop.
@@ -434,7 +417,10 @@ async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
 
     // Nothing acknowledged from a second after the announcement on is lost: the instances were
     // writing to the new master by then.
-    let kept = stream_ids(&deployment.replica, "t:failover").await;
+    let kept: HashSet<String> = stream_ids(&deployment.replica.url(), "t:failover")
+        .await
+        .into_iter()
+        .collect();
     let lost: Vec<&Ack> = acks.iter().filter(|ack| !kept.contains(&ack.id)).collect();
     let late_lost = lost
         .iter()

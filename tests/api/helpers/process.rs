@@ -74,3 +74,26 @@ pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
     };
     Process { child, app, log }
 }
+
+impl Process {
+    /// Waits until a line containing `marker` is logged (everything logged before it is in the
+    /// log by then), asserts that no line was logged at ERROR level, and stops the process.
+    pub async fn assert_no_error_logged_up_to(mut self, marker: &str) {
+        super::eventually(&format!("a log line with {marker:?}"), || async {
+            let log = self.log.lock().expect("log lock");
+            log.iter().any(|line| line.contains(marker))
+        })
+        .await;
+        let errors: Vec<String> = self
+            .log
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter(|line| line.contains("\"level\":\"ERROR\""))
+            .cloned()
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

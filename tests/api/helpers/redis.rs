@@ -211,3 +211,31 @@ pub async fn assert_ticket_opens_exactly_once(issuer: &TestApp, redeemer: &TestA
         assert_eq!(status, 401, "{transport:?}: single-use on every instance");
     }
 }
+
+/// `command section` (`CLUSTER INFO`, `INFO replication`) of the server at `url`, if it answers.
+pub async fn info(url: &str, command: &str, section: &str) -> Option<String> {
+    let client = ::redis::Client::open(url).ok()?;
+    let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+    ::redis::cmd(command)
+        .arg(section)
+        .query_async::<String>(&mut connection)
+        .await
+        .ok()
+}
+
+/// The ids the stream `key` holds on the server at `url`, oldest first.
+pub async fn stream_ids(url: &str, key: &str) -> Vec<String> {
+    let client = ::redis::Client::open(url).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let entries: Vec<(String, Vec<String>)> = ::redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut connection)
+        .await
+        .expect("XRANGE");
+    entries.into_iter().map(|(id, _)| id).collect()
+}
