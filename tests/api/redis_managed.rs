@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::helpers::{
     RedisServer, TestApp, Transport, acl_rules, add_acl_user, assert_ticket_opens_exactly_once,
-    emit_with_key, eventually, free_cluster_port, free_port, info, require, spawn_ready_redis_app,
-    test_settings,
+    emit_with_key, eventually, free_cluster_port, free_port, info, require, spawn_binary,
+    spawn_ready_redis_app, test_settings,
 };
 
 /// What docs/redis.md adds to the ACL rule in cluster mode.
@@ -388,9 +388,21 @@ async fn cluster_failover(fail: impl FnOnce(&mut RedisServer)) {
         app.ready_status().await == 503
     })
     .await;
-    // The replica is promoted after the node timeout (1 s) and a vote; emits work again soon after.
+    emit_until_acknowledged(&app).await;
+    // Whatever was acknowledged meanwhile was delivered or is covered by the resync, which
+    // comes first; from then on, what is emitted is delivered.
+    for tab in &mut tabs {
+        assert_eq!(tab.expect("resync").await.data["reason"], "restart");
+        delivered_again(&app, tab).await;
+    }
+    assert_eq!(app.ready_status().await, 200);
+}
+
+/// Emits through `app` until the promoted replica acknowledges one (the replica is promoted
+/// after the node timeout and a vote); meanwhile every refusal must be a plain `503`/`504`.
+async fn emit_until_acknowledged(app: &TestApp) {
     let deadline = std::time::Instant::now() + 3 * crate::helpers::WAIT;
-    let _acknowledged = loop {
+    loop {
         assert!(
             std::time::Instant::now() < deadline,
             "emits did not recover after the failover"
@@ -399,47 +411,90 @@ async fn cluster_failover(fail: impl FnOnce(&mut RedisServer)) {
             .emit(&json!({ "event": "product.updated", "data": { "id": "after" } }))
             .await;
         if response.status() == 202 {
-            let body: serde_json::Value = response.json().await.expect("json");
-            break body["id"].as_str().expect("id").to_owned();
+            return;
         }
         assert!(
             [503, 504].contains(&response.status().as_u16()),
             "an emit during the failover is refused plainly: {response:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    // `after` may have been acknowledged before or after the reader reloaded from the new
-    // master: delivered, or covered by the resync. Either way the resync comes first, and what
-    // is emitted from then on is delivered.
-    for tab in &mut tabs {
-        assert_eq!(tab.expect("resync").await.data["reason"], "restart");
     }
-    // Once settled, what is emitted is delivered. Until then a reload (the promoted master's id
-    // may change once more as it settles) can take an event into the history with a resync
-    // instead: emit until one arrives as an event.
-    for tab in &mut tabs {
-        let deadline = std::time::Instant::now() + crate::helpers::WAIT;
-        'delivered: for attempt in 0.. {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "emits are not delivered again"
-            );
-            let live = app.emit_product(&format!("live-{attempt}")).await;
-            while let Ok(message) =
-                tokio::time::timeout(std::time::Duration::from_millis(500), tab.next()).await
-            {
-                let message = message.expect("still open");
-                if message.id.as_ref() == Some(&live) {
-                    break 'delivered;
-                }
-                assert!(
-                    message.event == "resync" || message.event == "product.updated",
-                    "unexpected {message:?}"
-                );
+}
+
+/// Emits through `app` until `tab` gets one as an event. Until the new master has settled, a
+/// reload (its id may change once more) can take an event into the history with a `resync`
+/// instead, so it may take more than one.
+async fn delivered_again(app: &TestApp, tab: &mut crate::helpers::Subscriber) {
+    let deadline = std::time::Instant::now() + crate::helpers::WAIT;
+    for attempt in 0.. {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "emits are not delivered again"
+        );
+        let live = app.emit_product(&format!("live-{attempt}")).await;
+        while let Ok(message) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), tab.next()).await
+        {
+            let message = message.expect("still open");
+            if message.id.as_ref() == Some(&live) {
+                return;
             }
+            assert!(
+                message.event == "resync" || message.event == "product.updated",
+                "unexpected {message:?}"
+            );
         }
     }
-    assert_eq!(app.ready_status().await, 200);
+}
+
+#[tokio::test]
+async fn an_instance_frozen_across_the_clusters_failover_tells_its_tabs_to_resync_when_it_thaws() {
+    let Some((_dir, mut nodes)) = start_cluster(3, 1, 1000).await else {
+        return;
+    };
+    let stream_key = "{t-thaw}:events";
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let frozen = spawn_binary(&[
+        ("ADMIN_PUSH__HUB__BACKEND", "redis".to_owned()),
+        ("ADMIN_PUSH__HUB__REDIS_MODE", "cluster".to_owned()),
+        ("ADMIN_PUSH__HUB__REDIS_NODES", json!(urls).to_string()),
+        ("ADMIN_PUSH__HUB__STREAM_KEY", stream_key.to_owned()),
+    ])
+    .await;
+    let other = spawn_ready_redis_app(json!({
+        "redis_mode": "cluster",
+        "redis_nodes": urls,
+        "stream_key": stream_key,
+    }))
+    .await;
+    eventually("the instance to be frozen to be ready", || async {
+        frozen.app.ready_status().await == 200
+    })
+    .await;
+    let mut tab = frozen.app.subscribe(Transport::Sse, "").await;
+    tab.ready().await;
+    let before = other.emit_product("before").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(before));
+
+    // Frozen while the stream's master dies and its replica takes over; acknowledged meanwhile
+    // through the other instance, which the promoted replica may or may not have.
+    let pid = frozen.child.id().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let master = master_of(&nodes, stream_key).await;
+    nodes[master].stop();
+    emit_until_acknowledged(&other).await;
+    signal("-CONT");
+
+    // Thawed, it cannot prove its tab missed nothing: resync first, then live events again.
+    assert_eq!(tab.expect("resync").await.data["reason"], "restart");
+    delivered_again(&other, &mut tab).await;
 }
 
 #[tokio::test]
