@@ -498,6 +498,32 @@ async fn an_instance_frozen_across_the_clusters_failover_tells_its_tabs_to_resyn
 }
 
 #[tokio::test]
+async fn when_the_clusters_stream_master_restarts_empty_every_tab_is_told_to_resync() {
+    // No replica: the master comes back with its slots and without its data.
+    let Some((_dir, mut nodes)) = start_cluster(3, 0, 1000).await else {
+        return;
+    };
+    let stream_key = "{t-empty}:events";
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let app = spawn_ready_redis_app(json!({
+        "redis_mode": "cluster",
+        "redis_nodes": urls,
+        "stream_key": stream_key,
+    }))
+    .await;
+    let mut tab = app.subscribe(Transport::Ws, "").await;
+    tab.ready().await;
+    let before = app.emit_product("before").await;
+    assert_eq!(tab.expect("product.updated").await.id, Some(before));
+
+    let master = master_of(&nodes, stream_key).await;
+    nodes[master].restart().await;
+    emit_until_acknowledged(&app).await;
+    assert_eq!(tab.expect("resync").await.data["reason"], "restart");
+    delivered_again(&app, &mut tab).await;
+}
+
+#[tokio::test]
 async fn in_a_cluster_min_replicas_waits_on_the_stream_masters_replica() {
     let Some((_dir, nodes)) = start_cluster(3, 1, 2000).await else {
         return;
