@@ -362,12 +362,7 @@ async fn cluster_failover(fail: impl FnOnce(&mut RedisServer)) {
     };
     let stream_key = "{t-failover}:events";
     let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
-    let app = spawn_ready_redis_app(json!({
-        "redis_mode": "cluster",
-        "redis_nodes": urls,
-        "stream_key": stream_key,
-    }))
-    .await;
+    let app = cluster_app(&urls, stream_key).await;
     let mut tabs = Vec::new();
     for transport in crate::helpers::BOTH {
         let mut tab = app.subscribe(transport, "").await;
@@ -396,6 +391,16 @@ async fn cluster_failover(fail: impl FnOnce(&mut RedisServer)) {
         delivered_again(&app, tab).await;
     }
     assert_eq!(app.ready_status().await, 200);
+}
+
+/// An instance on the cluster at `urls`, following `stream_key`, once it is ready.
+async fn cluster_app(urls: &[String], stream_key: &str) -> TestApp {
+    spawn_ready_redis_app(json!({
+        "redis_mode": "cluster",
+        "redis_nodes": urls,
+        "stream_key": stream_key,
+    }))
+    .await
 }
 
 /// Emits through `app` until the promoted replica acknowledges one (the replica is promoted
@@ -461,12 +466,7 @@ async fn an_instance_frozen_across_the_clusters_failover_tells_its_tabs_to_resyn
         ("ADMIN_PUSH__HUB__STREAM_KEY", stream_key.to_owned()),
     ])
     .await;
-    let other = spawn_ready_redis_app(json!({
-        "redis_mode": "cluster",
-        "redis_nodes": urls,
-        "stream_key": stream_key,
-    }))
-    .await;
+    let other = cluster_app(&urls, stream_key).await;
     eventually("the instance to be frozen to be ready", || async {
         frozen.app.ready_status().await == 200
     })
@@ -505,12 +505,7 @@ async fn when_the_clusters_stream_master_restarts_empty_every_tab_is_told_to_res
     };
     let stream_key = "{t-empty}:events";
     let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
-    let app = spawn_ready_redis_app(json!({
-        "redis_mode": "cluster",
-        "redis_nodes": urls,
-        "stream_key": stream_key,
-    }))
-    .await;
+    let app = cluster_app(&urls, stream_key).await;
     let mut tab = app.subscribe(Transport::Ws, "").await;
     tab.ready().await;
     let before = app.emit_product("before").await;
