@@ -75,10 +75,18 @@ pub async fn spawn_binary(env: &[(&str, String)]) -> Process {
     Process { child, app, log }
 }
 
+impl Drop for Process {
+    /// A test that ends (or fails) with the process still running must not leave it behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Process {
     /// Waits until a line containing `marker` is logged (everything logged before it is in the
     /// log by then), asserts that no line was logged at ERROR level, and stops the process.
-    pub async fn assert_no_error_logged_up_to(mut self, marker: &str) {
+    pub async fn assert_no_error_logged_up_to(self, marker: &str) {
         super::eventually(&format!("a log line with {marker:?}"), || async {
             let log = self.log.lock().expect("log lock");
             log.iter().any(|line| line.contains(marker))
@@ -93,7 +101,5 @@ impl Process {
             .cloned()
             .collect();
         assert!(errors.is_empty(), "{errors:#?}");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
