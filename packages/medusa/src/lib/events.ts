@@ -101,6 +101,19 @@ const each = (names: readonly string[], source: Source) => names.map((name) => [
 const crud = <F extends FamilyEvent>(prefix: string, push: F, kind: (typeof FAMILY_KINDS)[F][number]) =>
   (["created", "updated", "deleted"] as const).map((action) => [`${prefix}.${action}`, { push, kind, action }] as const)
 
+/**
+ * `<prefix>.created/updated/deleted` of a record shown inside another (an address on its customer,
+ * a member in its group, a tax rate on its tax region): the owner's kind, `updated`. Its id is
+ * not the owner's, so none is named (`inner`) and the owner's screens refetch the same.
+ */
+const inside = <F extends FamilyEvent>(prefix: string, push: F, kind: (typeof FAMILY_KINDS)[F][number]) =>
+  each(["created", "updated", "deleted"].map((action) => `${prefix}.${action}`), {
+    push,
+    kind,
+    action: "updated",
+    inner: true,
+  })
+
 /** An order sub-view (a return, a claim, a fulfillment…) whose event names the order as `order_id`. */
 const ORDER_ID_EVENTS = [
   "order.fulfillment_created",
@@ -159,18 +172,8 @@ const SOURCES: ReadonlyMap<string, Source> = new Map([
 
   ...crud("customer", "customer.updated", "customer"),
   ...crud("customer.customer-group", "customer.updated", "customer_group"),
-  ...each(["customer.customer-address.created", "customer.customer-address.updated", "customer.customer-address.deleted"], {
-    push: "customer.updated",
-    kind: "customer",
-    action: "updated",
-    inner: true,
-  }),
-  ...each(["customer.customer-group-customer.created", "customer.customer-group-customer.deleted"], {
-    push: "customer.updated",
-    kind: "customer_group",
-    action: "updated",
-    inner: true,
-  }),
+  ...inside("customer.customer-address", "customer.updated", "customer"),
+  ...inside("customer.customer-group-customer", "customer.updated", "customer_group"),
 
   ...crud("promotion.promotion", "promotion.updated", "promotion"),
   ...crud("promotion.campaign", "promotion.updated", "campaign"),
@@ -181,12 +184,7 @@ const SOURCES: ReadonlyMap<string, Source> = new Map([
   ...crud("region", "settings.updated", "region"),
   ...crud("tax.tax-region", "settings.updated", "tax_region"),
   // A region's tax rates are shown on its tax region's page.
-  ...each(["tax.tax-rate.created", "tax.tax-rate.updated", "tax.tax-rate.deleted"], {
-    push: "settings.updated",
-    kind: "tax_region",
-    action: "updated",
-    inner: true,
-  }),
+  ...inside("tax.tax-rate", "settings.updated", "tax_region"),
   ...crud("sales-channel", "settings.updated", "sales_channel"),
   ...crud("stock_location.stock-location", "settings.updated", "stock_location"),
   ...crud("shipping-option", "settings.updated", "shipping_option"),
