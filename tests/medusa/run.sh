@@ -4,6 +4,7 @@
 # PostgreSQL server of the suite's own (lib/postgres.sh), the admin dashboard built, and headless
 # Chromium driving it against the real admin-push binary.
 # Usage: ADMIN_PUSH_BIN=target/debug/admin-push tests/medusa/run.sh [extra node --test args]
+# MEDUSA_SUITE_FILES (e.g. "tests/settings.test.mjs") runs only those browser test files.
 #
 # What only depends on the plugin, the client it bundles and the shop (the packed tarball, the
 # shop's install of it, `medusa build`'s output, and a migrated database with the admin user) is
@@ -143,5 +144,5 @@ ln -sfn ../../node_modules "$shop/.medusa/server/node_modules"
 step "browser tests"
 cd "$here"
 MEDUSA_BIN="$medusa" MEDUSA_SERVER_DIR="$shop/.medusa/server" \
-  node --test --test-concurrency=1 "$@" tests/*.test.mjs
+  node --test --test-concurrency=1 "$@" ${MEDUSA_SUITE_FILES:-tests/*.test.mjs}
 step "done"
