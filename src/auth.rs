@@ -28,10 +28,18 @@ use crate::{
     settings::{AuthSettings, SettingsError},
 };
 
-/// An authenticated admin: who, and until when the connection may live.
-#[derive(Debug, Clone)]
+/// The longest display name kept from a token's `name` claim, in characters.
+const MAX_NAME_CHARS: usize = 64;
+
+/// An authenticated admin: who, under what name others see them, and until when the connection
+/// may live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Principal {
     pub(crate) actor_id: String,
+    /// The token's `name` claim, shown to other admins on the records both have open. Only a
+    /// signed token names anyone: nothing a client sends on a connection can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
     /// Unix seconds after which the credential is no longer honoured (`exp` + leeway).
     pub(crate) valid_until: u64,
 }
@@ -127,6 +135,9 @@ struct Claims {
     actor_id: Option<String>,
     #[serde(default)]
     actor_type: Option<String>,
+    /// A display name (the Medusa plugin's tokens carry one); optional, and of any string shape.
+    #[serde(default)]
+    name: Option<serde_json::Value>,
     // Defaulted so a missing `exp` is reported as such by the validation (which requires it).
     #[serde(default)]
     exp: u64,
@@ -250,10 +261,27 @@ impl Verifier {
             .unwrap_or_default();
         let principal = Principal {
             actor_id,
+            name: claims.name.as_ref().and_then(display_name),
             valid_until: claims.exp.saturating_add(self.leeway),
         };
         Ok((principal, left))
     }
+}
+
+/// A `name` claim as something safe to show: a string, control characters dropped, whitespace
+/// trimmed, at most [`MAX_NAME_CHARS`] characters. Anything else (a number, an object, blank) is
+/// no name, not a refused token: the name is decoration, the actor id is the identity.
+fn display_name(claim: &serde_json::Value) -> Option<String> {
+    let name: String = claim
+        .as_str()?
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 fn non_empty(claim: Option<String>) -> Option<String> {

@@ -18,6 +18,7 @@ pub mod fuzzing;
 mod hub;
 mod idempotency;
 mod metrics;
+mod presence;
 mod problem;
 mod protocol;
 mod routes;

@@ -35,6 +35,8 @@ pub(crate) struct Metrics {
     emit_rejected: IntCounterVec,
     auth_failures: IntCounterVec,
     delivery_seconds: Histogram,
+    presence_records: IntGauge,
+    presence_refused: IntCounterVec,
 }
 
 fn index(transport: TransportKind) -> usize {
@@ -106,6 +108,19 @@ impl Metrics {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
             ]),
         )?;
+        let presence_records = IntGauge::new(
+            "admin_push_presence_records",
+            "Records someone has open, on this instance or, as far as it knows, another",
+        )?;
+        let presence_refused = IntCounterVec::new(
+            Opts::new(
+                "admin_push_presence_refused_total",
+                "Refused presence reports, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(presence_records.clone()))?;
+        registry.register(Box::new(presence_refused.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(resyncs.clone()))?;
@@ -131,6 +146,8 @@ impl Metrics {
             emit_rejected,
             auth_failures,
             delivery_seconds,
+            presence_records,
+            presence_refused,
         })
     }
 
@@ -166,6 +183,15 @@ impl Metrics {
 
     pub(crate) fn auth_failed(&self, reason: &str) {
         self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    pub(crate) fn presence_records(&self, records: usize) {
+        self.presence_records.set(records as i64);
+    }
+
+    /// `reason` is one of the presence refusals' fixed codes.
+    pub(crate) fn presence_refused(&self, reason: &str) {
+        self.presence_refused.with_label_values(&[reason]).inc();
     }
 
     /// The text exposition format.

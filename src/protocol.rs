@@ -136,28 +136,65 @@ impl ResyncReason {
     }
 }
 
+/// A connection's name for what it tells the service about itself (presence reports over HTTP
+/// name it): 64 random bits, as 16 hex digits on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ConnectionId(pub(crate) u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl FromStr for ConnectionId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 16 {
+            return Err(());
+        }
+        u64::from_str_radix(s, 16).map(ConnectionId).map_err(drop)
+    }
+}
+
 /// Control events: per-connection messages with no id, never replayed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Control {
     Ready {
         last_event_id: EventId,
         transport: TransportKind,
+        connection: ConnectionId,
+        actor_id: String,
     },
     Resync(ResyncReason),
     Reconnect {
         after_ms: u64,
     },
     AuthExpired,
+    /// A presence report was refused, whole; `error` is its stable code, `message` names the limit.
+    PresenceRefused {
+        error: &'static str,
+        message: String,
+    },
 }
 
 impl Control {
     fn name(&self) -> &'static str {
-        let [ready, resync, reconnect, auth_expired] = CONTROL_NAMES;
+        let [
+            ready,
+            resync,
+            reconnect,
+            auth_expired,
+            _presence,
+            presence_refused,
+        ] = CONTROL_NAMES;
         match self {
             Control::Ready { .. } => ready,
             Control::Resync(_) => resync,
             Control::Reconnect { .. } => reconnect,
             Control::AuthExpired => auth_expired,
+            Control::PresenceRefused { .. } => presence_refused,
         }
     }
 
@@ -166,22 +203,24 @@ impl Control {
             Control::Ready {
                 last_event_id,
                 transport,
+                connection,
+                actor_id,
             } => format!(
-                r#"{{"last_event_id":"{last_event_id}","transport":"{}"}}"#,
-                transport.as_str()
+                r#"{{"last_event_id":"{last_event_id}","transport":"{}","connection":"{connection}","actor_id":{}}}"#,
+                transport.as_str(),
+                serde_json::Value::from(actor_id.as_str())
             ),
             Control::Resync(reason) => format!(r#"{{"reason":"{}"}}"#, reason.as_str()),
             Control::Reconnect { after_ms } => format!(r#"{{"after_ms":{after_ms}}}"#),
             Control::AuthExpired => "{}".to_owned(),
+            Control::PresenceRefused { error, message } => {
+                serde_json::json!({ "error": error, "message": message }).to_string()
+            }
         }
     }
 
     pub(crate) fn ws_frame(&self) -> Bytes {
-        ws_text_frame(&format!(
-            r#"{{"event":"{}","data":{}}}"#,
-            self.name(),
-            self.data()
-        ))
+        Message::render(self.name(), &self.data()).ws_frame
     }
 
     /// `ready` carries the resume point as the record id so a browser's own reconnect resumes there.
@@ -195,6 +234,28 @@ impl Control {
             self.name(),
             self.data()
         ))
+    }
+}
+
+/// A message without an id for some connections only, rendered once in both wire forms.
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub(crate) ws_frame: Bytes,
+    pub(crate) sse_record: Bytes,
+}
+
+impl Message {
+    /// `data` is compact single-line JSON.
+    fn render(name: &str, data: &str) -> Self {
+        Self {
+            ws_frame: ws_text_frame(&format!(r#"{{"event":"{name}","data":{data}}}"#)),
+            sse_record: Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
+        }
+    }
+
+    /// Who has `record` open: `data` is the `presence` message's JSON object.
+    pub(crate) fn presence(data: &str) -> Self {
+        Self::render(CONTROL_NAMES[4], data)
     }
 }
 
@@ -246,10 +307,12 @@ mod tests {
         let ready = Control::Ready {
             last_event_id: EventId::new(5, 1),
             transport: TransportKind::Sse,
+            connection: ConnectionId(0xab),
+            actor_id: "user_1".to_owned(),
         };
         assert_eq!(
             ready.sse_record(),
-            b"id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\"}\n\n"[..]
+            b"id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\",\"connection\":\"00000000000000ab\",\"actor_id\":\"user_1\"}\n\n"[..]
         );
     }
 

@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use bytes::Bytes;
 
 use crate::{
-    protocol::{self, Control, Event, TransportKind},
+    protocol::{self, Control, Event, Message, TransportKind},
     session::{self, Connection, Exit, Handshake, Inbound, SubscribeError, Wire},
 };
 
@@ -62,6 +62,10 @@ impl Wire for SseWire {
 
     fn control(control: Control) -> Bytes {
         control.sse_record()
+    }
+
+    fn direct(message: &Message) -> Bytes {
+        message.sse_record.clone()
     }
 
     fn heartbeat() -> Bytes {

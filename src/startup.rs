@@ -29,6 +29,7 @@ use crate::{
     hub::Hub,
     idempotency::MemoryAnswers,
     metrics::Metrics,
+    presence::{Backplane, Presence},
     problem, routes,
     session::{self, Admission, Handshake},
     settings::{AuthSettings, HubBackend, Settings, SettingsError, WsSettings},
@@ -66,6 +67,7 @@ struct Shared {
     ws: web::Data<WsSettings>,
     shutdown: web::Data<CancellationToken>,
     handshake: web::Data<Handshake>,
+    presence: web::Data<Presence>,
     connections: web::Data<session::Context>,
     emit: web::Data<emit::Context>,
 }
@@ -110,13 +112,13 @@ impl Application {
         let ticket_ttl = Duration::from_secs(settings.auth.ticket_ttl_secs);
         // In Redis mode every instance shares the stream, tickets and idempotency answers, so a
         // load balancer needs no sticky sessions.
-        let (broker, notices, tickets) = match settings.hub.backend {
+        let (broker, notices, tickets, backplane) = match settings.hub.backend {
             HubBackend::Memory => {
                 let answers =
                     MemoryAnswers::new(idempotency_ttl, settings.emit.idempotency_capacity);
                 let (broker, notices) = MemoryBroker::new(answers);
                 let tickets = Tickets::memory(ticket_ttl, settings.auth.max_pending_tickets);
-                (Broker::Memory(broker), notices, tickets)
+                (Broker::Memory(broker), notices, tickets, Backplane::Alone)
             }
             HubBackend::Redis => {
                 let refused = |e: ConnectorError| SettingsError::Invalid {
@@ -143,11 +145,19 @@ impl Application {
                 (
                     Broker::Redis(broker),
                     notices,
-                    Tickets::redis(ticket_ttl, link),
+                    Tickets::redis(ticket_ttl, link.clone()),
+                    Backplane::redis(link, shutdown.clone()),
                 )
             }
         };
         let hub = Hub::start(broker, notices, settings.hub.history, settings.hub.buffer);
+        let presence = Presence::start(
+            hub.clone(),
+            &settings.presence,
+            backplane,
+            metrics.clone(),
+            shutdown.clone(),
+        );
         let tickets = Arc::new(tickets);
         let admission = Arc::new(Admission::new(
             settings.limits.max_connections,
@@ -171,10 +181,12 @@ impl Application {
                 allowed_origins: settings.auth.allowed_origins.clone(),
                 shutdown: shutdown.clone(),
             }),
+            presence: web::Data::new(presence.clone()),
             connections: web::Data::new(session::Context::start(
                 hub.clone(),
                 verifier,
                 metrics.clone(),
+                presence,
                 &settings,
                 shutdown.clone(),
             )),
@@ -359,6 +371,7 @@ fn serve(
             .app_data(shared.ws)
             .app_data(shared.shutdown)
             .app_data(shared.handshake)
+            .app_data(shared.presence)
             .app_data(shared.connections)
             .app_data(shared.emit)
             .configure(routes.clone())

@@ -116,15 +116,15 @@ impl MemoryTickets {
     }
 }
 
-/// `SET <stream_key>:ticket:<ticket> <valid_until>:<actor_id> PX <life>`: the number first, so any
-/// actor id survives.
+/// `SET <stream_key>:ticket:<ticket> <principal as JSON> PX <life>`.
 async fn put(
     link: &Link,
     ticket: &str,
     principal: &Principal,
     life: Duration,
 ) -> Result<(), LinkError> {
-    let value = format!("{}:{}", principal.valid_until, principal.actor_id);
+    let value = serde_json::to_string(principal)
+        .map_err(|e| LinkError::Unavailable(format!("ticket value: {e}")))?;
     let life = life.max(Duration::from_millis(1)).as_millis() as u64;
     link.call::<redis::Value, _>(|_| {
         let mut set = redis::cmd("SET");
@@ -148,13 +148,7 @@ async fn take(link: &Link, ticket: &str) -> Result<Option<Principal>, LinkError>
             getdel
         })
         .await?;
-    Ok(value.and_then(|value| {
-        let (valid_until, actor_id) = value.split_once(':')?;
-        Some(Principal {
-            actor_id: actor_id.to_owned(),
-            valid_until: valid_until.parse().ok()?,
-        })
-    }))
+    Ok(value.and_then(|value| serde_json::from_str(&value).ok()))
 }
 
 #[cfg(test)]
@@ -167,6 +161,7 @@ mod tests {
     fn principal(secs: u64) -> Principal {
         Principal {
             actor_id: "user_1".into(),
+            name: None,
             valid_until: unix_now() + secs,
         }
     }

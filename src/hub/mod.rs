@@ -25,7 +25,7 @@ pub(crate) use self::live::{Lagged, Live};
 use crate::{
     broker::{Broker, BrokerError, Committed, Notice, Notices, PublishOptions, Published},
     catalog::PendingEvent,
-    protocol::{Event, EventId, ResyncReason},
+    protocol::{ConnectionId, Event, EventId, Message, ResyncReason},
 };
 
 /// How long a resume id the broker may still deliver waits for it before it is called a gap.
@@ -40,6 +40,22 @@ pub(crate) enum HubMessage {
     /// Wakes every connection to check its deadlines (heartbeat, token expiry, silence, drain):
     /// one clock for all of them instead of timers of their own.
     Tick,
+    /// A message for the few connections it names (who has a record open); the rest skip it.
+    Direct(Arc<Directed>),
+}
+
+/// A message rendered once for the connections in `to`, never kept in the history.
+#[derive(Debug)]
+pub(crate) struct Directed {
+    /// Sorted, so a connection finds itself by binary search.
+    pub(crate) to: Vec<ConnectionId>,
+    pub(crate) message: Message,
+}
+
+impl Directed {
+    pub(crate) fn is_for(&self, connection: ConnectionId) -> bool {
+        self.to.binary_search(&connection).is_ok()
+    }
 }
 
 /// How a new subscription starts, decided from the resume id it presented.
@@ -215,6 +231,16 @@ impl Hub {
     /// Sends [`HubMessage::Tick`] to every subscriber.
     pub(crate) fn tick(&self) {
         let _ = self.inner.sender.send(HubMessage::Tick);
+    }
+
+    /// Sends `directed` to the connections it names, through the same broadcast as events (its
+    /// order among them does not matter: it belongs to no history).
+    pub(crate) fn direct(&self, mut directed: Directed) {
+        directed.to.sort_unstable();
+        let _ = self
+            .inner
+            .sender
+            .send(HubMessage::Direct(Arc::new(directed)));
     }
 
     /// Whether publishing can currently succeed; the reason when it cannot.

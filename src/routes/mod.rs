@@ -1,6 +1,7 @@
 //! The route tables, and the small routes that are neither a transport nor the emit webhook.
 //!
 //! - [`ticket`]: `POST /admin-ws/ticket`, a JWT traded for a single-use ticket.
+//! - [`presence`]: `POST /admin-ws/presence`, a presence report for an SSE connection.
 //! - [`health`]: `GET /healthz` and `GET /readyz`.
 //! - [`metrics`]: `GET /metrics`.
 //! - [`console`]: `GET /`, `/static/*` and the JSON 404 every unknown path gets.
@@ -10,6 +11,7 @@
 mod console;
 mod health;
 mod metrics;
+mod presence;
 mod ticket;
 
 use actix_cors::Cors;
@@ -25,8 +27,13 @@ pub(crate) fn public(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
         ("/admin-ws", web::get().to(ws::admin_ws)),
         ("/admin-ws/ticket", web::post().to(ticket::ticket)),
         ("/admin-sse", web::get().to(sse::admin_sse)),
+        ("/admin-ws/presence", web::post().to(presence::presence)),
     ] {
-        cfg.service(resource(path, route).wrap(cors(allowed_origins)));
+        cfg.service(
+            resource(path, route)
+                .app_data(web::PayloadConfig::new(presence::MAX_BODY_BYTES))
+                .wrap(cors(allowed_origins)),
+        );
     }
     for (path, route) in [
         ("/healthz", web::get().to(health::healthz)),

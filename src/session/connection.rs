@@ -38,7 +38,8 @@ use crate::{
     auth::Verifier,
     hub::{Hub, HubMessage, Lagged, Start},
     metrics::Metrics,
-    protocol::{Control, Event, ResyncReason, TransportKind},
+    presence::{self, Presence, Report},
+    protocol::{ConnectionId, Control, Event, ResyncReason, TransportKind},
     settings::Settings,
 };
 
@@ -61,6 +62,7 @@ struct Timings {
 pub(crate) struct Context {
     verifier: Arc<Verifier>,
     metrics: Metrics,
+    presence: Presence,
     ws: Timings,
     sse: Timings,
     /// Cancelled at shutdown: every connection says `reconnect` and closes.
@@ -75,6 +77,7 @@ impl Context {
         hub: Hub,
         verifier: Arc<Verifier>,
         metrics: Metrics,
+        presence: Presence,
         settings: &Settings,
         shutdown: CancellationToken,
     ) -> Self {
@@ -82,6 +85,7 @@ impl Context {
         Self {
             verifier,
             metrics,
+            presence,
             ws: Timings::of(settings, TransportKind::Ws),
             sse: Timings::of(settings, TransportKind::Sse),
             shutdown,
@@ -204,13 +208,21 @@ struct Replay {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum ClientMessage {
-    Refresh { token: String },
+    Refresh {
+        token: String,
+    },
+    /// Read as a value first, so a malformed report is refused rather than ignored.
+    Presence {
+        records: serde_json::Value,
+    },
 }
 
 /// One subscriber's connection, polled by the HTTP dispatcher as its response body.
 pub(crate) struct Connection<W: Wire> {
     wire: W,
     subscriber: Subscriber,
+    /// The connection's name in `ready`, in presence reports and in the presence it is sent.
+    id: ConnectionId,
     context: Arc<Context>,
     timings: Timings,
     /// `ready`, the gap notice, pongs and goodbyes: written before anything else.
@@ -230,10 +242,13 @@ impl<W: Wire> Connection<W> {
     pub(crate) fn new(wire: W, mut subscriber: Subscriber, context: Arc<Context>) -> Self {
         let timings = context.timings(W::KIND);
         let now = Instant::now();
+        let id = context.presence.open(Arc::clone(&subscriber.principal));
         let mut outbox: VecDeque<Bytes> = W::greeting().into_iter().collect();
         outbox.push_back(W::control(Control::Ready {
             last_event_id: subscriber.resume_point,
             transport: W::KIND,
+            connection: id,
+            actor_id: subscriber.principal.actor_id.clone(),
         }));
         let replay = match std::mem::replace(&mut subscriber.start, Start::Fresh) {
             Start::Fresh => None,
@@ -258,6 +273,7 @@ impl<W: Wire> Connection<W> {
             wire,
             expires: now + subscriber.principal.remaining(),
             subscriber,
+            id,
             timings,
             outbox,
             replay,
@@ -327,6 +343,12 @@ impl<W: Wire> Connection<W> {
                     W::event(&event)
                 }
                 Ok(HubMessage::Reset(reason)) => self.resync(reason),
+                Ok(HubMessage::Direct(directed)) => {
+                    if !directed.is_for(self.id) {
+                        continue;
+                    }
+                    W::direct(&directed.message)
+                }
                 // The clock's last tick may be among what a laggard missed.
                 Err(Lagged) if self.context.shutdown.is_cancelled() => return Err(Exit::Draining),
                 Err(Lagged) => self.resync(ResyncReason::Lagged),
@@ -395,18 +417,37 @@ impl<W: Wire> Connection<W> {
         Ok(self.heartbeat.due(now).then(W::heartbeat))
     }
 
-    /// Handles a client text frame: a valid refresh extends the session, a bad one ends it.
+    /// Handles a client text message: a valid refresh extends the session, a bad one ends it; a
+    /// presence report is taken or refused (the refusal is sent, the connection stays).
     fn on_client_text(&mut self, text: &str) -> Result<(), Exit> {
-        // Anything but a well-formed refresh is ignored: clients may grow new messages.
-        let Ok(ClientMessage::Refresh { token }) = serde_json::from_str(text) else {
-            return Ok(());
-        };
-        match self.context.verifier.verify(&token) {
-            Ok(renewed) if renewed.actor_id == self.subscriber.principal.actor_id => {
-                self.expires = Instant::now() + renewed.remaining();
+        // Anything else is ignored: clients may grow new messages.
+        match serde_json::from_str(text) {
+            Ok(ClientMessage::Refresh { token }) => match self.context.verifier.verify(&token) {
+                Ok(renewed) if renewed.actor_id == self.subscriber.principal.actor_id => {
+                    self.expires = Instant::now() + renewed.remaining();
+                    Ok(())
+                }
+                _ => Err(Exit::RefreshRejected),
+            },
+            Ok(ClientMessage::Presence { records }) => {
+                let taken = serde_json::from_value::<Report>(records)
+                    .map_err(presence::malformed)
+                    .and_then(|report| {
+                        self.context.presence.report(
+                            self.id,
+                            &self.subscriber.principal.actor_id,
+                            report,
+                        )
+                    });
+                if let Err(refusal) = taken {
+                    self.outbox.push_back(W::control(Control::PresenceRefused {
+                        error: refusal.code(),
+                        message: refusal.to_string(),
+                    }));
+                }
                 Ok(())
             }
-            _ => Err(Exit::RefreshRejected),
+            Err(_) => Ok(()),
         }
     }
 }
@@ -443,6 +484,7 @@ impl<W: Wire> Drop for Connection<W> {
     /// However the connection ended (an exit, the client going away, the socket failing, the
     /// server stopping), it is counted and logged once, here.
     fn drop(&mut self) {
+        self.context.presence.close(self.id);
         let transport = W::KIND;
         self.context.metrics.connection_closed(transport);
         tracing::info!(

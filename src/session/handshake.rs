@@ -98,7 +98,7 @@ pub(crate) struct Handshake {
 /// An authenticated, admitted subscriber, ready to be handed to a transport.
 #[derive(Debug)]
 pub(crate) struct Subscriber {
-    pub(super) principal: Principal,
+    pub(super) principal: Arc<Principal>,
     /// The hub's live broadcast, from the moment of subscribing.
     pub(super) live: Live,
     pub(super) start: Start,
@@ -146,7 +146,7 @@ impl Handshake {
             resume_point,
         } = self.hub.subscribe(resume).await;
         Ok(Subscriber {
-            principal,
+            principal: Arc::new(principal),
             live: self.hub.live(receiver),
             start,
             resume_point,

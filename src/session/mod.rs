@@ -25,7 +25,7 @@ pub(crate) use self::{
     connection::{Connection, Context},
     handshake::{Handshake, SubscribeError},
 };
-use crate::protocol::{Control, Event, TransportKind};
+use crate::protocol::{Control, Event, Message, TransportKind};
 
 /// What a client did, as far as the connection cares.
 #[derive(Debug)]
@@ -77,6 +77,8 @@ pub(crate) trait Wire: Unpin {
     /// The event's shared pre-rendered bytes.
     fn event(event: &Event) -> Bytes;
     fn control(control: Control) -> Bytes;
+    /// A message for this connection and a few others (who has a record open).
+    fn direct(message: &Message) -> Bytes;
     /// A ping, or a keepalive comment.
     fn heartbeat() -> Bytes;
     /// What goes first, before `ready` (SSE's `retry:`).

@@ -21,7 +21,7 @@ impl Settings {
         const MIB: u64 = 1024 * 1024;
         let u = |v: usize| v as u64;
         // Upper bounds too: an absurd value must stop the start, not overflow a deadline later.
-        let bounds: [(&'static str, u64, RangeInclusive<u64>); 23] = [
+        let bounds: [(&'static str, u64, RangeInclusive<u64>); 27] = [
             ("server.drain_secs", self.server.drain_secs, 1..=3600),
             (
                 "server.header_timeout_secs",
@@ -86,6 +86,23 @@ impl Settings {
                 1..=100_000,
             ),
             ("sse.keepalive_secs", self.sse.keepalive_secs, 1..=3600),
+            // At least 3 s: clients repeat their reports every third of it, in whole seconds.
+            ("presence.ttl_secs", self.presence.ttl_secs, 3..=3600),
+            (
+                "presence.max_records",
+                u(self.presence.max_records),
+                0..=1024,
+            ),
+            (
+                "presence.max_viewers",
+                u(self.presence.max_viewers),
+                1..=1000,
+            ),
+            (
+                "presence.max_reports_per_sec",
+                u64::from(self.presence.max_reports_per_sec),
+                1..=1000,
+            ),
             (
                 "limits.max_connections",
                 u(self.limits.max_connections),

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use super::tree::{
     AuthSettings, EmitAuth, EmitSettings, HubBackend, HubSettings, InternalSettings, LimitSettings,
-    LogFormat, LogSettings, RedisMode, ServerSettings, SseSettings, WsSettings,
+    LogFormat, LogSettings, PresenceSettings, RedisMode, ServerSettings, SseSettings, WsSettings,
 };
 
 /// The development secrets shipped in `config.toml`. Running with any of them earns a loud warning,
@@ -108,6 +108,17 @@ impl Default for WsSettings {
 impl Default for SseSettings {
     fn default() -> Self {
         Self { keepalive_secs: 15 }
+    }
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 30,
+            max_records: 16,
+            max_viewers: 20,
+            max_reports_per_sec: 5,
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub struct Settings {
     pub hub: HubSettings,
     pub ws: WsSettings,
     pub sse: SseSettings,
+    pub presence: PresenceSettings,
     pub limits: LimitSettings,
     pub log: LogSettings,
 }
@@ -181,6 +182,22 @@ pub struct SseSettings {
     pub keepalive_secs: u64,
 }
 
+/// Who else has a record open: what a connection may report, and how long a report holds.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceSettings {
+    /// A connection's report lapses this long after it was made (clients repeat theirs every
+    /// third of it); so does another instance's, after it was last heard.
+    pub ttl_secs: u64,
+    /// Records one connection may report at once.
+    pub max_records: usize,
+    /// Viewers listed per record; the rest are counted in `more`.
+    pub max_viewers: usize,
+    /// Reports one connection may make per second.
+    pub max_reports_per_sec: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
@@ -236,6 +253,12 @@ impl WsSettings {
 impl SseSettings {
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_secs)
+    }
+}
+
+impl PresenceSettings {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_secs)
     }
 }
 

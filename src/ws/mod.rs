@@ -30,7 +30,7 @@ use futures_util::Stream;
 use self::guard::{GuardedError, Refused};
 use crate::{
     problem,
-    protocol::{Control, Event, TransportKind},
+    protocol::{Control, Event, Message, TransportKind},
     session::{self, Connection, Exit, Handshake, Inbound, Wire},
     settings::WsSettings,
     sse,
@@ -192,6 +192,10 @@ impl Wire for WsWire {
 
     fn control(control: Control) -> Bytes {
         control.ws_frame()
+    }
+
+    fn direct(message: &Message) -> Bytes {
+        message.ws_frame.clone()
     }
 
     fn heartbeat() -> Bytes {

@@ -19,6 +19,7 @@ mod hostile;
 mod listen;
 mod medusa;
 mod operations;
+mod presence;
 mod protocol_examples;
 mod redis;
 mod redis_managed;

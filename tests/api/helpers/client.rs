@@ -115,7 +115,14 @@ pub enum Subscriber {
     Sse(SseStream),
 }
 
-const CONTROL_EVENTS: [&str; 4] = ["ready", "resync", "reconnect", "auth_expired"];
+const CONTROL_EVENTS: [&str; 6] = [
+    "ready",
+    "resync",
+    "reconnect",
+    "auth_expired",
+    "presence",
+    "presence_refused",
+];
 
 /// One message as a client sees it, whichever the transport.
 #[derive(Debug, Clone, PartialEq)]

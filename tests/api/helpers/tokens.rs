@@ -43,3 +43,15 @@ pub fn admin_token_valid_for(actor_id: &str, secs: i64) -> String {
         "exp": now + secs,
     }))
 }
+
+/// An admin token as the Medusa plugin signs it: with the admin's display name.
+pub fn named_token(actor_id: &str, name: &str) -> String {
+    let now = unix_now() as i64;
+    sign(&json!({
+        "actor_id": actor_id,
+        "actor_type": "user",
+        "name": name,
+        "iat": now,
+        "exp": now + 3600,
+    }))
+}

@@ -1,0 +1,335 @@
+//! How instances tell each other whom they have on which record: not at all when one instance runs
+//! alone (the memory hub), or through a small Redis stream beside the events' one.
+//!
+//! A stream rather than pub/sub because it works the same on one server, behind Sentinel and on a
+//! Cluster, through the connections the broker already makes. Nothing in it is history: it is
+//! trimmed to a few hundred entries, each instance reads it from the moment it connects, and asks
+//! the others (`hello`) to share their viewers again whenever it (re)connects, since what it
+//! missed meanwhile is lost. An entry says "instance I has these viewers on record R now"; an
+//! empty list takes them off.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Viewer, report::RecordKey};
+use crate::broker::redis::Link;
+
+/// Entries the stream keeps; readers only ever want the newest.
+const MAXLEN: usize = 500;
+/// News from other instances waiting for the presence task.
+const QUEUE: usize = 256;
+/// Entries written in one pipeline.
+const WRITE_BATCH: usize = 256;
+/// How long one `XREAD` blocks, and how long its reply may take in all.
+const READ_BLOCK: Duration = Duration::from_millis(1000);
+const READ_DEADLINE: Duration = Duration::from_millis(3000);
+const READ_COUNT: usize = 256;
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+const FIELD_INSTANCE: &str = "instance";
+const FIELD_RECORD: &str = "record";
+const FIELD_VIEWERS: &str = "viewers";
+const FIELD_HELLO: &str = "hello";
+
+/// One instance's viewers of one record; an empty list: none any more.
+pub(super) type Share = (RecordKey, Vec<Viewer>);
+
+/// What other instances said.
+#[derive(Debug)]
+pub(super) enum News {
+    Viewers {
+        instance: u64,
+        record: RecordKey,
+        viewers: Vec<Viewer>,
+    },
+    /// An instance (re)connected and wants everyone's viewers.
+    Hello,
+}
+
+#[derive(Debug)]
+pub(crate) enum Backplane {
+    /// One instance: nothing to share.
+    Alone,
+    Redis(RedisBackplane),
+}
+
+#[derive(Debug)]
+pub(crate) struct RedisBackplane {
+    link: Link,
+    key: String,
+    instance: u64,
+    outbox: Arc<Outbox>,
+}
+
+/// Shares not written yet: the newest per record, so a writer that falls behind writes less,
+/// never drops what it was told (an instance's "nobody here any more" must arrive).
+#[derive(Debug, Default)]
+struct Outbox {
+    pending: Mutex<HashMap<RecordKey, Vec<Viewer>>>,
+    ready: Notify,
+}
+
+impl Outbox {
+    fn put(&self, shares: Vec<Share>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(shares);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Vec<Share> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *pending).into_iter().collect()
+    }
+}
+
+impl Backplane {
+    /// Shares through the Redis the broker uses. Must be called within a Tokio runtime: it starts
+    /// the writer, which ends at `shutdown` ([`Self::farewell`] writes what is left).
+    pub(crate) fn redis(link: Link, shutdown: CancellationToken) -> Self {
+        let backplane = RedisBackplane {
+            key: link.key("presence", "shared"),
+            link,
+            instance: rand::random(),
+            outbox: Arc::default(),
+        };
+        tokio::spawn(write(
+            backplane.link.clone(),
+            backplane.key.clone(),
+            backplane.instance,
+            Arc::clone(&backplane.outbox),
+            shutdown,
+        ));
+        Backplane::Redis(backplane)
+    }
+
+    /// Tells the other instances this one's viewers of each record in `shares`, without waiting.
+    pub(super) fn share(&self, shares: Vec<Share>) {
+        if let Backplane::Redis(redis) = self
+            && !shares.is_empty()
+        {
+            redis.outbox.put(shares);
+        }
+    }
+
+    /// At shutdown, after the writer stopped: writes what is pending and `shares`, and waits.
+    pub(super) async fn farewell(&self, shares: Vec<Share>) {
+        if let Backplane::Redis(redis) = self {
+            redis.outbox.put(shares);
+            let batch = redis.outbox.take();
+            append(&redis.link, &redis.key, redis.instance, &batch).await;
+        }
+    }
+
+    /// What the other instances say, until `shutdown`; closed at once when there are none.
+    pub(super) fn listen(&self, shutdown: CancellationToken) -> mpsc::Receiver<News> {
+        let (news, heard) = mpsc::channel(QUEUE);
+        if let Backplane::Redis(redis) = self {
+            tokio::spawn(read(
+                redis.link.clone(),
+                redis.key.clone(),
+                redis.instance,
+                news,
+                shutdown,
+            ));
+        }
+        heard
+    }
+}
+
+/// Writes what is pending whenever there is some, until `shutdown`.
+async fn write(
+    link: Link,
+    key: String,
+    instance: u64,
+    outbox: Arc<Outbox>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = outbox.ready.notified() => {}
+        }
+        let batch = outbox.take();
+        for chunk in batch.chunks(WRITE_BATCH) {
+            append(&link, &key, instance, chunk).await;
+        }
+    }
+}
+
+/// Appends `shares` in one pipeline. A failure is logged and not retried: the periodic share
+/// repeats every record someone is on, and what it cannot repeat (nobody here any more) lapses
+/// on the other instances within the TTL.
+async fn append(link: &Link, key: &str, instance: u64, shares: &[Share]) {
+    if shares.is_empty() {
+        return;
+    }
+    let instance = format!("{instance:016x}");
+    let written = link
+        .call::<redis::Value, _>(|_| {
+            let mut pipe = redis::pipe();
+            for (record, viewers) in shares {
+                let viewers = serde_json::to_string(viewers).unwrap_or_else(|_| "[]".into());
+                pipe.cmd("XADD")
+                    .arg(key)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(MAXLEN)
+                    .arg("*")
+                    .arg(FIELD_INSTANCE)
+                    .arg(&instance)
+                    .arg(FIELD_RECORD)
+                    .arg(record.as_str())
+                    .arg(FIELD_VIEWERS)
+                    .arg(viewers)
+                    .ignore();
+            }
+            pipe
+        })
+        .await;
+    if let Err(error) = written {
+        tracing::debug!(%error, "presence shares not written");
+    }
+}
+
+/// Follows the stream from the moment of each (re)connection, after saying hello.
+async fn read(
+    link: Link,
+    key: String,
+    instance: u64,
+    news: mpsc::Sender<News>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let followed = tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = follow(&link, &key, instance, &news) => result,
+        };
+        match followed {
+            Ok(()) => return, // the presence task is gone
+            Err(error) => {
+                tracing::debug!(%error, "presence backplane reader lost redis; reconnecting");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One connection's worth of following. `Ok` only when there is no one left to tell.
+async fn follow(
+    link: &Link,
+    key: &str,
+    instance: u64,
+    news: &mpsc::Sender<News>,
+) -> Result<(), redis::RedisError> {
+    let (mut conn, _) = link.connect(READ_DEADLINE).await?;
+    // Read from the newest entry on, and only then ask the others to share again: their answers
+    // come after it.
+    let newest: Vec<(String, Vec<String>)> = within(
+        redis::cmd("XREVRANGE")
+            .arg(key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn),
+    )
+    .await?;
+    let mut last = newest
+        .into_iter()
+        .next()
+        .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+    let me = format!("{instance:016x}");
+    link.call::<redis::Value, _>(|_| {
+        let mut hello = redis::cmd("XADD");
+        hello
+            .arg(key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(MAXLEN)
+            .arg("*")
+            .arg(FIELD_INSTANCE)
+            .arg(&me)
+            .arg(FIELD_HELLO)
+            .arg(1);
+        hello
+    })
+    .await
+    .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+    loop {
+        type Reply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
+        let reply: Reply = within(
+            redis::cmd("XREAD")
+                .arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .arg("STREAMS")
+                .arg(key)
+                .arg(&last)
+                .query_async(&mut conn),
+        )
+        .await?;
+        for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
+            last = id;
+            let Some(heard) = parse(&fields, &me) else {
+                continue;
+            };
+            if news.send(heard).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// `call`, given up on after [`READ_DEADLINE`] whatever the connection's own timeouts do.
+async fn within<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(READ_DEADLINE, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the presence stream did not answer in time",
+            )))
+        })
+}
+
+/// An entry another instance wrote; `None` for our own, and for anything malformed (Redis is
+/// not trusted more than a client: a record key and viewers must parse as ours would).
+fn parse(fields: &[String], me: &str) -> Option<News> {
+    let field = |name: &str| {
+        fields
+            .chunks_exact(2)
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str())
+    };
+    let instance = field(FIELD_INSTANCE)?;
+    if instance == me {
+        return None;
+    }
+    let instance = u64::from_str_radix(instance, 16).ok()?;
+    if field(FIELD_HELLO).is_some() {
+        return Some(News::Hello);
+    }
+    let record = RecordKey::try_from(field(FIELD_RECORD)?.to_owned()).ok()?;
+    let viewers = serde_json::from_str(field(FIELD_VIEWERS)?).ok()?;
+    Some(News::Viewers {
+        instance,
+        record,
+        viewers,
+    })
+}

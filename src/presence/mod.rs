@@ -1,0 +1,406 @@
+//! Presence: which admins have a record open ("Anna is also on this order"), and whether they are
+//! only viewing it or editing it.
+//!
+//! Each connection reports the records its tabs have open ([`Report`]: a WebSocket frame, or
+//! `POST /admin-ws/presence` for SSE), and the report stands until it is replaced, the connection
+//! closes, or `presence.ttl_secs` pass without it being repeated (a browser that vanished without
+//! closing its socket). Whenever the list of admins on a record changes, every connection that
+//! reported the record is sent the new list, rendered once, through the hub's broadcast
+//! ([`Directed`]): no task, channel or timer per connection, as for events.
+//!
+//! The state lives here, in memory, per instance, and is never written anywhere it could outlast
+//! its connections: with several instances, each one shares its own viewers of a record on the
+//! [`Backplane`] when they change and every third of the TTL, and keeps what the others shared
+//! until it lapses. An instance that dies takes its viewers with it within one TTL; one that
+//! starts asks the others for theirs. Names come only from the signed token ([`Principal`]), never
+//! from what a client sends.
+
+mod backplane;
+mod report;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use self::report::{RecordKey, ViewState};
+pub(crate) use self::{
+    backplane::Backplane,
+    report::{Refusal, Report, malformed},
+};
+use crate::{
+    auth::Principal,
+    hub::{Directed, Hub},
+    metrics::Metrics,
+    protocol::{ConnectionId, Message},
+    settings::PresenceSettings,
+};
+
+/// One admin on a record, as every other admin sees them: nothing more than this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Viewer {
+    actor_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    state: ViewState,
+}
+
+/// Who has records open, on this instance and (through the backplane) on the others.
+#[derive(Debug, Clone)]
+pub(crate) struct Presence {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    hub: Hub,
+    backplane: Backplane,
+    metrics: Metrics,
+    settings: PresenceSettings,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    connections: HashMap<ConnectionId, Reporter>,
+    records: HashMap<RecordKey, Record>,
+}
+
+/// An open connection, and what it last reported.
+#[derive(Debug)]
+struct Reporter {
+    principal: Arc<Principal>,
+    report: Report,
+    /// When the report lapses unless it is repeated.
+    lapses: Instant,
+    /// Reports made in the current one-second window.
+    window: Instant,
+    reports: u32,
+}
+
+/// One record someone has open.
+#[derive(Debug, Default)]
+struct Record {
+    /// This instance's connections that reported it.
+    watchers: BTreeMap<ConnectionId, (Arc<Principal>, ViewState)>,
+    /// Other instances' viewers, and when each instance's lapse.
+    remote: HashMap<u64, (Vec<Viewer>, Instant)>,
+    /// The list the watchers were last sent.
+    shown: Vec<Viewer>,
+    /// This instance's own viewers, as last shared with the others.
+    shared: Vec<Viewer>,
+}
+
+/// What changed for one record: its key, and connections that need its list even if unchanged.
+type Touched = Vec<(RecordKey, Vec<ConnectionId>)>;
+
+impl Presence {
+    /// Starts the presence state, and its task (until `shutdown`): lapsing reports and other
+    /// instances' viewers, sharing this instance's own, and hearing the others'. Must be called
+    /// within a Tokio runtime.
+    pub(crate) fn start(
+        hub: Hub,
+        settings: &PresenceSettings,
+        backplane: Backplane,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let presence = Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                hub,
+                backplane,
+                metrics,
+                settings: settings.clone(),
+            }),
+        };
+        tokio::spawn(presence.clone().keep(shutdown));
+        presence
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every change below is completed before the lock is released or is recomputed by the next
+        // one, so a poisoned lock holds nothing half-done.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new connection; its id names it in `ready` and in reports over HTTP.
+    pub(crate) fn open(&self, principal: Arc<Principal>) -> ConnectionId {
+        let now = Instant::now();
+        let mut state = self.state();
+        loop {
+            let id = ConnectionId(rand::random());
+            if let std::collections::hash_map::Entry::Vacant(entry) = state.connections.entry(id) {
+                entry.insert(Reporter {
+                    principal,
+                    report: Report::default(),
+                    lapses: now,
+                    window: now,
+                    reports: 0,
+                });
+                return id;
+            }
+        }
+    }
+
+    /// Forgets a connection and takes it off every record it reported.
+    pub(crate) fn close(&self, id: ConnectionId) {
+        let mut state = self.state();
+        let Some(reporter) = state.connections.remove(&id) else {
+            return;
+        };
+        let touched = reporter
+            .report
+            .records()
+            .map(|(key, _)| (key.clone(), Vec::new()))
+            .collect();
+        for (key, _) in reporter.report.records() {
+            if let Some(record) = state.records.get_mut(key) {
+                record.watchers.remove(&id);
+            }
+        }
+        self.settle(&mut state, touched);
+    }
+
+    /// Takes connection `id`'s report, made by `actor_id`, in place of its previous one; a refusal
+    /// changes nothing.
+    pub(crate) fn report(
+        &self,
+        id: ConnectionId,
+        actor_id: &str,
+        report: Report,
+    ) -> Result<(), Refusal> {
+        self.take(id, actor_id, report)
+            .inspect_err(|refusal| self.inner.metrics.presence_refused(refusal.code()))
+    }
+
+    fn take(&self, id: ConnectionId, actor_id: &str, report: Report) -> Result<(), Refusal> {
+        let settings = &self.inner.settings;
+        if report.len() > settings.max_records {
+            return Err(Refusal::TooManyRecords {
+                count: report.len(),
+                limit: settings.max_records,
+            });
+        }
+        let now = Instant::now();
+        let mut guard = self.state();
+        let State {
+            connections,
+            records,
+        } = &mut *guard;
+        let reporter = connections
+            .get_mut(&id)
+            .filter(|reporter| reporter.principal.actor_id == actor_id)
+            .ok_or_else(|| Refusal::UnknownConnection(id.to_string()))?;
+        if now.duration_since(reporter.window) >= Duration::from_secs(1) {
+            reporter.window = now;
+            reporter.reports = 0;
+        }
+        if reporter.reports >= settings.max_reports_per_sec {
+            return Err(Refusal::TooManyReports {
+                limit: settings.max_reports_per_sec,
+            });
+        }
+        reporter.reports += 1;
+        reporter.lapses = now + settings.ttl();
+        let previous = std::mem::replace(&mut reporter.report, report);
+        let mut touched: Touched = Vec::new();
+        for (key, _) in previous.records() {
+            if reporter.report.state_of(key).is_none() {
+                if let Some(record) = records.get_mut(key) {
+                    record.watchers.remove(&id);
+                }
+                touched.push((key.clone(), Vec::new()));
+            }
+        }
+        for (key, view) in reporter.report.records() {
+            let before = previous.state_of(key);
+            if before != Some(view) {
+                let watcher = (Arc::clone(&reporter.principal), view);
+                records
+                    .entry(key.clone())
+                    .or_default()
+                    .watchers
+                    .insert(id, watcher);
+                let newcomer = if before.is_none() {
+                    vec![id]
+                } else {
+                    Vec::new()
+                };
+                touched.push((key.clone(), newcomer));
+            }
+        }
+        self.settle(&mut guard, touched);
+        Ok(())
+    }
+
+    /// What another instance shares: its viewers of `record` (none: it has no one there now).
+    fn heard(&self, instance: u64, record: RecordKey, viewers: Vec<Viewer>) {
+        let mut state = self.state();
+        let entry = state.records.entry(record.clone()).or_default();
+        if viewers.is_empty() {
+            entry.remote.remove(&instance);
+        } else {
+            let lapses = Instant::now() + self.inner.settings.ttl();
+            entry.remote.insert(instance, (viewers, lapses));
+        }
+        self.settle(&mut state, vec![(record, Vec::new())]);
+    }
+
+    /// Lapses reports not repeated in time and other instances' viewers not heard of in time.
+    fn lapse(&self, now: Instant) {
+        let mut state = self.state();
+        let State {
+            connections,
+            records,
+        } = &mut *state;
+        let mut touched: Touched = Vec::new();
+        for (id, reporter) in connections.iter_mut() {
+            if !reporter.report.is_empty() && reporter.lapses <= now {
+                for (key, _) in reporter.report.records() {
+                    if let Some(record) = records.get_mut(key) {
+                        record.watchers.remove(id);
+                    }
+                    touched.push((key.clone(), Vec::new()));
+                }
+                reporter.report = Report::default();
+            }
+        }
+        for (key, record) in records.iter_mut() {
+            let before = record.remote.len();
+            record.remote.retain(|_, (_, lapses)| *lapses > now);
+            if record.remote.len() != before {
+                touched.push((key.clone(), Vec::new()));
+            }
+        }
+        self.settle(&mut state, touched);
+    }
+
+    /// Brings each touched record's lists up to date: shares this instance's viewers when they
+    /// changed, sends the watchers the list when it changed (or only to newcomers when it did
+    /// not), and forgets a record nobody is on any more.
+    fn settle(&self, state: &mut State, touched: Touched) {
+        let mut shares = Vec::new();
+        for (key, newcomers) in touched {
+            let Some(record) = state.records.get_mut(&key) else {
+                continue;
+            };
+            let local = gather(
+                record
+                    .watchers
+                    .values()
+                    .map(|(principal, view)| viewer(principal, *view)),
+            );
+            if local != record.shared {
+                record.shared.clone_from(&local);
+                shares.push((key.clone(), local.clone()));
+            }
+            let all = gather(
+                local.into_iter().chain(
+                    record
+                        .remote
+                        .values()
+                        .flat_map(|(viewers, _)| viewers.iter().cloned()),
+                ),
+            );
+            let to: Vec<ConnectionId> = if all == record.shown {
+                newcomers
+                    .into_iter()
+                    .filter(|id| record.watchers.contains_key(id))
+                    .collect()
+            } else {
+                record.watchers.keys().copied().collect()
+            };
+            record.shown = all;
+            if !to.is_empty() {
+                let message = self.render(&key, &record.shown);
+                self.inner.hub.direct(Directed { to, message });
+            }
+            if record.watchers.is_empty() && record.remote.is_empty() && record.shared.is_empty() {
+                state.records.remove(&key);
+            }
+        }
+        self.inner.metrics.presence_records(state.records.len());
+        self.inner.backplane.share(shares);
+    }
+
+    /// The `presence` message for `record`: at most `presence.max_viewers`, the rest counted.
+    fn render(&self, record: &RecordKey, viewers: &[Viewer]) -> Message {
+        let shown = viewers.len().min(self.inner.settings.max_viewers);
+        let data = serde_json::json!({
+            "record": record.as_str(),
+            "viewers": &viewers[..shown],
+            "more": viewers.len() - shown,
+        });
+        Message::presence(&data.to_string())
+    }
+
+    /// Every record this instance has viewers on, with them: for the periodic share, and for an
+    /// instance that just started.
+    fn own(&self) -> Vec<(RecordKey, Vec<Viewer>)> {
+        self.state()
+            .records
+            .iter()
+            .filter(|(_, record)| !record.shared.is_empty())
+            .map(|(key, record)| (key.clone(), record.shared.clone()))
+            .collect()
+    }
+
+    /// The presence task: lapses once a second, shares this instance's viewers every third of the
+    /// TTL, and takes in what other instances share, until shutdown; then tells them this
+    /// instance's viewers are gone.
+    async fn keep(self, shutdown: CancellationToken) {
+        let mut lapse = tokio::time::interval(Duration::from_secs(1));
+        let mut share = tokio::time::interval(self.inner.settings.ttl() / 3);
+        let mut heard = self.inner.backplane.listen(shutdown.clone());
+        let mut listening = true;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                now = lapse.tick() => self.lapse(now.into_std()),
+                _ = share.tick() => self.inner.backplane.share(self.own()),
+                news = heard.recv(), if listening => match news {
+                    Some(backplane::News::Viewers { instance, record, viewers }) => {
+                        self.heard(instance, record, viewers);
+                    }
+                    Some(backplane::News::Hello) => self.inner.backplane.share(self.own()),
+                    // Alone, or the backplane stopped: nothing more to hear.
+                    None => listening = false,
+                },
+            }
+        }
+        let gone = self
+            .own()
+            .into_iter()
+            .map(|(key, _)| (key, Vec::new()))
+            .collect();
+        self.inner.backplane.farewell(gone).await;
+    }
+}
+
+fn viewer(principal: &Principal, state: ViewState) -> Viewer {
+    Viewer {
+        actor_id: principal.actor_id.clone(),
+        name: principal.name.clone(),
+        state,
+    }
+}
+
+/// One entry per admin (several tabs or instances count once; editing wins), in a stable order:
+/// by name, then id.
+fn gather(viewers: impl Iterator<Item = Viewer>) -> Vec<Viewer> {
+    let mut by_actor: BTreeMap<String, Viewer> = BTreeMap::new();
+    for viewer in viewers {
+        by_actor
+            .entry(viewer.actor_id.clone())
+            .and_modify(|seen| seen.state = seen.state.max(viewer.state))
+            .or_insert(viewer);
+    }
+    let mut viewers: Vec<Viewer> = by_actor.into_values().collect();
+    viewers.sort_by(|a, b| (a.name.as_deref(), &a.actor_id).cmp(&(b.name.as_deref(), &b.actor_id)));
+    viewers
+}

@@ -1,0 +1,88 @@
+//! `POST /admin-ws/presence`: a presence report for a connection that cannot send one itself (an
+//! SSE stream), authenticated like the ticket exchange, by the admin's bearer token. It names the
+//! connection by the id its `ready` carried; only that admin's own open connections can be named.
+
+use actix_web::{
+    HttpRequest, HttpResponse, ResponseError,
+    http::{StatusCode, header},
+    web,
+};
+use serde::Deserialize;
+
+use crate::{
+    auth::{self, AuthError, Verifier},
+    metrics::Metrics,
+    presence::{self, Presence, Refusal, Report},
+    problem,
+    protocol::ConnectionId,
+    settings::AuthSettings,
+};
+
+/// The largest report body: the same bound as a WebSocket client frame's default.
+pub(super) const MAX_BODY_BYTES: usize = 16 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    connection: String,
+    records: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PresenceError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+impl ResponseError for PresenceError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PresenceError::Auth(e) => e.status_code(),
+            PresenceError::Refused(Refusal::TooManyReports { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            PresenceError::Refused(Refusal::UnknownConnection(_)) => StatusCode::NOT_FOUND,
+            PresenceError::Refused(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            PresenceError::Auth(e) => e.error_response(),
+            PresenceError::Refused(refusal) => {
+                let mut builder = problem::builder(self.status_code());
+                if let Refusal::TooManyReports { .. } = refusal {
+                    builder.insert_header((header::RETRY_AFTER, "1"));
+                }
+                problem::finish(builder, refusal.code(), &refusal.to_string())
+            }
+        }
+    }
+}
+
+pub(super) async fn presence(
+    req: HttpRequest,
+    body: web::Bytes,
+    verifier: web::Data<Verifier>,
+    presence: web::Data<Presence>,
+    metrics: web::Data<Metrics>,
+    settings: web::Data<AuthSettings>,
+) -> Result<HttpResponse, PresenceError> {
+    let principal = async {
+        auth::check_origin(&req, &settings.allowed_origins)?;
+        let token = auth::bearer_token(&req)?.ok_or(AuthError::Missing)?;
+        verifier.verify(&token)
+    }
+    .await
+    .inspect_err(|e| metrics.auth_failed(e.reason()))?;
+    let Body {
+        connection,
+        records,
+    } = serde_json::from_slice(&body).map_err(presence::malformed)?;
+    let id: ConnectionId = connection.parse().map_err(|()| {
+        presence::malformed("connection: not the 16 hex digits of a `ready` message's `connection`")
+    })?;
+    let report: Report = serde_json::from_value(records).map_err(presence::malformed)?;
+    presence.report(id, &principal.actor_id, report)?;
+    Ok(HttpResponse::NoContent().finish())
+}

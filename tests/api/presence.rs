@@ -1,0 +1,459 @@
+//! Presence: who else has a record open. Two (or more) admins with tokens naming them, real
+//! sockets, reports over WebSocket frames and, for SSE, over HTTP.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    BOTH, Subscriber, TestApp, Transport, eventually, named_token, spawn_app, spawn_app_with,
+    spawn_redis_app, two_instances,
+};
+
+/// One admin's tab: its connection, its token, and the id its `ready` gave it.
+struct Tab {
+    subscriber: Subscriber,
+    transport: Transport,
+    token: String,
+    connection: String,
+}
+
+impl Tab {
+    async fn open(app: &TestApp, transport: Transport, actor_id: &str, name: &str) -> Self {
+        let token = named_token(actor_id, name);
+        let mut subscriber = app
+            .connect(transport, "", Some(&token), &[])
+            .await
+            .expect("the tab connects");
+        let ready = subscriber.expect("ready").await;
+        assert_eq!(ready.data["actor_id"], actor_id, "{ready:?}");
+        Self {
+            subscriber,
+            transport,
+            token,
+            connection: ready.data["connection"]
+                .as_str()
+                .expect("ready names the connection")
+                .to_owned(),
+        }
+    }
+
+    /// Reports `records` the way its transport can: a frame, or `POST /admin-ws/presence`.
+    async fn report(&mut self, app: &TestApp, records: Value) {
+        match self.transport {
+            Transport::Ws => {
+                let report = json!({ "type": "presence", "records": records });
+                self.subscriber.send_text(&report.to_string()).await;
+            }
+            Transport::Sse => {
+                let (status, body) = report_over_http(
+                    app,
+                    &self.token,
+                    &json!({ "connection": self.connection, "records": records }),
+                )
+                .await;
+                assert_eq!(status, 204, "{body}");
+            }
+        }
+    }
+
+    /// The next `presence` message, which must be about `record`: its viewers as
+    /// `(actor_id, name, state)`.
+    async fn presence(&mut self, record: &str) -> Vec<(String, String, String)> {
+        let message = self.subscriber.expect("presence").await;
+        assert_eq!(message.data["record"], record, "{message:?}");
+        message.data["viewers"]
+            .as_array()
+            .expect("viewers")
+            .iter()
+            .map(|v| {
+                let field = |name: &str| v[name].as_str().unwrap_or_default().to_owned();
+                (field("actor_id"), field("name"), field("state"))
+            })
+            .collect()
+    }
+
+    /// Reads `presence` messages about `record` until one lists exactly `who` (actor ids).
+    async fn sees(&mut self, record: &str, who: &[&str]) {
+        loop {
+            let viewers = self.presence(record).await;
+            let ids: Vec<&str> = viewers.iter().map(|(id, _, _)| id.as_str()).collect();
+            if ids == who {
+                return;
+            }
+        }
+    }
+}
+
+async fn report_over_http(app: &TestApp, token: &str, body: &Value) -> (u16, Value) {
+    let response = app
+        .http
+        .post(format!("{}/admin-ws/presence", app.base))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("presence request");
+    let status = response.status().as_u16();
+    let body = if status == 204 {
+        Value::Null
+    } else {
+        response.json().await.expect("a JSON refusal")
+    };
+    (status, body)
+}
+
+fn viewer(actor_id: &str, name: &str, state: &str) -> (String, String, String) {
+    (actor_id.to_owned(), name.to_owned(), state.to_owned())
+}
+
+#[tokio::test]
+async fn admins_on_the_same_record_see_each_other_by_the_names_their_tokens_carry() {
+    for transport in BOTH {
+        let app = spawn_app().await;
+        let mut anna = Tab::open(&app, transport, "user_anna", "Anna").await;
+        let mut ben = Tab::open(&app, Transport::Ws, "user_ben", "Ben").await;
+        anna.report(&app, json!({ "order:order_1": "viewing" }))
+            .await;
+        assert_eq!(
+            anna.presence("order:order_1").await,
+            [viewer("user_anna", "Anna", "viewing")]
+        );
+        ben.report(&app, json!({ "order:order_1": "editing" }))
+            .await;
+        let both = [
+            viewer("user_anna", "Anna", "viewing"),
+            viewer("user_ben", "Ben", "editing"),
+        ];
+        assert_eq!(ben.presence("order:order_1").await, both);
+        assert_eq!(anna.presence("order:order_1").await, both, "{transport:?}");
+    }
+}
+
+#[tokio::test]
+async fn presence_is_per_record() {
+    let app = spawn_app().await;
+    let mut anna = Tab::open(&app, Transport::Ws, "user_anna", "Anna").await;
+    let mut carl = Tab::open(&app, Transport::Ws, "user_carl", "Carl").await;
+    carl.report(&app, json!({ "order:order_2": "viewing" }))
+        .await;
+    carl.sees("order:order_2", &["user_carl"]).await;
+    anna.report(&app, json!({ "order:order_1": "viewing" }))
+        .await;
+    anna.sees("order:order_1", &["user_anna"]).await;
+    // Carl's next message is about his own record: nothing about order_1 came before it.
+    carl.report(&app, json!({ "order:order_2": "editing" }))
+        .await;
+    assert_eq!(
+        carl.presence("order:order_2").await,
+        [viewer("user_carl", "Carl", "editing")]
+    );
+}
+
+#[tokio::test]
+async fn an_admin_who_leaves_the_record_or_closes_the_tab_is_gone_at_once() {
+    let app = spawn_app().await;
+    let mut anna = Tab::open(&app, Transport::Ws, "user_anna", "Anna").await;
+    anna.report(&app, json!({ "product:prod_1": "viewing" }))
+        .await;
+    anna.sees("product:prod_1", &["user_anna"]).await;
+    for transport in BOTH {
+        let mut ben = Tab::open(&app, transport, "user_ben", "Ben").await;
+        ben.report(&app, json!({ "product:prod_1": "viewing" }))
+            .await;
+        anna.sees("product:prod_1", &["user_anna", "user_ben"])
+            .await;
+        // Navigating away: a report without the record.
+        ben.report(&app, json!({})).await;
+        anna.sees("product:prod_1", &["user_anna"]).await;
+        // Closing the tab.
+        ben.report(&app, json!({ "product:prod_1": "editing" }))
+            .await;
+        anna.sees("product:prod_1", &["user_anna", "user_ben"])
+            .await;
+        drop(ben);
+        anna.sees("product:prod_1", &["user_anna"]).await;
+    }
+}
+
+#[tokio::test]
+async fn one_admin_with_three_tabs_counts_once_and_editing_wins() {
+    let app = spawn_app().await;
+    let mut ben = Tab::open(&app, Transport::Ws, "user_ben", "Ben").await;
+    ben.report(&app, json!({ "order:order_1": "viewing" }))
+        .await;
+    ben.sees("order:order_1", &["user_ben"]).await;
+    let mut tabs = Vec::new();
+    for (n, transport) in [Transport::Ws, Transport::Sse, Transport::Ws]
+        .into_iter()
+        .enumerate()
+    {
+        let mut tab = Tab::open(&app, transport, "user_anna", "Anna").await;
+        let state = if n == 2 { "editing" } else { "viewing" };
+        tab.report(&app, json!({ "order:order_1": state })).await;
+        tabs.push(tab);
+    }
+    loop {
+        let viewers = ben.presence("order:order_1").await;
+        if viewers.iter().any(|(_, _, state)| state == "editing") {
+            assert_eq!(
+                viewers,
+                [
+                    viewer("user_anna", "Anna", "editing"),
+                    viewer("user_ben", "Ben", "viewing"),
+                ]
+            );
+            break;
+        }
+        assert_eq!(viewers.len(), 2, "one entry per admin: {viewers:?}");
+    }
+    // Two of Anna's tabs close: she is still there, once.
+    tabs.truncate(1);
+    ben.sees("order:order_1", &["user_anna", "user_ben"]).await;
+}
+
+#[tokio::test]
+async fn a_name_is_taken_only_from_the_token() {
+    let app = spawn_app().await;
+    let mut anna = Tab::open(&app, Transport::Ws, "user_anna", "Anna").await;
+    let spoof = json!({
+        "type": "presence",
+        "records": { "order:order_1": "viewing" },
+        "name": "Mallory",
+        "actor_id": "user_mallory",
+    });
+    anna.subscriber.send_text(&spoof.to_string()).await;
+    assert_eq!(
+        anna.presence("order:order_1").await,
+        [viewer("user_anna", "Anna", "viewing")]
+    );
+}
+
+#[tokio::test]
+async fn a_report_over_a_limit_is_refused_whole_and_names_the_limit() {
+    let app = spawn_app_with(json!({
+        "presence": { "max_records": 2, "max_reports_per_sec": 2 }
+    }))
+    .await;
+    let mut anna = Tab::open(&app, Transport::Ws, "user_anna", "Anna").await;
+    let three = json!({ "order:o1": "viewing", "order:o2": "viewing", "order:o3": "viewing" });
+    anna.report(&app, three).await;
+    let refused = anna.subscriber.expect("presence_refused").await;
+    assert_eq!(refused.data["error"], "too_many_records");
+    assert!(
+        refused.data["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("presence.max_records")),
+        "{refused:?}"
+    );
+    // Three more reports at once: the third at least is over two a second.
+    for _ in 0..3 {
+        anna.report(&app, json!({ "order:o1": "viewing" })).await;
+    }
+    loop {
+        let message = anna.subscriber.next().await.expect("a message");
+        if message.event == "presence_refused" {
+            assert_eq!(message.data["error"], "too_many_reports");
+            assert!(
+                message.data["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("presence.max_reports_per_sec")),
+                "{message:?}"
+            );
+            break;
+        }
+        assert_eq!(message.event, "presence", "{message:?}");
+    }
+    for bad in [
+        json!({ "order o1": "viewing" }),
+        json!({ "order:o1": "typing" }),
+        json!(["order:o1"]),
+    ] {
+        let report = json!({ "type": "presence", "records": bad });
+        anna.subscriber.send_text(&report.to_string()).await;
+        let refused = anna.subscriber.expect("presence_refused").await;
+        assert_eq!(refused.data["error"], "bad_report", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_report_over_http_must_name_an_open_connection_of_the_same_admin() {
+    let app = spawn_app().await;
+    let anna = Tab::open(&app, Transport::Sse, "user_anna", "Anna").await;
+    let records = json!({ "order:order_1": "viewing" });
+    let mallory = named_token("user_mallory", "Mallory");
+    let cases = [
+        (
+            mallory.as_str(),
+            json!({ "connection": anna.connection, "records": records }),
+            404,
+            "unknown_connection",
+        ),
+        (
+            anna.token.as_str(),
+            json!({ "connection": "0000000000000000", "records": records }),
+            404,
+            "unknown_connection",
+        ),
+        (
+            anna.token.as_str(),
+            json!({ "connection": "not-an-id", "records": records }),
+            400,
+            "bad_report",
+        ),
+        (
+            anna.token.as_str(),
+            json!({ "connection": anna.connection, "records": { "x": "viewing" } }),
+            400,
+            "bad_report",
+        ),
+        (
+            anna.token.as_str(),
+            json!({ "connection": anna.connection }),
+            400,
+            "bad_report",
+        ),
+    ];
+    for (token, body, status, error) in cases {
+        let refusal = report_over_http(&app, token, &body).await;
+        assert_eq!(refusal.0, status, "{body}: {refusal:?}");
+        assert_eq!(refusal.1["error"], error, "{body}: {refusal:?}");
+    }
+    let unauthenticated = app
+        .http
+        .post(format!("{}/admin-ws/presence", app.base))
+        .json(&json!({ "connection": anna.connection, "records": {} }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unauthenticated.status(), 401);
+    let oversized = app
+        .http
+        .post(format!("{}/admin-ws/presence", app.base))
+        .bearer_auth(&anna.token)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 17 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(oversized.status(), 413);
+}
+
+#[tokio::test]
+async fn a_report_that_is_not_repeated_lapses_after_the_ttl() {
+    let app = spawn_app_with(json!({ "presence": { "ttl_secs": 3 } })).await;
+    let mut anna = Tab::open(&app, Transport::Ws, "user_anna", "Anna").await;
+    let mut ben = Tab::open(&app, Transport::Sse, "user_ben", "Ben").await;
+    anna.report(&app, json!({ "order:order_1": "viewing" }))
+        .await;
+    ben.report(&app, json!({ "order:order_1": "viewing" }))
+        .await;
+    ben.sees("order:order_1", &["user_anna", "user_ben"]).await;
+    // Anna's socket stays open, but her browser stopped repeating its report; Ben's repeats his
+    // every second (over HTTP, so his stream stays free to read).
+    let body = json!({ "connection": ben.connection, "records": { "order:order_1": "viewing" } });
+    let repeat = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let (status, refusal) = report_over_http(&app, &ben.token, &body).await;
+            assert_eq!(status, 204, "{refusal}");
+        }
+    };
+    let mut stream = std::mem::replace(&mut ben.subscriber, anna.subscriber);
+    let alone = async {
+        loop {
+            let message = stream.expect("presence").await;
+            let viewers = message.data["viewers"].as_array().expect("viewers").clone();
+            if viewers.len() == 1 {
+                assert_eq!(viewers[0]["actor_id"], "user_ben");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = repeat => unreachable!("the repeating never ends"),
+        () = alone => {}
+    }
+}
+
+#[tokio::test]
+async fn instances_sharing_redis_show_each_other_s_viewers() {
+    let Some((redis, a, b)) = two_instances("presence-shared").await else {
+        return;
+    };
+    let mut anna = Tab::open(&a, Transport::Ws, "user_anna", "Anna").await;
+    let mut ben = Tab::open(&b, Transport::Sse, "user_ben", "Ben").await;
+    anna.report(&a, json!({ "order:order_1": "viewing" })).await;
+    anna.sees("order:order_1", &["user_anna"]).await;
+    ben.report(&b, json!({ "order:order_1": "editing" })).await;
+    ben.sees("order:order_1", &["user_anna", "user_ben"]).await;
+    anna.sees("order:order_1", &["user_anna", "user_ben"]).await;
+    ben.report(&b, json!({})).await;
+    anna.sees("order:order_1", &["user_anna"]).await;
+    // An instance that starts later hears who is already there.
+    let c = spawn_redis_app(&redis, "presence-shared").await;
+    let mut carl = Tab::open(&c, Transport::Ws, "user_carl", "Carl").await;
+    carl.report(&c, json!({ "order:order_1": "viewing" })).await;
+    carl.sees("order:order_1", &["user_anna", "user_carl"])
+        .await;
+    // An instance that stops takes its viewers with it.
+    c.shutdown.cancel();
+    anna.sees("order:order_1", &["user_anna"]).await;
+}
+
+#[tokio::test]
+async fn thousands_of_visits_leave_nothing_behind_in_memory_or_in_redis() {
+    const VISITS: usize = 10_000;
+    const AT_ONCE: usize = 20;
+    let Some((redis, a, b)) = two_instances("presence-churn").await else {
+        return;
+    };
+    let mut watcher = Tab::open(&b, Transport::Ws, "user_watcher", "Watcher").await;
+    watcher
+        .report(&b, json!({ "order:order_0": "viewing" }))
+        .await;
+    watcher.sees("order:order_0", &["user_watcher"]).await;
+    let visitor = |worker: usize| {
+        let a = &a;
+        async move {
+            for visit in 0..VISITS / AT_ONCE {
+                let actor = format!("user_{worker}");
+                let mut tab = Tab::open(a, Transport::Ws, &actor, "Visitor").await;
+                let record = format!("order:order_{}", visit % 50);
+                tab.report(a, json!({ record.clone(): "viewing" })).await;
+                tab.presence(&record).await;
+            }
+        }
+    };
+    futures_util::future::join_all((0..AT_ONCE).map(visitor)).await;
+    watcher.report(&b, json!({})).await;
+    for app in [&a, &b] {
+        eventually("every record to be forgotten", || async {
+            app.metrics()
+                .await
+                .lines()
+                .any(|line| line == "admin_push_presence_records 0")
+        })
+        .await;
+    }
+    let client = ::redis::Client::open(redis.url()).expect("url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let mut keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut connection)
+        .await
+        .expect("KEYS");
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["presence-churn", "presence-churn:presence:shared"],
+        "only the event stream and the bounded presence stream"
+    );
+    let length: usize = ::redis::cmd("XLEN")
+        .arg("presence-churn:presence:shared")
+        .query_async(&mut connection)
+        .await
+        .expect("XLEN");
+    assert!(length <= 600, "the presence stream is trimmed: {length}");
+}
