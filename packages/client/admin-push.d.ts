@@ -78,10 +78,41 @@ export class AdminPushError extends Error {
 }
 
 export interface AdminPushControlEvents {
-  ready: { last_event_id: string; transport: AdminPushTransport }
+  ready: {
+    last_event_id: string
+    transport: AdminPushTransport
+    /** Names the connection in presence reports over HTTP (16 hex digits). */
+    connection: string
+    /** The admin the token names: left out of `onPresence`'s viewers. */
+    actor_id: string
+  }
   resync: { reason: "gap" | "lagged" | "restart" }
   reconnect: { after_ms: number }
   auth_expired: Record<string, never>
+  /** Who has a record open, this tab's own admin included (`onPresence` leaves it out). */
+  presence: AdminPushPresenceMessage
+  /** A presence report was refused whole; the previous one stands. */
+  presence_refused: { error: "too_many_records" | "too_many_reports" | "bad_report" | (string & {}); message: string }
+}
+
+/** What an admin is doing on a record they have open. */
+export type AdminPushPresenceState = "viewing" | "editing"
+
+/** A record others may have open: `<kind>:<id>`, as `order:order_01J9…` or `product:prod_01J9…`. */
+export type AdminPushRecord = `${string}:${string}`
+
+/** One admin on a record: their id, the name their token carries (if any), viewing or editing. */
+export interface AdminPushViewer {
+  actor_id: string
+  name?: string
+  state: AdminPushPresenceState
+}
+
+/** The service's `presence` message: every admin on `record`; `more` counts those not listed. */
+export interface AdminPushPresenceMessage {
+  record: string
+  viewers: AdminPushViewer[]
+  more: number
 }
 
 /** What happened to the records a family event names. */
@@ -134,6 +165,22 @@ export class AdminPush {
     handler: (data: AdminPushBuiltinEvents[K], envelope: AdminPushEnvelope<AdminPushBuiltinEvents[K]>) => void,
   ): () => void
   on<T = any>(event: string, handler: (data: T, envelope: AdminPushEnvelope<T>) => void): () => void
+  /**
+   * This tab has `record` open (`"viewing"` or `"editing"`), or no longer (`null`). The shared
+   * connection reports every tab's records (editing wins), repeats them every 10 s and after
+   * every reconnect. Throws a TypeError for a record not shaped `<kind>:<id>`.
+   */
+  setPresence(record: AdminPushRecord, state: AdminPushPresenceState | null): void
+  /** The records this tab has open. */
+  readonly presence: Record<string, AdminPushPresenceState>
+  /**
+   * The other admins on `record` (this tab's admin left out), at once when known and whenever
+   * the list changes. Only records some tab has open (`setPresence`) are reported on.
+   */
+  onPresence(
+    record: AdminPushRecord,
+    callback: (viewers: AdminPushViewer[], info: { record: string; more: number }) => void,
+  ): () => void
   /** Connect (no-op while running); after a refusal, try again. */
   start(): void
   /** Close, cancel timers, leave the shared connection; `start()` again to resume. */

@@ -16,7 +16,7 @@
  */
 
 /** Control events: no id, never replayed, handled by the client itself (and re-emitted). */
-const CONTROL = new Set(["ready", "resync", "reconnect", "auth_expired"]);
+const CONTROL = new Set(["ready", "resync", "reconnect", "auth_expired", "presence", "presence_refused"]);
 /** Names `on()` accepts that are not server event names (so no SSE listener is needed). */
 const LOCAL = new Set(["status", "error", "*"]);
 /** Built-in event names; SSE needs one listener per name, so these are always listened for. */
@@ -43,6 +43,31 @@ const WS_SERVICE_RESTART = 1012;
 const FATAL_STATUSES = new Set([400, 401, 403]);
 /** Recent events remembered for deduplication and for catching up tabs that come back. */
 const RECENT_EVENTS = 512;
+/**
+ * A presence report is repeated this often: a third of the service's default `presence.ttl_secs`
+ * (30), so one lost report never lets it lapse.
+ */
+const PRESENCE_REPEAT_MS = 10_000;
+/** At most one report this often (the service allows 5 a second per connection). */
+const PRESENCE_MIN_GAP_MS = 250;
+/** The shape the service accepts for a record: `<kind>:<id>`. */
+const PRESENCE_RECORD = /^[a-z][a-z0-9_]{0,31}:[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The union of several tabs' records: one entry per record, `editing` winning over `viewing`.
+ * @param {Iterable<Record<string, "viewing"|"editing">|Map<string, "viewing"|"editing">>} parts
+ * @returns {Record<string, "viewing"|"editing">}
+ */
+function unionOf(parts) {
+  /** @type {Record<string, "viewing"|"editing">} */
+  const all = {};
+  for (const part of parts) {
+    for (const [record, state] of part instanceof Map ? part : Object.entries(part)) {
+      if (all[record] !== "editing") all[record] = state;
+    }
+  }
+  return all;
+}
 
 /**
  * Trailing-edge debounce: a burst of calls results in one call `ms` after the last one,
@@ -148,6 +173,7 @@ class RecentEvents {
  * @property {boolean} ready the service sent `ready`
  * @property {any} readyData what that `ready` said
  * @property {ReturnType<typeof setTimeout>|undefined} readyTimer
+ * @property {Promise<void>} [posting] SSE: the presence reports sent over HTTP, one after another
  */
 
 /**
@@ -206,10 +232,25 @@ export class AdminPush {
   #attempt = 0;
   #wsSkipUntil = 0;
   #lastAuthExpiry = 0;
-  /** @type {{channel: BroadcastChannel, leave(): void}|null} cross-tab sharing while joined */
+  /** @type {{channel: BroadcastChannel, key: string, signal: AbortSignal, tabLock: Promise<void>, told: boolean, leave(): void}|null} cross-tab sharing while joined */
   #share = null;
   /** Set while the page sits in the back/forward cache with this client suspended. */
   #frozen = false;
+  /** @type {Map<string, "viewing"|"editing">} the records this tab has open (`setPresence`) */
+  #presence = new Map();
+  /** @type {Map<string, Record<string, "viewing"|"editing">>} leader: the followers' records, by tab */
+  #tabPresence = new Map();
+  /** @type {Map<string, any>} the last `presence` message per record this tab cares about */
+  #viewers = new Map();
+  /** @type {Map<string, Set<Function>>} `onPresence` callbacks by record */
+  #presenceHandlers = new Map();
+  /** The admin this tab's connection authenticates as (`ready.actor_id`): left out of viewers. */
+  #actorId = null;
+  /** Leader or solo: the report last sent, its time, and the timer of the next (repeat or delayed). */
+  #reported = "{}";
+  #reportedAt = 0;
+  /** @type {ReturnType<typeof setTimeout>|undefined} */
+  #reportTimer = undefined;
 
   /** @param {AdminPushOptions} options */
   constructor(options) {
@@ -243,6 +284,60 @@ export class AdminPush {
   get status() { return { ...this.#status }; }
   /** "solo", "leader" or "follower" while started; null when stopped. */
   get role() { return this.#role; }
+
+  // ---- presence: who else has a record open ----
+
+  /**
+   * Says that this tab has `record` (`<kind>:<id>`, e.g. `order:order_01J…`) open, only viewing
+   * it or editing it, or (`null`) no longer. A tab may have several records open. The connection
+   * reports what every tab of the browser has open (editing wins), repeats it while it stands,
+   * and again after every reconnect; it stays set across `stop()` and `start()`.
+   * @param {string} record
+   * @param {"viewing"|"editing"|null} state
+   */
+  setPresence(record, state) {
+    if (typeof record !== "string" || !PRESENCE_RECORD.test(record)) {
+      throw new TypeError(`AdminPush: presence record ${JSON.stringify(record)} is not <kind>:<id>`);
+    }
+    if (state !== null && state !== "viewing" && state !== "editing") {
+      throw new TypeError(`AdminPush: presence state must be "viewing", "editing" or null`);
+    }
+    if ((this.#presence.get(record) ?? null) === state) return;
+    if (state === null) {
+      this.#presence.delete(record);
+      if (!this.#presenceHandlers.has(record)) this.#viewers.delete(record);
+    } else {
+      this.#presence.set(record, state);
+    }
+    this.#presenceChanged();
+  }
+
+  /** The records this tab has open, as given to `setPresence`. */
+  get presence() { return Object.fromEntries(this.#presence); }
+
+  /**
+   * Calls `callback` with the other admins on `record` (this tab's own admin left out) whenever
+   * the list changes, and at once when it is already known. The service only tells a connection
+   * about records one of its tabs has open: call `setPresence(record, …)` too.
+   * @param {string} record
+   * @param {(viewers: {actor_id: string, name?: string, state: "viewing"|"editing"}[], info: {record: string, more: number}) => void} callback
+   * @returns {() => void} unsubscribe
+   */
+  onPresence(record, callback) {
+    let handlers = this.#presenceHandlers.get(record);
+    if (!handlers) this.#presenceHandlers.set(record, (handlers = new Set()));
+    handlers.add(callback);
+    const known = this.#viewers.get(record);
+    if (known) this.#callPresence(callback, known);
+    return () => {
+      const set = this.#presenceHandlers.get(record);
+      set?.delete(callback);
+      if (set?.size === 0) {
+        this.#presenceHandlers.delete(record);
+        if (!this.#presence.has(record)) this.#viewers.delete(record);
+      }
+    };
+  }
 
   /**
    * Subscribe to an event name, a control event, `"status"`, `"error"` or `"*"` (all events).
@@ -305,14 +400,28 @@ export class AdminPush {
     const abort = new AbortController();
     let release;
     const held = new Promise((resolve) => { release = resolve; });
+    // Each tab also holds a lock of its own while it is joined: the leader queues for it to learn
+    // when the tab is gone (closed, crashed, navigated away, stopped) and drops its presence then.
+    /** @type {Promise<void>} */
+    const tabLock = new Promise((granted) => {
+      locks.request(`${key}|tab:${this.#id}`, { signal: abort.signal }, () => { granted(); return held; })
+        .catch(() => { /* aborted: left before the lock was granted */ });
+    });
     const share = {
       channel,
+      key,
+      signal: abort.signal,
+      tabLock,
+      /** This tab has told the leader about its records (so an empty set must be said too). */
+      told: false,
       leave: () => { abort.abort(); release(); channel.close(); },
     };
     this.#share = share;
     this.#role = "follower";
+    this.#tabPresence.clear();
     channel.onmessage = (e) => { if (this.#share === share) this.#onRelay(e.data); };
     this.#hello(true);
+    this.#tellLeader();
     locks.request(key, { signal: abort.signal }, () => {
       if (this.#share !== share) return undefined;
       this.#role = "leader";
@@ -333,6 +442,9 @@ export class AdminPush {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#drop();
+    clearTimeout(this.#reportTimer);
+    this.#reportTimer = undefined;
+    this.#tabPresence.clear();
     this.#share?.leave();
     this.#share = null;
     this.#role = null;
@@ -346,11 +458,12 @@ export class AdminPush {
       case "status": if (!leading) this.#setStatus(msg.status); break;
       case "error": if (!leading) this.#emit("error", AdminPushError.from(msg.error)); break;
       case "hello": if (leading) this.#welcome(msg); break;
-      // A new leader resumes from its own last id; a follower only has to tell it its names.
-      case "leader": if (!leading) this.#hello(false); break;
+      // A new leader resumes from its own last id; a follower only has to tell it its names and records.
+      case "leader": if (!leading) { this.#hello(false); this.#tellLeader(true); } break;
       case "welcome": if (!leading && msg.to === this.#id) this.#welcomed(msg); break;
       case "names": if (leading) this.#addNames(msg.names); break;
       case "retry": if (leading && this.#status.state === "refused") this.start(); break;
+      case "presence": if (leading) this.#tabReported(msg.from, msg.records); break;
     }
   }
 
@@ -386,6 +499,7 @@ export class AdminPush {
    */
   #welcomed({ status, ready, missed, lastEventId }) {
     this.#setStatus(status);
+    if (ready?.actor_id) this.#actorId = ready.actor_id;
     if (ready) this.#emit("ready", ready, { event: "ready", data: ready });
     for (const m of missed ?? []) this.#dispatch(m.name, m.data, m.id);
     if (!missed) this.#emit("resync", { reason: "gap" }, { event: "resync", data: { reason: "gap" } });
@@ -394,6 +508,147 @@ export class AdminPush {
 
   #relay(msg) {
     if (this.#role === "leader") this.#share?.channel.postMessage(msg);
+  }
+
+  // ---- presence between tabs and to the service ----
+
+  /** This tab's records changed: a follower tells its leader, a leader or solo client reports. */
+  #presenceChanged() {
+    if (this.#role === "follower") this.#tellLeader();
+    else this.#scheduleReport();
+  }
+
+  /**
+   * A follower sends its records to the leader, once its own tab lock is held (so the leader,
+   * queueing for that lock, cannot mistake a tab that is just arriving for one that left).
+   * `again`: to a new leader, which knows nothing yet.
+   */
+  #tellLeader(again = false) {
+    const share = this.#share;
+    if (!share) return;
+    if (again) share.told = false;
+    share.tabLock.then(() => {
+      if (this.#share !== share || this.#role !== "follower") return;
+      if (this.#presence.size === 0 && !share.told) return;
+      share.told = true;
+      share.channel.postMessage({ t: "presence", from: this.#id, records: Object.fromEntries(this.#presence) });
+    });
+  }
+
+  /** Leader: a follower's records. The first time, watch for that tab to go. */
+  #tabReported(from, records) {
+    const share = this.#share;
+    if (!share || typeof from !== "string" || typeof records !== "object" || records === null) return;
+    if (!this.#tabPresence.has(from)) {
+      globalThis.navigator.locks.request(`${share.key}|tab:${from}`, { signal: share.signal }, () => {
+        // Granted: that tab let go of its lock, so it is gone.
+        if (this.#share !== share) return;
+        this.#tabPresence.delete(from);
+        this.#scheduleReport();
+      }).catch(() => { /* aborted: this tab stopped leading */ });
+    }
+    this.#tabPresence.set(from, records);
+    // A record the connection already reports gets no new `presence` from the service: pass on
+    // what is known about it.
+    for (const record of Object.keys(records)) {
+      const known = this.#viewers.get(record);
+      if (known) this.#relay({ t: "msg", name: "presence", data: known });
+    }
+    this.#scheduleReport();
+  }
+
+  /** What the connection reports: every tab's records, editing winning. */
+  #union() {
+    return unionOf([this.#presence, ...this.#tabPresence.values()]);
+  }
+
+  /** Leader or solo: report soon, but never more often than PRESENCE_MIN_GAP_MS. */
+  #scheduleReport() {
+    if (this.#role !== "leader" && this.#role !== "solo") return;
+    clearTimeout(this.#reportTimer);
+    const wait = Math.max(0, this.#reportedAt + PRESENCE_MIN_GAP_MS - Date.now());
+    this.#reportTimer = setTimeout(() => this.#sendPresence(), wait);
+  }
+
+  /**
+   * Reports the union on the open connection (a frame on WebSocket, a POST on SSE) and plans its
+   * repetition while it names anything. Without a ready connection it waits for the next `ready`.
+   */
+  #sendPresence() {
+    clearTimeout(this.#reportTimer);
+    this.#reportTimer = undefined;
+    const conn = this.#conn;
+    if (!conn?.ready || (this.#role !== "leader" && this.#role !== "solo")) return;
+    const records = this.#union();
+    const body = JSON.stringify(records);
+    // Forget what was said about records nobody here has open any more.
+    for (const record of this.#viewers.keys()) {
+      if (!(record in records) && !this.#presenceHandlers.has(record)) this.#viewers.delete(record);
+    }
+    if (body === "{}" && this.#reported === "{}") return; // nothing reported, nothing to take back
+    this.#reported = body;
+    this.#reportedAt = Date.now();
+    if (conn.transport === "ws") {
+      try { /** @type {WebSocket} */ (conn.socket).send(`{"type":"presence","records":${body}}`); } catch { /* closing */ }
+    } else {
+      this.#postPresence(conn, body);
+    }
+    if (body !== "{}") this.#reportTimer = setTimeout(() => this.#sendPresence(), PRESENCE_REPEAT_MS);
+  }
+
+  /**
+   * SSE: the report over HTTP, with the token the connection was opened with (a fresh one if that
+   * expired meanwhile). One at a time per connection, so they arrive in order.
+   */
+  #postPresence(conn, body) {
+    const post = (token) => fetch(`${this.#base}/admin-ws/presence`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: `{"connection":${JSON.stringify(conn.readyData?.connection ?? "")},"records":${body}}`,
+      cache: "no-store",
+    });
+    conn.posting = (conn.posting ?? Promise.resolve()).then(async () => {
+      if (conn !== this.#conn) return;
+      try {
+        let res = await post(conn.token);
+        if (res.status === 401 && conn === this.#conn) {
+          conn.token = await this.#opts.getToken();
+          res = await post(conn.token);
+        }
+        if (res.ok || conn !== this.#conn) return;
+        const err = await refusal(res, "presence report refused");
+        if (res.status === 429) {
+          // Said again once the service accepts reports, unless a newer one is already planned.
+          if (this.#reportTimer === undefined || this.#reported === body) {
+            clearTimeout(this.#reportTimer);
+            this.#reportTimer = setTimeout(() => this.#sendPresence(), Math.max(1000, err.retryAfterMs));
+          }
+        } else if (res.status !== 404) { // 404: the connection is gone; the next `ready` reports again
+          const data = { error: err.code ?? "bad_report", message: err.message };
+          this.#onMessage(conn, "presence_refused", data, undefined);
+        }
+      } catch { /* the network: the repetition or the next connection says it again */ }
+    });
+  }
+
+  /** A `presence` message (this tab's connection's, or relayed): keep it and tell the callbacks. */
+  #onViewers(data) {
+    const record = data?.record;
+    if (typeof record !== "string") return;
+    const wanted = this.#presence.has(record) || this.#presenceHandlers.has(record) ||
+      [...this.#tabPresence.values()].some((records) => record in records);
+    if (!wanted) return;
+    const before = this.#viewers.get(record);
+    if (before && JSON.stringify(before) === JSON.stringify(data)) return; // relayed twice
+    this.#viewers.set(record, data);
+    for (const callback of [...(this.#presenceHandlers.get(record) ?? [])]) this.#callPresence(callback, data);
+  }
+
+  #callPresence(callback, data) {
+    const viewers = (Array.isArray(data.viewers) ? data.viewers : []).filter((v) => v?.actor_id !== this.#actorId);
+    try { callback(viewers, { record: data.record, more: Number(data.more) || 0 }); } catch (err) {
+      console.error("admin-push: presence callback threw", err);
+    }
   }
 
   /** New SSE event names: listened for by the open EventSource, or sent to the leader. */
@@ -558,6 +813,10 @@ export class AdminPush {
         clearTimeout(conn.readyTimer);
         this.#attempt = 0;
         this.#setStatus({ state: "open", transport: conn.transport, retryAt: null, error: null });
+        // A new connection reports nothing yet: say what every tab has open, at once.
+        this.#reported = "{}";
+        this.#reportedAt = 0;
+        this.#sendPresence();
         break;
       case "reconnect": // the server is draining: leave now, come back after exactly after_ms
         this.#drop();
@@ -574,6 +833,8 @@ export class AdminPush {
   #dispatch(name, data, id) {
     if (id == null) {
       if (name === "ready" && data.last_event_id) this.#lastEventId = data.last_event_id;
+      if (name === "ready" && typeof data.actor_id === "string") this.#actorId = data.actor_id;
+      if (name === "presence") this.#onViewers(data);
       this.#emit(name, data, { event: name, data });
       return;
     }

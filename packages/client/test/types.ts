@@ -2,7 +2,7 @@
  * Compiled by `tsc` (never run): the published types accept what the README shows and reject
  * misuse. A line marked `@ts-expect-error` fails the check when it stops being an error.
  */
-import { AdminPush, AdminPushError, debounce, type AdminPushStatus } from "@admin-push/client"
+import { AdminPush, AdminPushError, debounce, type AdminPushStatus, type AdminPushViewer } from "@admin-push/client"
 
 const push = new AdminPush({ url: "https://push.example.com", getToken: async () => "jwt", events: ["product.updated"] })
 const refetch = debounce((id: string) => void id, 200)
@@ -44,3 +44,20 @@ void new AdminPush({ getToken: () => "jwt", transports: ["polling"] })
 // @ts-expect-error a state the client never reports
 const never: AdminPushStatus["state"] = "flickering"
 void never
+
+push.setPresence("order:order_01", "viewing")
+push.setPresence("product:prod_01", "editing")
+push.setPresence("order:order_01", null)
+const offPresence: () => void = push.onPresence("order:order_01", (viewers, { record, more }) => {
+  const first: AdminPushViewer | undefined = viewers[0]
+  const state: "viewing" | "editing" | undefined = first?.state
+  const name: string | undefined = first?.name
+  void [state, name, record, more satisfies number]
+})
+offPresence()
+push.on("ready", ({ connection, actor_id }) => void [connection.length, actor_id.length])
+push.on("presence_refused", ({ error, message }) => void [error, message])
+// @ts-expect-error a presence state the service does not know
+push.setPresence("order:order_01", "typing")
+// @ts-expect-error a record is <kind>:<id>
+push.setPresence("order_01", "viewing")
