@@ -15,7 +15,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    FIELD_DATA, FIELD_EPOCH, FIELD_EVENT, Health, Link, LinkError, connector::Conn, link::parse_id,
+    FIELD_DATA, FIELD_EPOCH, FIELD_EVENT, Health, Link, LinkError,
+    connector::{Conn, History},
+    link::parse_id,
 };
 use crate::{
     broker::{Committed, Notice},
@@ -104,8 +106,8 @@ pub(super) struct Reader {
     last: Option<EventId>,
     /// Whether the current connection got as far as following the stream.
     caught_up: bool,
-    /// The replication id of the master this instance last followed.
-    master: Option<String>,
+    /// Which masters' histories this instance follows, and which it has left for good.
+    lineage: Lineage,
     /// The master changed, and the history has not been reloaded from the new one yet.
     reload_due: bool,
 }
@@ -135,7 +137,7 @@ impl Reader {
             notices,
             last: None,
             caught_up: false,
-            master: None,
+            lineage: Lineage::default(),
             reload_due: false,
         }
     }
@@ -261,16 +263,40 @@ impl Reader {
         Ok(())
     }
 
-    /// Whether the master's replication id differs from the one seen last (a promoted replica, or
-    /// a server restarted, starts a new one). Remembers the new id.
+    /// Whether the master holding the stream is a new one since the last check (a failover, or a
+    /// restart): the stream may then lack appends this instance never read. A master the
+    /// instance already left for its promoted replica is no master to follow: it is about to be
+    /// demoted, and what it still takes is lost with it.
     async fn master_changed(&mut self, connection: &mut Conn) -> Result<bool, Stop> {
-        let id = within(connection.master_of(self.link.stream_key())).await?;
-        let changed = self.master.is_some() && id != self.master;
-        if changed {
-            tracing::warn!("redis master changed; reloading the stream and telling tabs to resync");
+        let seen = within(connection.master_of(self.link.stream_key())).await?;
+        let id = seen.id.clone();
+        match self.lineage.observe(seen) {
+            Verdict::Same => Ok(false),
+            Verdict::GoesOn => {
+                tracing::info!(
+                    replication_id = %id,
+                    "the redis master began a new replication id; its history goes on"
+                );
+                Ok(false)
+            }
+            Verdict::New => {
+                tracing::warn!(
+                    replication_id = %id,
+                    "redis master changed; reloading the stream and telling tabs to resync"
+                );
+                Ok(true)
+            }
+            Verdict::Superseded => {
+                tracing::info!(
+                    replication_id = %id,
+                    "redis named a master that was failed over; waiting for the new one"
+                );
+                Err(LinkError::Unavailable(
+                    "the stream's node is a master that was failed over".into(),
+                )
+                .into())
+            }
         }
-        self.master = id;
-        Ok(changed)
     }
 
     /// Rebuilds the history from the stream's newest `history` entries and hands it to the hub in
@@ -374,5 +400,147 @@ impl Reader {
                 Decoded::Foreign
             }
         }
+    }
+}
+
+/// How many of the masters left behind are remembered.
+const SUPERSEDED_KEPT: usize = 8;
+
+/// The replication history this instance follows: the master it follows, and the replication
+/// ids it left once a replica of theirs was promoted.
+///
+/// A failover gives the stream a new master, with a new replication id, and is one reload and one
+/// `resync`. Two more ids show up around it, and neither is a failover:
+/// - The old master still says it is one for a while (Sentinel demotes it seconds after
+///   promoting the replica; a frozen cluster node thaws believing it still holds its slots), and
+///   a connection can reach it after the promoted replica. A promoted replica names the id it was
+///   promoted from (`master_replid2`), so once it is seen that id is known to be over and is
+///   refused from then on: a master never goes back to an id it left (a promotion or a restart
+///   always begins a new one).
+/// - The promoted replica begins another id, with no `master_replid2`, when the old master comes
+///   back as its replica (it had no replication backlog yet). The same server, the same data:
+///   the history goes on.
+#[derive(Debug, Default)]
+struct Lineage {
+    current: Option<History>,
+    superseded: std::collections::VecDeque<String>,
+}
+
+/// What a master's history means for the instance following the stream.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The master followed so far (or the first one).
+    Same,
+    /// The same master under a new id, its data unchanged.
+    GoesOn,
+    /// A failover or a restart: reload, and tell the tabs to resync.
+    New,
+    /// An old master a replica was promoted from: not to be followed.
+    Superseded,
+}
+
+/// `master_replid2` when there is none.
+fn no_id(id: &str) -> bool {
+    id.bytes().all(|b| b == b'0')
+}
+
+impl Lineage {
+    fn observe(&mut self, seen: History) -> Verdict {
+        if self.superseded.contains(&seen.id) {
+            return Verdict::Superseded;
+        }
+        let Some(current) = self.current.replace(seen.clone()) else {
+            return Verdict::Same;
+        };
+        if current.id == seen.id {
+            return Verdict::Same;
+        }
+        let goes_on = current.server == seen.server && no_id(&seen.promoted_from);
+        // Only a promotion (or the same server going on) proves the old id is over: an id that
+        // merely differs (a restart, a node reached by mistake) leaves it a candidate.
+        if goes_on || seen.promoted_from == current.id {
+            if self.superseded.len() == SUPERSEDED_KEPT {
+                self.superseded.pop_front();
+            }
+            self.superseded.push_back(current.id);
+        }
+        if goes_on {
+            Verdict::GoesOn
+        } else {
+            Verdict::New
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{History, Lineage, Verdict};
+
+    const NONE: &str = "0000";
+
+    /// A master on `server` with replication `id`, promoted from `promoted_from`.
+    fn master(server: &str, id: &str, promoted_from: &str) -> History {
+        History {
+            server: server.to_owned(),
+            id: id.to_owned(),
+            promoted_from: promoted_from.to_owned(),
+        }
+    }
+
+    /// Following the master on server `1` with id `a`.
+    fn following() -> Lineage {
+        let mut lineage = Lineage::default();
+        assert_eq!(lineage.observe(master("1", "a", NONE)), Verdict::Same);
+        lineage
+    }
+
+    #[test]
+    fn the_same_master_again_needs_no_reload() {
+        let mut lineage = following();
+        assert_eq!(lineage.observe(master("1", "a", NONE)), Verdict::Same);
+    }
+
+    #[test]
+    fn a_promoted_replica_is_one_reload_and_its_old_master_is_refused_from_then_on() {
+        let mut lineage = following();
+        assert_eq!(lineage.observe(master("2", "b", "a")), Verdict::New);
+        assert_eq!(lineage.observe(master("1", "a", NONE)), Verdict::Superseded);
+        assert_eq!(lineage.observe(master("2", "b", "a")), Verdict::Same);
+    }
+
+    #[test]
+    fn the_old_master_seen_before_its_promoted_replica_is_still_followed() {
+        let mut lineage = following();
+        assert_eq!(lineage.observe(master("1", "a", NONE)), Verdict::Same);
+        assert_eq!(lineage.observe(master("2", "b", "a")), Verdict::New);
+    }
+
+    #[test]
+    fn a_promoted_replica_beginning_another_id_when_its_first_replica_attaches_goes_on() {
+        let mut lineage = following();
+        assert_eq!(lineage.observe(master("2", "b", "a")), Verdict::New);
+        assert_eq!(lineage.observe(master("2", "c", NONE)), Verdict::GoesOn);
+        assert_eq!(lineage.observe(master("1", "a", NONE)), Verdict::Superseded);
+    }
+
+    #[test]
+    fn a_restarted_master_is_a_reload_but_does_not_supersede_the_one_before() {
+        let mut lineage = following();
+        assert_eq!(lineage.observe(master("3", "c", NONE)), Verdict::New);
+        assert_eq!(lineage.observe(master("1", "a", NONE)), Verdict::New);
+    }
+
+    #[test]
+    fn the_same_server_promoted_again_after_being_a_replica_is_a_reload() {
+        let mut lineage = following();
+        assert_eq!(lineage.observe(master("1", "d", "b")), Verdict::New);
+    }
+
+    #[test]
+    fn failovers_one_after_another_each_reload_once() {
+        let mut lineage = following();
+        assert_eq!(lineage.observe(master("2", "b", "a")), Verdict::New);
+        assert_eq!(lineage.observe(master("1", "c", "b")), Verdict::New);
+        assert_eq!(lineage.observe(master("2", "b", "a")), Verdict::Superseded);
     }
 }

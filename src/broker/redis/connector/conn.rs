@@ -59,12 +59,11 @@ impl Conn {
         matches!(self, Conn::Cluster(_))
     }
 
-    /// The replication id of the master that holds `key`: a promoted replica starts a new one, so
-    /// a change means a failover (or a restart) that may have lost acknowledged appends. In a
-    /// cluster it is asked of the master of `key`'s slot (which the cluster itself names).
-    pub(crate) async fn master_of(&mut self, key: &str) -> redis::RedisResult<Option<String>> {
-        let mut info = redis::cmd("INFO");
-        info.arg("replication");
+    /// The replication history of the master that holds `key` (`INFO`'s default sections, which
+    /// hold `server` and `replication` on every version). In a cluster it is asked of the master
+    /// of `key`'s slot (which the cluster itself names).
+    pub(crate) async fn master_of(&mut self, key: &str) -> redis::RedisResult<History> {
+        let info = redis::cmd("INFO");
         let info: redis::InfoDict = match self {
             Conn::Single(c) => info.query_async(c).await?,
             Conn::Cluster(c) => {
@@ -91,6 +90,26 @@ impl Conn {
                 "the stream's node is not a master (yet)",
             )));
         }
-        Ok(info.get("master_replid"))
+        let field = |name: &str| info.get::<String>(name).unwrap_or_default();
+        Ok(History {
+            server: field("run_id"),
+            id: field("master_replid"),
+            promoted_from: field("master_replid2"),
+        })
     }
+}
+
+/// What a master says of its replication history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct History {
+    /// `run_id`: which server process this is (a restart is a new one).
+    pub(crate) server: String,
+    /// `master_replid`: a replica promoted to master, and a server (re)started, begin a new one,
+    /// so a new id means a failover or a restart, which may have lost acknowledged appends.
+    pub(crate) id: String,
+    /// `master_replid2`: for a promoted replica, the id of the master it replicated before (its
+    /// history goes on from that one's); otherwise a string of zeros. A master also begins a new
+    /// id, with this one zeros, when its first replica attaches and it has no replication backlog
+    /// yet: a promoted replica does that when the old master comes back as its replica.
+    pub(crate) promoted_from: String,
 }

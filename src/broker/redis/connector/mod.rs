@@ -20,7 +20,7 @@ mod tls;
 use std::time::Duration;
 
 pub(crate) use clock::Clock;
-pub(crate) use conn::Conn;
+pub(crate) use conn::{Conn, History};
 
 use crate::settings::HubSettings;
 
