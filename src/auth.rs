@@ -373,6 +373,25 @@ pub(crate) fn bearer_token(req: &HttpRequest) -> Result<Option<String>, AuthErro
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_name_claim_is_shown_cleaned_or_not_at_all() {
+        let long = "x".repeat(100);
+        let cases = [
+            (
+                serde_json::json!("  Anna Smith "),
+                Some("Anna Smith".to_owned()),
+            ),
+            (serde_json::json!("An\u{0}na\n"), Some("Anna".to_owned())),
+            (serde_json::json!(long), Some("x".repeat(MAX_NAME_CHARS))),
+            (serde_json::json!("   "), None),
+            (serde_json::json!(42), None),
+            (serde_json::json!({ "first": "Anna" }), None),
+        ];
+        for (claim, shown) in cases {
+            assert_eq!(display_name(&claim), shown, "{claim}");
+        }
+    }
+
     mod hostile_input {
         use proptest::prelude::*;
 

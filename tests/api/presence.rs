@@ -129,6 +129,39 @@ async fn admins_on_the_same_record_see_each_other_by_the_names_their_tokens_carr
 }
 
 #[tokio::test]
+async fn a_tab_opened_with_a_ticket_is_shown_by_the_name_of_the_token_that_bought_it() {
+    let Some((_redis, a, b)) = two_instances("presence-ticket").await else {
+        return;
+    };
+    for (issuer, redeemer) in [(&a, &a), (&a, &b)] {
+        let answer: Value = issuer
+            .ticket(&named_token("user_anna", "Anna"))
+            .await
+            .json()
+            .await
+            .expect("a ticket");
+        let ticket = answer["ticket"].as_str().expect("ticket");
+        let subscriber = redeemer
+            .connect(Transport::Ws, &format!("ticket={ticket}"), None, &[])
+            .await
+            .expect("the ticket opens");
+        let mut tab = Tab {
+            subscriber,
+            transport: Transport::Ws,
+            token: String::new(),
+            connection: String::new(),
+        };
+        tab.subscriber.expect("ready").await;
+        tab.report(redeemer, json!({ "order:order_1": "viewing" }))
+            .await;
+        assert_eq!(
+            tab.presence("order:order_1").await,
+            [viewer("user_anna", "Anna", "viewing")]
+        );
+    }
+}
+
+#[tokio::test]
 async fn presence_is_per_record() {
     let app = spawn_app().await;
     let mut anna = Tab::open(&app, Transport::Ws, "user_anna", "Anna").await;
