@@ -20,9 +20,15 @@ use admin_push::{Settings, auth};
 
 use crate::remote::{Credential, CredentialParser, base_url};
 
-/// Control messages carry no id on WebSocket. On SSE `ready` repeats its resume point as the
-/// record id, and a record without `id:` inherits the previous one, so the id is dropped for these.
-const CONTROL_EVENTS: [&str; 4] = ["ready", "resync", "reconnect", "auth_expired"];
+/// The protocol's control messages (docs/protocol.md), which carry no event id.
+const CONTROL_NAMES: [&str; 6] = [
+    "ready",
+    "resync",
+    "reconnect",
+    "auth_expired",
+    "presence",
+    "presence_refused",
+];
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListenArgs {
@@ -181,7 +187,9 @@ async fn sse(http: &reqwest::Client, url: Url) -> Result<(), String> {
         let event = event.map_err(|e| format!("connection lost: {e}"))?;
         let data = RawValue::from_string(event.data)
             .map_err(|e| format!("event {:?}: data is not JSON: {e}", event.event))?;
-        let control = CONTROL_EVENTS.contains(&event.event.as_str());
+        // Control messages carry no id on WebSocket. On SSE `ready` repeats its resume point as the
+        // record id, and a record without `id:` inherits the previous one, so it is dropped here.
+        let control = CONTROL_NAMES.contains(&event.event.as_str());
         let line = Line {
             id: Some(event.id.as_str()).filter(|id| !control && !id.is_empty()),
             event: &event.event,
