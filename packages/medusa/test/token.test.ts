@@ -1,7 +1,7 @@
 import assert from "node:assert/strict"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import { describe, it } from "node:test"
-import { signAdminPushToken } from "../src/lib/token"
+import { adminDisplayName, signAdminPushToken } from "../src/lib/token"
 import { JWT_SECRET } from "./helpers"
 
 /** An independent HS256 check, written from RFC 7519 rather than from the signer. */
@@ -56,5 +56,25 @@ describe("signAdminPushToken", () => {
     assert.throws(() => signAdminPushToken({ actorId: "user_01", secret: "short" }), /32 bytes/)
     assert.throws(() => signAdminPushToken({ actorId: "", secret: JWT_SECRET }), /actorId/)
     assert.throws(() => signAdminPushToken({ actorId: "u", secret: JWT_SECRET, ttlSeconds: 0 }), /ttlSeconds/)
+  })
+
+  it("carries the admin's display name when given one", () => {
+    const { token } = signAdminPushToken({ actorId: "user_01", secret: JWT_SECRET, name: "  Anna Berg " })
+    assert.equal(verifyHs256(token, JWT_SECRET).claims.name, "Anna Berg")
+    for (const name of [undefined, null, "", "   "]) {
+      const { token: unnamed } = signAdminPushToken({ actorId: "user_01", secret: JWT_SECRET, name })
+      assert.equal("name" in verifyHs256(unnamed, JWT_SECRET).claims, false)
+    }
+  })
+})
+
+describe("adminDisplayName", () => {
+  it("is first and last name, trimmed, else the email", () => {
+    assert.equal(adminDisplayName({ first_name: " Anna ", last_name: "Berg ", email: "anna@example.com" }), "Anna Berg")
+    assert.equal(adminDisplayName({ first_name: "Anna", last_name: null, email: "anna@example.com" }), "Anna")
+    assert.equal(adminDisplayName({ first_name: "", last_name: "Berg", email: "anna@example.com" }), "Berg")
+    assert.equal(adminDisplayName({ first_name: null, last_name: " ", email: " anna@example.com " }), "anna@example.com")
+    assert.equal(adminDisplayName({ first_name: null, last_name: null, email: null }), null)
+    assert.equal(adminDisplayName(null), null)
   })
 })

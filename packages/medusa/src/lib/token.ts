@@ -16,6 +16,8 @@ export const ADMIN_PUSH_AUDIENCE = "admin-push"
 export interface AdminPushTokenClaims {
   actor_id: string
   actor_type: "user"
+  /** The admin's display name, shown to the other admins on a record both have open. */
+  name?: string
   aud?: string
   iat: number
   exp: number
@@ -30,6 +32,31 @@ export interface SignAdminPushTokenInput {
   now?: number
   /** Default "admin-push"; `null` omits `aud` (for a service configured without `auth.audience`). */
   audience?: string | null
+  /** The admin's display name (see `adminDisplayName`); omitted when empty. */
+  name?: string | null
+}
+
+/** The fields of a Medusa user a display name is made of. */
+export interface AdminNameFields {
+  first_name?: string | null
+  last_name?: string | null
+  email?: string | null
+}
+
+/**
+ * How other admins see this one ("Anna is also on this order"): first and last name, or the
+ * email when the user has neither; null when there is nothing to show. The push service only
+ * ever shows the name a signed token carries, never one a browser sends.
+ */
+export function adminDisplayName(user: AdminNameFields | null | undefined): string | null {
+  if (!user) return null
+  const full = [user.first_name, user.last_name]
+    .map((part) => (typeof part === "string" ? part.trim() : ""))
+    .filter(Boolean)
+    .join(" ")
+  if (full) return full
+  const email = typeof user.email === "string" ? user.email.trim() : ""
+  return email || null
 }
 
 const base64url = (input: string | Buffer) => Buffer.from(input).toString("base64url")
@@ -50,9 +77,11 @@ export function signAdminPushToken(input: SignAdminPushTokenInput): {
 
   const iat = input.now ?? Math.floor(Date.now() / 1000)
   const audience = input.audience === undefined ? ADMIN_PUSH_AUDIENCE : input.audience
+  const name = input.name?.trim()
   const claims: AdminPushTokenClaims = {
     actor_id: actorId,
     actor_type: "user",
+    ...(name ? { name } : {}),
     ...(audience ? { aud: audience } : {}),
     iat,
     exp: iat + ttl,

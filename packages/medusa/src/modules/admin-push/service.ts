@@ -45,10 +45,11 @@ export default class AdminPushModuleService {
     return this.#emit(event, data, opts)
   }
 
-  /** What an admin tab needs to connect as `actorId`. */
-  grantBrowser(actorId: string): AdminPushBrowserGrant {
+  /** What an admin tab needs to connect as `actorId`, shown to other admins as `name`. */
+  grantBrowser(actorId: string, name?: string | null): AdminPushBrowserGrant {
     const { token, expiresIn } = signAdminPushToken({
       actorId,
+      name,
       secret: this.#settings.tokenSecret,
       ttlSeconds: this.#settings.tokenTtlSeconds,
       audience: this.#settings.audience,
