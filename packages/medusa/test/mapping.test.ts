@@ -2,6 +2,7 @@ import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import type { AdminPushBuiltinEvents } from "@admin-push/client"
 import { FAMILY_KINDS, MAX_IDS, MEDUSA_EVENTS, planPush, type Planned, type PushEventName } from "../src/lib/events"
+import { ROUTE_SOURCES } from "../src/lib/routes"
 
 /** The message of a plan that needs no lookup. */
 const direct = (planned: Planned | null) => (planned && "message" in planned ? planned.message : null)
@@ -148,6 +149,26 @@ describe("the subscribed events", () => {
   it("are exactly the ones with a mapping", () => {
     for (const name of MEDUSA_EVENTS) assert.ok(planPush(name, { id: "x", order_id: "x" }), name)
     assert.equal(planPush("cart.updated", { id: "cart_1" }), null)
+  })
+})
+
+describe("the admin routes published after they answer", () => {
+  it("a price list's own update (Medusa emits no event for it) → price_list.updated {kind, action, id}", () => {
+    const route = ROUTE_SOURCES.find(({ matcher, method }) => matcher === "/admin/price-lists/:id" && method === "POST")
+    assert.deepEqual(route?.push({ id: "plist_1" }), {
+      event: "price_list.updated",
+      data: { kind: "price_list", action: "updated", id: "plist_1" },
+    })
+    assert.equal(route?.push({}), null)
+  })
+
+  it("name only kinds their family has", () => {
+    for (const { matcher, push } of ROUTE_SOURCES) {
+      const message = push({ id: "x" })
+      assert.ok(message && message.event in FAMILY_KINDS, matcher)
+      const { kind } = message.data as { kind: string }
+      assert.ok((FAMILY_KINDS[message.event as keyof typeof FAMILY_KINDS] as readonly string[]).includes(kind), `${matcher} → ${kind}`)
+    }
   })
 })
 

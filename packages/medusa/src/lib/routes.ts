@@ -1,0 +1,25 @@
+/**
+ * Admin routes whose change Medusa emits no event for, and what each publishes once it has
+ * answered successfully. Pure, like ./events, so it is testable without Medusa.
+ *
+ * Medusa's pricing module updates a price list with an upsert whose update count its database
+ * driver does not report, so `pricing.price-list.updated` is never emitted (Medusa 2.21): an open
+ * price list page would stay stale. Creation and deletion do emit, and stay with ./events.
+ */
+import type { PushMessage } from "./events"
+
+export interface RouteSource {
+  /** Medusa's route matcher, with its `:params`. */
+  matcher: string
+  method: "POST" | "DELETE"
+  /** The push, from the matched route's params. */
+  push: (params: Record<string, string | undefined>) => PushMessage | null
+}
+
+export const ROUTE_SOURCES: readonly RouteSource[] = [
+  {
+    matcher: "/admin/price-lists/:id",
+    method: "POST",
+    push: ({ id }) => (id ? { event: "price_list.updated", data: { kind: "price_list", action: "updated", id } } : null),
+  },
+]
