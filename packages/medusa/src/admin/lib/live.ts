@@ -14,7 +14,13 @@
  * entry while the plugin's widgets carry their own bundled copy: both must
  * find the same connection.
  */
-import { AdminPush, type AdminPushStatus } from "@admin-push/client"
+import {
+  AdminPush,
+  type AdminPushPresenceState,
+  type AdminPushRecord,
+  type AdminPushStatus,
+  type AdminPushViewer,
+} from "@admin-push/client"
 import {
   BUILTIN_RULES,
   createInvalidator,
@@ -40,6 +46,16 @@ export interface Live {
   on<T>(event: string, handler: (data: T) => void): () => void
   status(): AdminPushStatus
   subscribe(listener: () => void): () => void
+  /** This tab has `record` open (`null`: no longer); kept until the connection exists. */
+  setPresence(record: AdminPushRecord, state: AdminPushPresenceState | null): void
+  /** The other admins on `record`, whenever the list changes; returns the unsubscribe. */
+  onPresence(record: AdminPushRecord, callback: (viewers: AdminPushViewer[]) => void): () => void
+}
+
+interface PresenceWatch {
+  record: AdminPushRecord
+  callback: (viewers: AdminPushViewer[]) => void
+  off?: () => void
 }
 
 interface Handler {
@@ -83,6 +99,9 @@ function createLive(): Live {
   const extraRules = new Set<InvalidationRules>()
   /** Handlers registered before the connection exists are attached when it does. */
   const handlers = new Set<Handler>()
+  /** Presence said or asked for before the connection exists is handed to it when it does. */
+  const presence = new Map<AdminPushRecord, AdminPushPresenceState>()
+  const watches = new Set<PresenceWatch>()
   let push: AdminPush | null = null
   let started = false
 
@@ -125,6 +144,8 @@ function createLive(): Live {
     for (const event of EVENTS) client.on(event, () => dispatch(event))
     push = client
     for (const entry of handlers) entry.off = client.on(entry.event, entry.handler)
+    for (const [record, state] of presence) client.setPresence(record, state)
+    for (const watch of watches) watch.off = client.onPresence(watch.record, watch.callback)
     client.start()
   }
 
@@ -159,6 +180,20 @@ function createLive(): Live {
       }
     },
     on,
+    setPresence(record, state) {
+      if (state === null) presence.delete(record)
+      else presence.set(record, state)
+      push?.setPresence(record, state)
+    },
+    onPresence(record, callback) {
+      const watch: PresenceWatch = { record, callback }
+      watches.add(watch)
+      if (push) watch.off = push.onPresence(record, callback)
+      return () => {
+        watches.delete(watch)
+        watch.off?.()
+      }
+    },
     status: () => status,
     subscribe(listener) {
       listeners.add(listener)
