@@ -29,12 +29,11 @@ const Presence = () => {
   const here = presenceOf(pathname)
   const record = here?.record ?? null
   const state = here?.state ?? null
-  const [others, setOthers] = useState<AdminPushViewer[]>([])
+  const [seen, setSeen] = useState<{ record: string; others: AdminPushViewer[] } | null>(null)
 
   useEffect(() => {
     if (!record) return undefined
-    setOthers([])
-    const off = live().onPresence(record, setOthers)
+    const off = live().onPresence(record, (others) => setSeen({ record, others }))
     return () => {
       off()
       live().setPresence(record, null)
@@ -44,11 +43,15 @@ const Presence = () => {
     if (record && state) live().setPresence(record, state)
   }, [record, state])
 
-  if (!record || others.length === 0) return null
+  if (!record) return null
+  const known = seen?.record === record
+  const others = known ? seen.others : []
+  // Nobody else: nothing to see, only a marker saying whether the service has answered yet.
+  if (others.length === 0) return <span hidden data-admin-push-presence={record} data-known={known ? "" : undefined} />
   const editors = others.filter((v) => v.state === "editing")
   const shown = others.slice(0, SHOWN)
   return (
-    <div className="flex flex-col items-end gap-y-1" data-admin-push-presence={record}>
+    <div className="flex flex-col items-end gap-y-1" data-admin-push-presence={record} data-known="">
       <div className="flex items-center gap-x-2">
         <Text size="xsmall" className="text-ui-fg-subtle">
           Also here
