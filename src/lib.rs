@@ -21,6 +21,8 @@ mod metrics;
 mod presence;
 mod problem;
 mod protocol;
+mod rate;
+mod receipts;
 mod routes;
 mod session;
 pub mod settings;

@@ -7,8 +7,8 @@
 use std::{sync::OnceLock, time::Duration};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::protocol::{ResyncReason, TransportKind};
@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     delivery_seconds: Histogram,
     presence_records: IntGauge,
     presence_refused: IntCounterVec,
+    screen_refresh_seconds: HistogramVec,
+    receipts_refused: IntCounterVec,
 }
 
 fn index(transport: TransportKind) -> usize {
@@ -119,6 +121,24 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let screen_refresh_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "admin_push_screen_refresh_seconds",
+                "From the hub taking an event in to a tab's receipt that its screen shows it, by \
+                 event and transport (a sample of tabs: receipts.sample_tabs)",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["event", "transport"],
+        )?;
+        let receipts_refused = IntCounterVec::new(
+            Opts::new(
+                "admin_push_receipts_refused_total",
+                "Screen-refresh receipts not counted, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(screen_refresh_seconds.clone()))?;
+        registry.register(Box::new(receipts_refused.clone()))?;
         registry.register(Box::new(presence_records.clone()))?;
         registry.register(Box::new(presence_refused.clone()))?;
         registry.register(Box::new(connections.clone()))?;
@@ -148,6 +168,8 @@ impl Metrics {
             delivery_seconds,
             presence_records,
             presence_refused,
+            screen_refresh_seconds,
+            receipts_refused,
         })
     }
 
@@ -183,6 +205,23 @@ impl Metrics {
 
     pub(crate) fn auth_failed(&self, reason: &str) {
         self.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    /// Open subscriber connections, both transports.
+    pub(crate) fn open_connections(&self) -> i64 {
+        self.connections.iter().map(IntGauge::get).sum()
+    }
+
+    /// `event` is a name the hub rendered (from the catalog), never one a client sent.
+    pub(crate) fn screen_refreshed(&self, event: &str, transport: TransportKind, after: Duration) {
+        self.screen_refresh_seconds
+            .with_label_values(&[event, transport.as_str()])
+            .observe(after.as_secs_f64());
+    }
+
+    /// `reason` is one of the receipt refusals' fixed codes.
+    pub(crate) fn receipt_refused(&self, reason: &str) {
+        self.receipts_refused.with_label_values(&[reason]).inc();
     }
 
     pub(crate) fn presence_records(&self, records: usize) {

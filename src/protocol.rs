@@ -166,6 +166,8 @@ pub(crate) enum Control {
         transport: TransportKind,
         connection: ConnectionId,
         actor_id: String,
+        /// The share of events to send screen-refresh receipts for (0 to 1).
+        receipt_rate: f64,
     },
     Resync(ResyncReason),
     Reconnect {
@@ -205,10 +207,12 @@ impl Control {
                 transport,
                 connection,
                 actor_id,
+                receipt_rate,
             } => format!(
-                r#"{{"last_event_id":"{last_event_id}","transport":"{}","connection":"{connection}","actor_id":{}}}"#,
+                r#"{{"last_event_id":"{last_event_id}","transport":"{}","connection":"{connection}","actor_id":{},"receipt_rate":{}}}"#,
                 transport.as_str(),
-                serde_json::Value::from(actor_id.as_str())
+                serde_json::Value::from(actor_id.as_str()),
+                serde_json::Value::from(*receipt_rate)
             ),
             Control::Resync(reason) => format!(r#"{{"reason":"{}"}}"#, reason.as_str()),
             Control::Reconnect { after_ms } => format!(r#"{{"after_ms":{after_ms}}}"#),
@@ -309,10 +313,11 @@ mod tests {
             transport: TransportKind::Sse,
             connection: ConnectionId(0xab),
             actor_id: "user_1".to_owned(),
+            receipt_rate: 0.25,
         };
         assert_eq!(
             ready.sse_record(),
-            b"id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\",\"connection\":\"00000000000000ab\",\"actor_id\":\"user_1\"}\n\n"[..]
+            b"id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\",\"connection\":\"00000000000000ab\",\"actor_id\":\"user_1\",\"receipt_rate\":0.25}\n\n"[..]
         );
     }
 

@@ -154,6 +154,7 @@ impl Application {
         let presence = Presence::start(
             hub.clone(),
             &settings.presence,
+            settings.receipts.max_per_sec,
             backplane,
             metrics.clone(),
             shutdown.clone(),

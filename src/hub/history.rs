@@ -40,6 +40,12 @@ impl History {
         self.events.push_back(event);
     }
 
+    /// The held event `id`, if it is held.
+    pub(super) fn get(&self, id: EventId) -> Option<Arc<Event>> {
+        let at = self.events.binary_search_by_key(&id, |e| e.id).ok()?;
+        self.events.get(at).cloned()
+    }
+
     /// Every held event after `id`, or `None` when the window cannot prove it holds them all.
     pub(super) fn after(&self, id: EventId) -> Option<Vec<Arc<Event>>> {
         let start = if id == self.floor {

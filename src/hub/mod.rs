@@ -228,6 +228,11 @@ impl Hub {
         }
     }
 
+    /// The event `id`, while the history holds it.
+    pub(crate) fn event(&self, id: EventId) -> Option<Arc<Event>> {
+        self.history().get(id)
+    }
+
     /// Sends [`HubMessage::Tick`] to every subscriber.
     pub(crate) fn tick(&self) {
         let _ = self.inner.sender.send(HubMessage::Tick);

@@ -36,7 +36,8 @@ use crate::{
     auth::Principal,
     hub::{Directed, Hub},
     metrics::Metrics,
-    protocol::{ConnectionId, Message},
+    protocol::{ConnectionId, Message, TransportKind},
+    rate::Budget,
     settings::PresenceSettings,
 };
 
@@ -62,6 +63,8 @@ struct Inner {
     backplane: Backplane,
     metrics: Metrics,
     settings: PresenceSettings,
+    /// `receipts.max_per_sec`: the connection table keeps that budget too.
+    max_receipts_per_sec: u32,
 }
 
 #[derive(Debug, Default)]
@@ -70,16 +73,17 @@ struct State {
     records: HashMap<RecordKey, Record>,
 }
 
-/// An open connection, and what it last reported.
+/// An open connection: who, on which transport, what it last reported, and what it may still
+/// say this second (reports; receipts, which `receipts` counts).
 #[derive(Debug)]
 struct Reporter {
     principal: Arc<Principal>,
+    transport: TransportKind,
     report: Report,
     /// When the report lapses unless it is repeated.
     lapses: Instant,
-    /// Reports made in the current one-second window.
-    window: Instant,
-    reports: u32,
+    reports: Budget,
+    receipts: Budget,
 }
 
 /// One record someone has open.
@@ -105,6 +109,7 @@ impl Presence {
     pub(crate) fn start(
         hub: Hub,
         settings: &PresenceSettings,
+        max_receipts_per_sec: u32,
         backplane: Backplane,
         metrics: Metrics,
         shutdown: CancellationToken,
@@ -116,6 +121,7 @@ impl Presence {
                 backplane,
                 metrics,
                 settings: settings.clone(),
+                max_receipts_per_sec,
             }),
         };
         tokio::spawn(presence.clone().keep(shutdown));
@@ -129,22 +135,44 @@ impl Presence {
     }
 
     /// Registers a new connection; its id names it in `ready` and in reports over HTTP.
-    pub(crate) fn open(&self, principal: Arc<Principal>) -> ConnectionId {
-        let now = Instant::now();
+    pub(crate) fn open(&self, principal: Arc<Principal>, transport: TransportKind) -> ConnectionId {
+        let settings = &self.inner.settings;
+        let reporter = Reporter {
+            principal,
+            transport,
+            report: Report::default(),
+            lapses: Instant::now(),
+            reports: Budget::new(settings.max_reports_per_sec),
+            receipts: Budget::new(self.inner.max_receipts_per_sec),
+        };
         let mut state = self.state();
         loop {
             let id = ConnectionId(rand::random());
             if let std::collections::hash_map::Entry::Vacant(entry) = state.connections.entry(id) {
-                entry.insert(Reporter {
-                    principal,
-                    report: Report::default(),
-                    lapses: now,
-                    window: now,
-                    reports: 0,
-                });
+                entry.insert(reporter);
                 return id;
             }
         }
+    }
+
+    /// Whether connection `id` of `actor_id` may send a receipt now, and on which transport.
+    pub(crate) fn receipt(
+        &self,
+        id: ConnectionId,
+        actor_id: &str,
+    ) -> Result<TransportKind, Refusal> {
+        let mut state = self.state();
+        let reporter = state
+            .connections
+            .get_mut(&id)
+            .filter(|reporter| reporter.principal.actor_id == actor_id)
+            .ok_or_else(|| Refusal::UnknownConnection(id.to_string()))?;
+        if !reporter.receipts.spend() {
+            return Err(Refusal::TooManyReceipts {
+                limit: reporter.receipts.per_sec(),
+            });
+        }
+        Ok(reporter.transport)
     }
 
     /// Forgets a connection and takes it off every record it reported.
@@ -196,16 +224,11 @@ impl Presence {
             .get_mut(&id)
             .filter(|reporter| reporter.principal.actor_id == actor_id)
             .ok_or_else(|| Refusal::UnknownConnection(id.to_string()))?;
-        if now.duration_since(reporter.window) >= Duration::from_secs(1) {
-            reporter.window = now;
-            reporter.reports = 0;
-        }
-        if reporter.reports >= settings.max_reports_per_sec {
+        if !reporter.reports.spend() {
             return Err(Refusal::TooManyReports {
                 limit: settings.max_reports_per_sec,
             });
         }
-        reporter.reports += 1;
         reporter.lapses = now + settings.ttl();
         let previous = std::mem::replace(&mut reporter.report, report);
         let mut touched: Touched = Vec::new();

@@ -102,6 +102,8 @@ pub(crate) enum Refusal {
     TooManyReports { limit: u32 },
     #[error("no open connection {0} of this admin")]
     UnknownConnection(String),
+    #[error("more than receipts.max_per_sec ({limit}) receipts in a second")]
+    TooManyReceipts { limit: u32 },
 }
 
 impl Refusal {
@@ -112,6 +114,7 @@ impl Refusal {
             Refusal::TooManyRecords { .. } => "too_many_records",
             Refusal::TooManyReports { .. } => "too_many_reports",
             Refusal::UnknownConnection(_) => "unknown_connection",
+            Refusal::TooManyReceipts { .. } => "too_many_receipts",
         }
     }
 }

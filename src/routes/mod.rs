@@ -2,6 +2,7 @@
 //!
 //! - [`ticket`]: `POST /admin-ws/ticket`, a JWT traded for a single-use ticket.
 //! - [`presence`]: `POST /admin-ws/presence`, a presence report for an SSE connection.
+//! - [`receipt`]: `POST /admin-ws/receipt`, a screen-refresh receipt for an SSE connection.
 //! - [`health`]: `GET /healthz` and `GET /readyz`.
 //! - [`metrics`]: `GET /metrics`.
 //! - [`console`]: `GET /`, `/static/*` and the JSON 404 every unknown path gets.
@@ -12,12 +13,20 @@ mod console;
 mod health;
 mod metrics;
 mod presence;
+mod receipt;
 mod ticket;
 
 use actix_cors::Cors;
-use actix_web::{Resource, Route, http::header, web};
+use actix_web::{HttpRequest, Resource, Route, http::header, web};
 
-use crate::{emit, sse, ws};
+use crate::{
+    auth::{self, AuthError, Principal, Verifier},
+    emit,
+    metrics::Metrics,
+    protocol::ConnectionId,
+    settings::AuthSettings,
+    sse, ws,
+};
 
 pub(crate) use self::console::not_found;
 
@@ -28,6 +37,7 @@ pub(crate) fn public(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
         ("/admin-ws/ticket", web::post().to(ticket::ticket)),
         ("/admin-sse", web::get().to(sse::admin_sse)),
         ("/admin-ws/presence", web::post().to(presence::presence)),
+        ("/admin-ws/receipt", web::post().to(receipt::receipt)),
     ] {
         cfg.service(
             resource(path, route)
@@ -53,6 +63,26 @@ pub(crate) fn internal(cfg: &mut web::ServiceConfig) {
     ] {
         cfg.service(resource(path, route));
     }
+}
+
+/// The admin a tab's own request (not its stream) comes from: its `Origin` allowed, its bearer
+/// token valid. A refusal is counted like any subscriber's.
+fn admin(
+    req: &HttpRequest,
+    verifier: &Verifier,
+    metrics: &Metrics,
+    settings: &AuthSettings,
+) -> Result<Principal, AuthError> {
+    auth::check_origin(req, &settings.allowed_origins)
+        .and_then(|()| auth::bearer_token(req)?.ok_or(AuthError::Missing))
+        .and_then(|token| verifier.verify(&token))
+        .inspect_err(|e| metrics.auth_failed(e.reason()))
+}
+
+/// A connection named as its `ready` message did.
+fn connection(text: &str) -> Result<ConnectionId, &'static str> {
+    text.parse()
+        .map_err(|()| "connection: not the 16 hex digits of a `ready` message's `connection`")
 }
 
 /// Every route is registered as a resource: a path that answers a method it does not take with

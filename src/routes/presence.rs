@@ -10,11 +10,10 @@ use actix_web::{
 use serde::Deserialize;
 
 use crate::{
-    auth::{self, AuthError, Verifier},
+    auth::{AuthError, Verifier},
     metrics::Metrics,
     presence::{self, Presence, Refusal, Report},
     problem,
-    protocol::ConnectionId,
     settings::AuthSettings,
 };
 
@@ -68,20 +67,12 @@ pub(super) async fn presence(
     metrics: web::Data<Metrics>,
     settings: web::Data<AuthSettings>,
 ) -> Result<HttpResponse, PresenceError> {
-    let principal = async {
-        auth::check_origin(&req, &settings.allowed_origins)?;
-        let token = auth::bearer_token(&req)?.ok_or(AuthError::Missing)?;
-        verifier.verify(&token)
-    }
-    .await
-    .inspect_err(|e| metrics.auth_failed(e.reason()))?;
+    let principal = super::admin(&req, &verifier, &metrics, &settings)?;
     let Body {
         connection,
         records,
     } = serde_json::from_slice(&body).map_err(presence::malformed)?;
-    let id: ConnectionId = connection.parse().map_err(|()| {
-        presence::malformed("connection: not the 16 hex digits of a `ready` message's `connection`")
-    })?;
+    let id = super::connection(&connection).map_err(presence::malformed)?;
     let report: Report = serde_json::from_value(records).map_err(presence::malformed)?;
     presence.report(id, &principal.actor_id, report)?;
     Ok(HttpResponse::NoContent().finish())

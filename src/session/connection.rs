@@ -40,6 +40,8 @@ use crate::{
     metrics::Metrics,
     presence::{self, Presence, Report},
     protocol::{ConnectionId, Control, Event, ResyncReason, TransportKind},
+    rate::Budget,
+    receipts::{Receipt, ReceiptError, Receipts},
     settings::Settings,
 };
 
@@ -63,6 +65,7 @@ pub(crate) struct Context {
     verifier: Arc<Verifier>,
     metrics: Metrics,
     presence: Presence,
+    receipts: Receipts,
     ws: Timings,
     sse: Timings,
     /// Cancelled at shutdown: every connection says `reconnect` and closes.
@@ -81,8 +84,9 @@ impl Context {
         settings: &Settings,
         shutdown: CancellationToken,
     ) -> Self {
-        tokio::spawn(clock(hub, shutdown.clone()));
+        tokio::spawn(clock(hub.clone(), shutdown.clone()));
         Self {
+            receipts: Receipts::new(hub, metrics.clone(), &settings.receipts),
             verifier,
             metrics,
             presence,
@@ -90,6 +94,11 @@ impl Context {
             sse: Timings::of(settings, TransportKind::Sse),
             shutdown,
         }
+    }
+
+    /// Where receipts are counted, for those that arrive over HTTP.
+    pub(crate) fn receipts(&self) -> &Receipts {
+        &self.receipts
     }
 
     fn timings(&self, transport: TransportKind) -> Timings {
@@ -128,37 +137,6 @@ impl Timings {
                 max_client_frames_per_sec: settings.ws.max_client_frames_per_sec,
                 ..common
             },
-        }
-    }
-}
-
-/// Counts client frames in one-second windows.
-#[derive(Debug)]
-struct FrameBudget {
-    window: Instant,
-    used: u32,
-    per_sec: u32,
-}
-
-impl FrameBudget {
-    fn new(per_sec: u32) -> Self {
-        Self {
-            window: Instant::now(),
-            used: 0,
-            per_sec,
-        }
-    }
-
-    fn spend(&mut self) -> Result<(), Exit> {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            self.window = Instant::now();
-            self.used = 0;
-        }
-        self.used += 1;
-        if self.used > self.per_sec {
-            Err(Exit::Flood)
-        } else {
-            Ok(())
         }
     }
 }
@@ -215,6 +193,7 @@ enum ClientMessage {
     Presence {
         records: serde_json::Value,
     },
+    Receipt(Receipt),
 }
 
 /// One subscriber's connection, polled by the HTTP dispatcher as its response body.
@@ -232,7 +211,8 @@ pub(crate) struct Connection<W: Wire> {
     expires: Instant,
     last_heard: Instant,
     heartbeat: Heartbeat,
-    budget: FrameBudget,
+    /// Client frames this second (`ws.max_client_frames_per_sec`).
+    budget: Budget,
     opened: Instant,
     /// Set once the connection has decided to end; its goodbye is in the outbox.
     exit: Option<Exit>,
@@ -242,13 +222,16 @@ impl<W: Wire> Connection<W> {
     pub(crate) fn new(wire: W, mut subscriber: Subscriber, context: Arc<Context>) -> Self {
         let timings = context.timings(W::KIND);
         let now = Instant::now();
-        let id = context.presence.open(Arc::clone(&subscriber.principal));
+        let id = context
+            .presence
+            .open(Arc::clone(&subscriber.principal), W::KIND);
         let mut outbox: VecDeque<Bytes> = W::greeting().into_iter().collect();
         outbox.push_back(W::control(Control::Ready {
             last_event_id: subscriber.resume_point,
             transport: W::KIND,
             connection: id,
             actor_id: subscriber.principal.actor_id.clone(),
+            receipt_rate: context.receipts.rate(),
         }));
         let replay = match std::mem::replace(&mut subscriber.start, Start::Fresh) {
             Start::Fresh => None,
@@ -279,7 +262,7 @@ impl<W: Wire> Connection<W> {
             replay,
             last_heard: now,
             heartbeat: Heartbeat::new(now, timings.heartbeat),
-            budget: FrameBudget::new(timings.max_client_frames_per_sec),
+            budget: Budget::new(timings.max_client_frames_per_sec),
             opened: now,
             exit: None,
             context,
@@ -311,7 +294,7 @@ impl<W: Wire> Connection<W> {
             self.last_heard = Instant::now();
             match inbound {
                 Inbound::Gone(exit) => return Err(exit),
-                _ if self.budget.spend().is_err() => return Err(Exit::Flood),
+                _ if !self.budget.spend() => return Err(Exit::Flood),
                 Inbound::Alive => {}
                 Inbound::Reply(bytes) => self.outbox.push_back(bytes),
                 Inbound::Text(text) => self.on_client_text(&text)?,
@@ -444,6 +427,23 @@ impl<W: Wire> Connection<W> {
                         error: refusal.code(),
                         message: refusal.to_string(),
                     }));
+                }
+                Ok(())
+            }
+            Ok(ClientMessage::Receipt(Receipt { id })) => {
+                // Telemetry: counted or not, never answered.
+                let actor = &self.subscriber.principal.actor_id;
+                let refused = match self.context.presence.receipt(self.id, actor) {
+                    Ok(transport) => self
+                        .context
+                        .receipts
+                        .take(transport, &id)
+                        .err()
+                        .map(ReceiptError::code),
+                    Err(refusal) => Some(refusal.code()),
+                };
+                if let Some(reason) = refused {
+                    self.context.metrics.receipt_refused(reason);
                 }
                 Ok(())
             }

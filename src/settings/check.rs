@@ -21,7 +21,7 @@ impl Settings {
         const MIB: u64 = 1024 * 1024;
         let u = |v: usize| v as u64;
         // Upper bounds too: an absurd value must stop the start, not overflow a deadline later.
-        let bounds: [(&'static str, u64, RangeInclusive<u64>); 27] = [
+        let bounds: [(&'static str, u64, RangeInclusive<u64>); 29] = [
             ("server.drain_secs", self.server.drain_secs, 1..=3600),
             (
                 "server.header_timeout_secs",
@@ -101,6 +101,16 @@ impl Settings {
             (
                 "presence.max_reports_per_sec",
                 u64::from(self.presence.max_reports_per_sec),
+                1..=1000,
+            ),
+            (
+                "receipts.sample_tabs",
+                u(self.receipts.sample_tabs),
+                0..=10_000_000,
+            ),
+            (
+                "receipts.max_per_sec",
+                u64::from(self.receipts.max_per_sec),
                 1..=1000,
             ),
             (

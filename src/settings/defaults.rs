@@ -10,7 +10,8 @@ use secrecy::SecretString;
 
 use super::tree::{
     AuthSettings, EmitAuth, EmitSettings, HubBackend, HubSettings, InternalSettings, LimitSettings,
-    LogFormat, LogSettings, PresenceSettings, RedisMode, ServerSettings, SseSettings, WsSettings,
+    LogFormat, LogSettings, PresenceSettings, ReceiptSettings, RedisMode, ServerSettings,
+    SseSettings, WsSettings,
 };
 
 /// The development secrets shipped in `config.toml`. Running with any of them earns a loud warning,
@@ -118,6 +119,15 @@ impl Default for PresenceSettings {
             max_records: 16,
             max_viewers: 20,
             max_reports_per_sec: 5,
+        }
+    }
+}
+
+impl Default for ReceiptSettings {
+    fn default() -> Self {
+        Self {
+            sample_tabs: 100,
+            max_per_sec: 10,
         }
     }
 }

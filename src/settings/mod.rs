@@ -20,6 +20,6 @@ pub use defaults::{DEV_INTERNAL_SECRET, DEV_JWT_SECRET};
 pub use error::SettingsError;
 pub use tree::{
     AuthSettings, EmitAuth, EmitSettings, EventsSettings, HubBackend, HubSettings,
-    InternalSettings, LimitSettings, LogFormat, LogSettings, PresenceSettings, RedisMode,
-    ServerSettings, Settings, SseSettings, WsSettings,
+    InternalSettings, LimitSettings, LogFormat, LogSettings, PresenceSettings, ReceiptSettings,
+    RedisMode, ServerSettings, Settings, SseSettings, WsSettings,
 };

@@ -24,6 +24,7 @@ pub struct Settings {
     pub ws: WsSettings,
     pub sse: SseSettings,
     pub presence: PresenceSettings,
+    pub receipts: ReceiptSettings,
     pub limits: LimitSettings,
     pub log: LogSettings,
 }
@@ -196,6 +197,18 @@ pub struct PresenceSettings {
     pub max_viewers: usize,
     /// Reports one connection may make per second.
     pub max_reports_per_sec: u32,
+}
+
+/// Screen-refresh receipts: tabs saying when their screen showed an event.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiptSettings {
+    /// About this many tabs send receipts: each connection is asked to, for a share of the events
+    /// (its `ready`'s `receipt_rate`: all of them while fewer tabs are open). 0 turns them off.
+    pub sample_tabs: usize,
+    /// Receipts one connection may send per second; more are not counted.
+    pub max_per_sec: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

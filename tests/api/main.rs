@@ -21,6 +21,7 @@ mod medusa;
 mod operations;
 mod presence;
 mod protocol_examples;
+mod receipts;
 mod redis;
 mod redis_managed;
 mod redis_sentinel;
