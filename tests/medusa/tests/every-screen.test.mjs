@@ -1,0 +1,331 @@
+/**
+ * The rest of the admin, one table: categories, tags and types; stock locations and the shipping
+ * options on a location's page; users and invites; the store; publishable and secret API keys; tax
+ * regions and their rates; the detail pages of collections, promotions, campaigns, regions, sales
+ * channels, customer groups and price lists; and on an order's page its payments captured and
+ * refunded, its fulfillment, a return, a claim and an exchange.
+ *
+ * Each screen is opened in headless Chromium, changed through the admin API, and must show the
+ * change without a reload. The control at the end makes the same changes while the admin-push
+ * service is down: no screen shows its change in that time, and every one does once the service is
+ * back (the resync). So each screen here is live because of the push, and only because of it.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { adminApi, launchBrowser, liveIndicator, loggedInContext, openScreen, startStack, until, watchText } from "../lib/stack.mjs";
+
+describe("every other admin screen shows a change made through the API without a reload", () => {
+  let push, medusa, api, browser, regionId;
+  let serial = 0;
+  const unique = (what) => `${what} ${process.pid}-${++serial}`;
+  const session = () => loggedInContext(browser, medusa.base);
+
+  /** The one record a create answers with (`{ product_category: {…} }` → the category). */
+  const created = async (path, body) => Object.values(await api("POST", path, body))[0];
+
+  /**
+   * A screen of the records at `apiPath` that the dashboard shows at `screen`: its list, where a
+   * new record must appear, and the page of one record, where its new `field` must appear.
+   */
+  const family = (apiPath, screen, field, body = {}) => ({
+    list: {
+      path: () => screen,
+      steps: [{ what: "created", change: (_, marker) => created(apiPath, { ...body, [field]: marker }) }],
+    },
+    detail: {
+      setup: () => created(apiPath, { ...body, [field]: unique("Before") }),
+      path: ({ id }) => `${screen}/${id}`,
+      steps: [{ what: "renamed", change: ({ id }, marker) => api("POST", `${apiPath}/${id}`, { [field]: marker }) }],
+    },
+  });
+
+  const categories = family("/admin/product-categories", "/app/categories", "name");
+  const tags = family("/admin/product-tags", "/app/settings/product-tags", "value");
+  const types = family("/admin/product-types", "/app/settings/product-types", "value");
+  const locations = family("/admin/stock-locations", "/app/settings/locations", "name");
+  const publishableKeys = family("/admin/api-keys", "/app/settings/publishable-api-keys", "title", { type: "publishable" });
+  const secretKeys = family("/admin/api-keys", "/app/settings/secret-api-keys", "title", { type: "secret" });
+
+  /** A country no tax region has yet: each creation takes the next. */
+  const countries = [["dk", "Denmark"], ["se", "Sweden"], ["no", "Norway"], ["fi", "Finland"], ["is", "Iceland"], ["ee", "Estonia"]];
+  const nextCountry = () => countries.shift() ?? assert.fail("out of countries for tax regions");
+
+  /** A location that ships to Denmark with the manual provider, and a shipping profile. */
+  async function shippingZone() {
+    const location = await created("/admin/stock-locations", { name: unique("Depot") });
+    await api("POST", `/admin/stock-locations/${location.id}/fulfillment-providers`, { add: ["manual_manual"] });
+    const { fulfillment_sets: [set] } = await created(`/admin/stock-locations/${location.id}/fulfillment-sets?fields=*fulfillment_sets`, {
+      name: unique("Shipping"),
+      type: "shipping",
+    });
+    const { service_zones: [zone] } = await created(`/admin/fulfillment-sets/${set.id}/service-zones?fields=*service_zones`, {
+      name: unique("Denmark zone"),
+      geo_zones: [{ type: "country", country_code: "dk" }],
+    });
+    const profile = await created("/admin/shipping-profiles", { name: unique("Parcels"), type: "default" });
+    return { id: location.id, location, zone, profile };
+  }
+
+  const shippingOption = ({ zone, profile }, name) => created("/admin/shipping-options", {
+    name,
+    service_zone_id: zone.id,
+    shipping_profile_id: profile.id,
+    provider_id: "manual_manual",
+    price_type: "flat",
+    type: { label: "Standard", description: "Two to three days", code: "standard" },
+    prices: [{ currency_code: "eur", amount: 10 }],
+  });
+
+  /**
+   * An order of three lamps, placed from a draft order, with a payment collection to pay, a
+   * shipping option to fulfil it with, and a variant to send in an exchange.
+   */
+  async function orderToHandle() {
+    const zone = await shippingZone();
+    const option = await shippingOption(zone, unique("Standard"));
+    const product = await created("/admin/products", {
+      title: unique("Exchange Lamp"),
+      status: "published",
+      options: [{ title: "Size", values: ["One"] }],
+      variants: [{ title: "One", options: { Size: "One" }, manage_inventory: false, prices: [{ amount: 1200, currency_code: "eur" }] }],
+    });
+    const draft = await created("/admin/draft-orders", {
+      email: `${unique("buyer").replace(/\W+/g, "-")}@example.com`,
+      region_id: regionId,
+      items: [{ title: "Live Lamp", unit_price: 1200, quantity: 3 }],
+    });
+    const { order: { id } } = await api("POST", `/admin/draft-orders/${draft.id}/convert-to-order`);
+    const { order } = await api("GET", `/admin/orders/${id}?fields=id,*items`);
+    const collection = await created("/admin/payment-collections", { order_id: order.id, amount: 3600 });
+    return { id: order.id, item: order.items[0], location: zone.location, option, variant: product.variants[0], collection };
+  }
+
+  /** Requests a return, claim or exchange of one lamp: begin it, add the item(s), request it. */
+  async function requestChange(kind, order, items) {
+    const begun = await api("POST", `/admin/${kind}`, { order_id: order.id, ...(kind === "claims" ? { type: "refund" } : {}) });
+    const { id } = begun.return ?? begun.claim ?? begun.exchange;
+    for (const [path, body] of items) await api("POST", `/admin/${kind}/${id}/${path}`, body);
+    await api("POST", `/admin/${kind}/${id}/request`);
+  }
+  const oneLamp = (order) => ({ items: [{ id: order.item.id, quantity: 1 }] });
+
+  /**
+   * Every screen: what it needs first (`setup`), its path, and its changes in order, each made
+   * through the API with a unique `marker` and shown as the marker itself or as `shows`.
+   */
+  const screens = {
+    "category list": categories.list,
+    "category page": categories.detail,
+    "product tag list": tags.list,
+    "product tag page": tags.detail,
+    "product type list": types.list,
+    "product type page": types.detail,
+    "location list": locations.list,
+    "location page": locations.detail,
+    "shipping options of a location": {
+      setup: shippingZone,
+      path: ({ id }) => `/app/settings/locations/${id}`,
+      steps: [{ what: "shipping option created", change: (zone, marker) => shippingOption(zone, marker) }],
+    },
+    "user list": {
+      setup: () => api("GET", "/admin/users/me").then(({ user }) => user),
+      path: () => "/app/settings/users",
+      steps: [{ what: "renamed", change: ({ id }, marker) => api("POST", `/admin/users/${id}`, { first_name: marker }) }],
+    },
+    "user page": {
+      setup: () => api("GET", "/admin/users/me").then(({ user }) => user),
+      path: ({ id }) => `/app/settings/users/${id}`,
+      // The same user as the list's: its other name, so neither change hides the other.
+      steps: [{ what: "renamed", change: ({ id }, marker) => api("POST", `/admin/users/${id}`, { last_name: marker }) }],
+    },
+    invites: {
+      path: () => "/app/settings/users/invite",
+      steps: [{
+        what: "invite",
+        marker: () => `${unique("invitee").replace(/\W+/g, "-")}@example.com`,
+        change: (_, email) => api("POST", "/admin/invites", { email }),
+      }],
+    },
+    store: {
+      setup: () => api("GET", "/admin/stores").then(({ stores: [store] }) => store),
+      path: () => "/app/settings/store",
+      steps: [{ what: "renamed", change: ({ id }, marker) => api("POST", `/admin/stores/${id}`, { name: marker }) }],
+    },
+    "publishable API key list": publishableKeys.list,
+    "publishable API key page": publishableKeys.detail,
+    "secret API key list": secretKeys.list,
+    "tax region list": {
+      path: () => "/app/settings/tax-regions",
+      steps: [{
+        what: "tax region created",
+        marker: nextCountry,
+        shows: ([, country]) => country,
+        change: (_, [code]) => api("POST", "/admin/tax-regions", { country_code: code, provider_id: "tp_system" }),
+      }],
+    },
+    "tax region page": {
+      setup: () => created("/admin/tax-regions", { country_code: nextCountry()[0], provider_id: "tp_system" }),
+      path: ({ id }) => `/app/settings/tax-regions/${id}`,
+      steps: [{
+        what: "tax rate",
+        change: ({ id }, name) => api("POST", "/admin/tax-rates", { tax_region_id: id, name, code: name.replace(/\W+/g, "-"), rate: 7 }),
+      }],
+    },
+    "collection page": family("/admin/collections", "/app/collections", "title").detail,
+    "campaign page": {
+      setup: () => created("/admin/campaigns", { name: unique("Before"), campaign_identifier: unique("campaign").replace(/\W+/g, "-") }),
+      path: ({ id }) => `/app/campaigns/${id}`,
+      steps: [{ what: "renamed", change: ({ id }, marker) => api("POST", `/admin/campaigns/${id}`, { name: marker }) }],
+    },
+    "promotion page": {
+      setup: () => created("/admin/promotions", {
+        code: unique("BEFORE").replace(/\W+/g, "-"),
+        type: "standard",
+        status: "draft",
+        application_method: { type: "percentage", target_type: "order", value: 10 },
+      }),
+      path: ({ id }) => `/app/promotions/${id}`,
+      steps: [{
+        what: "code changed",
+        marker: () => unique("LIVE").replace(/\W+/g, "-"),
+        change: ({ id }, code) => api("POST", `/admin/promotions/${id}`, { code }),
+      }],
+    },
+    "region page": family("/admin/regions", "/app/settings/regions", "name", { currency_code: "eur" }).detail,
+    "sales channel page": family("/admin/sales-channels", "/app/settings/sales-channels", "name").detail,
+    "customer group page": family("/admin/customer-groups", "/app/customer-groups", "name").detail,
+    "price list page": family("/admin/price-lists", "/app/price-lists", "title", { description: "Live", type: "sale", status: "active" }).detail,
+    "order page": {
+      setup: orderToHandle,
+      path: ({ id }) => `/app/orders/${id}`,
+      steps: [
+        {
+          what: "payment captured",
+          shows: () => "Payment captured",
+          change: (order) => api("POST", `/admin/payment-collections/${order.collection.id}/mark-as-paid`, { order_id: order.id }),
+        },
+        {
+          what: "payment refunded",
+          shows: () => "Payment refunded",
+          change: async (order) => {
+            const { order: { payment_collections: [{ payments: [payment] }] } } = await api("GET", `/admin/orders/${order.id}?fields=id,*payment_collections.payments`);
+            await api("POST", `/admin/payments/${payment.id}/refund`, { amount: 100 });
+          },
+        },
+        {
+          what: "fulfilled",
+          shows: () => "Items fulfilled",
+          change: (order) => api("POST", `/admin/orders/${order.id}/fulfillments`, {
+            items: [{ id: order.item.id, quantity: 3 }],
+            location_id: order.location.id,
+            shipping_option_id: order.option.id,
+          }),
+        },
+        {
+          what: "return requested",
+          shows: () => "Return #",
+          change: (order) => requestChange("returns", order, [["request-items", oneLamp(order)]]),
+        },
+        {
+          what: "claim requested",
+          shows: () => "Claim #",
+          change: (order) => requestChange("claims", order, [["claim-items", { items: [{ id: order.item.id, quantity: 1, reason: "missing_item" }] }]]),
+        },
+        {
+          what: "exchange requested",
+          shows: () => "Exchange #",
+          change: (order) => requestChange("exchanges", order, [
+            ["inbound/items", oneLamp(order)],
+            ["outbound/items", { items: [{ variant_id: order.variant.id, quantity: 1 }] }],
+          ]),
+        },
+      ],
+    },
+  };
+
+  /** A step's marker (unique text, or what `marker` makes) and the text its screen must show. */
+  const markOf = (step) => {
+    const marker = step.marker ? step.marker() : unique(`Live ${step.what}`);
+    return { marker, text: step.shows ? step.shows(marker) : marker };
+  };
+
+  /** Opens `screen` in `context` after its setup; resolves with its page and setup's record. */
+  async function open(context, screen) {
+    const record = (await screen.setup?.()) ?? {};
+    return { record, ...(await openScreen(context, medusa.base, screen.path(record))) };
+  }
+
+  before(async () => {
+    ({ push, medusa } = await startStack());
+    api = await adminApi(medusa.base);
+    regionId = (await created("/admin/regions", { name: "Europe", currency_code: "eur" })).id;
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await medusa?.stop();
+    await push?.stop();
+  });
+
+  for (const [name, screen] of Object.entries(screens)) {
+    test(`${name}: ${screen.steps.map(({ what }) => what).join(", ")}`, { timeout: 120_000 }, async (t) => {
+      const context = await session();
+      t.after(() => context.close());
+      const { page, problems, record } = await open(context, screen);
+      for (const step of screen.steps) {
+        const { marker, text } = markOf(step);
+        const shown = await watchText(page, text);
+        await step.change(record, marker);
+        const returned = Date.now();
+        console.log(`# latency ${name}, ${step.what}: DOM at ${(await shown()) - returned} ms`);
+      }
+      assert.deepEqual(problems, [], "no errors in the page");
+    });
+  }
+
+  /** How many screens the control opens at once (each is a tab of the dashboard). */
+  const AT_ONCE = 7;
+
+  test("without the service none of these changes reach their open screens, and once it is back its resync brings them", { timeout: 600_000 }, async (t) => {
+    const all = Object.entries(screens);
+    for (let from = 0; from < all.length; from += AT_ONCE) {
+      await push.waitForConnections(0);
+      const context = await session();
+      t.after(() => context.close());
+      const opened = [];
+      for (const [name, screen] of all.slice(from, from + AT_ONCE)) opened.push({ name, screen, ...(await open(context, screen)) });
+
+      await push.kill();
+      for (const { page } of opened) await liveIndicator(page, "reconnecting");
+      const expected = [];
+      for (const { name, screen, page, record } of opened) {
+        for (const step of screen.steps) {
+          const { marker, text } = markOf(step);
+          await step.change(record, marker);
+          // An order's activity shows its two newest entries and folds the older ones away: once
+          // refetched, a screen shows at least its last change.
+          const last = step === screen.steps.at(-1);
+          expected.push({ name, page, text, shown: last && (await watchText(page, text)) });
+        }
+      }
+      // With the service up each of these screens showed its change within a second. Without it,
+      // nothing else refetches them: five seconds on, no screen shows its change. The window
+      // bounds what the push path takes; it synchronises nothing.
+      const window = Date.now() + 5_000;
+      await until("the control window to pass", async () => {
+        for (const { name, page, text } of expected) {
+          assert.equal((await page.evaluate(() => document.body.innerText)).includes(text), false, `${name} stayed as it was (${text})`);
+        }
+        return Date.now() > window;
+      }, 15_000);
+
+      await push.start();
+      // The tabs retry with a growing backoff (up to 30 s apart): one of them connects again first.
+      await until("the tabs to connect again", async () => (await push.connections()) === 1, 60_000);
+      await Promise.all(expected.filter(({ shown }) => shown).map(({ name, text, shown }) => shown().catch((err) => assert.fail(`${name}: ${text} after the resync: ${err.message}`))));
+      for (const { page } of opened) await liveIndicator(page, "open");
+      await context.close();
+    }
+  });
+});
