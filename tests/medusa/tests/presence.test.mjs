@@ -129,4 +129,33 @@ describe("presence on a record in the Medusa admin", () => {
     await presence(annaTab.page, record).waitFor({ state: "attached", timeout: WAIT_MS });
     assert.deepEqual(annaTab.problems, [], "no page errors");
   });
+
+  test("one admin with three tabs on a product counts once, and is gone when that browser closes", { timeout: 180_000 }, async (t) => {
+    const { product } = await api("POST", "/admin/products", {
+      title: "Presence Chair",
+      options: [{ title: "Size", values: ["One"] }],
+      variants: [{ title: "One", options: { Size: "One" }, prices: [{ currency_code: "eur", amount: 100 }] }],
+    });
+    const record = `product:${product.id}`;
+    const annaContext = await loggedInContext(browser, medusa.base);
+    const benContext = await loggedInAs(browser, medusa.base, SECOND);
+    t.after(async () => { await annaContext.close(); await benContext.close().catch(() => {}); });
+
+    const annaTab = await openScreen(annaContext, medusa.base, `/app/products/${product.id}`);
+    const benTabs = [];
+    for (let i = 0; i < 3; i++) benTabs.push(await openScreen(benContext, medusa.base, `/app/products/${product.id}`));
+    for (const { page } of benTabs) await avatar(page, record, anna.id, "viewing").waitFor({ timeout: WAIT_MS });
+    await avatar(annaTab.page, record, ben.id, "viewing").waitFor({ timeout: WAIT_MS });
+    assert.equal(await presence(annaTab.page, record).locator("[data-admin-push-viewer]").count(), 1, "Ben counts once");
+
+    // One of Ben's tabs opens the product's edit drawer: Ben is editing, still once.
+    await benTabs[1].page.goto(`${medusa.base}/app/products/${product.id}/edit`);
+    await avatar(annaTab.page, record, ben.id, "editing").waitFor({ timeout: WAIT_MS });
+    assert.equal(await presence(annaTab.page, record).locator("[data-admin-push-viewer]").count(), 1, "still once");
+
+    await benContext.close();
+    const closed = Date.now();
+    await avatar(annaTab.page, record, ben.id).waitFor({ state: "detached", timeout: WAIT_MS });
+    t.diagnostic(`Ben's browser closed → his initials gone from Anna's product page: ${Date.now() - closed} ms`);
+  });
 });
