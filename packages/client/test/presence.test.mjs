@@ -68,6 +68,24 @@ describe("presence", () => {
     await annaSees.until((v) => names(v) === "Ben:editing", "Ben back");
   });
 
+  test("a report over the service's record limit is refused, and the limit is named", { timeout: 20_000 }, async (t) => {
+    const service = await startService({ env: { ADMIN_PUSH__PRESENCE__MAX_RECORDS: "2" } });
+    t.after(() => service.stop());
+    const anna = await openClient(t, service, "user_anna", "Anna");
+    const refusals = [];
+    let refused;
+    const once = new Promise((resolve) => { refused = resolve; });
+    anna.on("presence_refused", (data) => { refusals.push(data); refused(); });
+    const sees = watchPresence(anna, "order:o1");
+    anna.setPresence("order:o1", "viewing");
+    await sees.until((v) => v.length === 0, "her own report taken");
+    anna.setPresence("order:o2", "viewing");
+    anna.setPresence("order:o3", "viewing");
+    await once;
+    assert.equal(refusals[0].error, "too_many_records");
+    assert.match(refusals[0].message, /2/);
+  });
+
   test("a record not shaped <kind>:<id> is refused by the client", () => {
     const push = new AdminPush({ url: "http://127.0.0.1:1", getToken: () => "jwt", shared: false });
     assert.throws(() => push.setPresence("order 1", "viewing"), TypeError);
