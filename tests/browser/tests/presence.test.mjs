@@ -138,4 +138,21 @@ describe("presence", () => {
     await setPresence(ben.page, "order:o1", null);
     await waitForViewers(anna.page, "order:o1", "");
   });
+
+  test("over SSE a refused report is told like on WebSocket: presence_refused naming the limit", { timeout: 60_000 }, async (t) => {
+    const service = await startService({ env: { ADMIN_PUSH__PRESENCE__MAX_RECORDS: "1" } });
+    const anna = await openTab(browser, service, { actorId: "user_anna", name: "Anna", transports: ["sse"] });
+    t.after(async () => { await anna.context.close(); await service.stop(); });
+    await anna.page.evaluate(() => {
+      window.refusals = [];
+      window.push.on("presence_refused", (data) => window.refusals.push(data));
+    });
+    await setPresence(anna.page, "order:o1", "viewing");
+    await waitForViewers(anna.page, "order:o1", "");
+    await setPresence(anna.page, "order:o2", "viewing");
+    await anna.page.waitForFunction(() => window.refusals.length > 0, null, { timeout: WAIT_MS, polling: 20 });
+    const [refusal] = await anna.page.evaluate(() => window.refusals);
+    assert.equal(refusal.error, "too_many_records");
+    assert.match(refusal.message, /presence report refused: HTTP 400/);
+  });
 });
