@@ -269,7 +269,11 @@ impl Reader {
     /// demoted, and what it still takes is lost with it.
     async fn master_changed(&mut self, connection: &mut Conn) -> Result<bool, Stop> {
         let seen = within(connection.master_of(self.link.stream_key())).await?;
-        let id = seen.id.clone();
+        let History {
+            server,
+            id,
+            promoted_from,
+        } = seen.clone();
         match self.lineage.observe(seen) {
             Verdict::Same => Ok(false),
             Verdict::GoesOn => {
@@ -282,6 +286,8 @@ impl Reader {
             Verdict::New => {
                 tracing::warn!(
                     replication_id = %id,
+                    %promoted_from,
+                    run_id = %server,
                     "redis master changed; reloading the stream and telling tabs to resync"
                 );
                 Ok(true)

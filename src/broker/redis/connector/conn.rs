@@ -5,7 +5,6 @@ use redis::{
     RedisFuture, Value,
     aio::{ConnectionLike, MultiplexedConnection},
     cluster_async::ClusterConnection,
-    cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
 };
 
 /// An open connection, whichever kind; cheap to clone (both kinds multiplex).
@@ -52,6 +51,9 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// `INFO` on the node that holds `KEYS[1]`.
+const MASTER_INFO: &str = "return redis.call('INFO')";
+
 impl Conn {
     /// Whether the connection moves to a new master by itself (a cluster's does, following the
     /// slot), so that a failover can happen without the connection failing.
@@ -60,28 +62,18 @@ impl Conn {
     }
 
     /// The replication history of the master that holds `key` (`INFO`'s default sections, which
-    /// hold `server` and `replication` on every version). In a cluster it is asked of the master
-    /// of `key`'s slot (which the cluster itself names).
+    /// hold `server` and `replication` on every version), asked by a script on `key`: in a
+    /// cluster it runs on whichever node holds the key's slot, and a node that does not answers
+    /// `MOVED`, which the cluster connection follows. A plain `INFO` routed to the slot's master
+    /// went to some other node while the connection had none to that master (right after a
+    /// failover, the old one gone), and that node's id read as yet another failover.
     pub(crate) async fn master_of(&mut self, key: &str) -> redis::RedisResult<History> {
-        let info = redis::cmd("INFO");
-        let info: redis::InfoDict = match self {
-            Conn::Single(c) => info.query_async(c).await?,
-            Conn::Cluster(c) => {
-                let slot: u16 = redis::cmd("CLUSTER")
-                    .arg("KEYSLOT")
-                    .arg(key)
-                    .query_async(c)
-                    .await?;
-                let route = Route::new(slot, SlotAddr::Master);
-                let reply = c
-                    .route_command(
-                        info,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                    )
-                    .await?;
-                redis::from_redis_value(reply)?
-            }
-        };
+        let info: redis::InfoDict = redis::cmd("EVAL")
+            .arg(MASTER_INFO)
+            .arg(1)
+            .arg(key)
+            .query_async(self)
+            .await?;
         // During a failover the node that answers for the slot may still be a replica, whose
         // id is about to change again: only a master's id is one to follow.
         if info.get::<String>("role").as_deref() != Some("master") {
