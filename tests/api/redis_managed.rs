@@ -3,19 +3,25 @@
 //! the documentation lists, and a Cluster (also through the failover of the master holding the
 //! stream).
 
-use std::path::Path;
+use std::{
+    collections::HashSet,
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use admin_push::Application;
 use serde_json::json;
 
 use crate::helpers::{
-    RedisServer, TestApp, Transport, acl_rules, add_acl_user, assert_ticket_opens_exactly_once,
-    emit_with_key, eventually, free_cluster_port, free_port, info, require, spawn_binary,
-    spawn_ready_redis_app, test_settings,
+    RedisServer, Storm, Tabs, TestApp, Transport, acl_rules, add_acl_user,
+    assert_ticket_opens_exactly_once, emit_with_key, eventually, free_cluster_port, free_port,
+    info, one_storm_at_a_time, require, spawn_binary, spawn_ready_redis_app, stream_ids,
+    test_settings,
 };
 
 /// What docs/redis.md adds to the ACL rule in cluster mode.
-const CLUSTER_ACL: &str = "+cluster|slots +cluster|keyslot";
+const CLUSTER_ACL: &str = "+cluster|slots";
 
 /// The ACL user's password in these tests.
 const PASSWORD: &str = "a-long-redis-password-for-the-push-service";
@@ -395,12 +401,19 @@ async fn cluster_failover(fail: impl FnOnce(&mut RedisServer)) {
 
 /// An instance on the cluster at `urls`, following `stream_key`, once it is ready.
 async fn cluster_app(urls: &[String], stream_key: &str) -> TestApp {
-    spawn_ready_redis_app(json!({
-        "redis_mode": "cluster",
-        "redis_nodes": urls,
-        "stream_key": stream_key,
-    }))
-    .await
+    cluster_app_with(urls, stream_key, json!({})).await
+}
+
+/// [`cluster_app`] with these other `hub` settings.
+async fn cluster_app_with(
+    urls: &[String],
+    stream_key: &str,
+    mut hub: serde_json::Value,
+) -> TestApp {
+    hub["redis_mode"] = json!("cluster");
+    hub["redis_nodes"] = json!(urls);
+    hub["stream_key"] = json!(stream_key);
+    spawn_ready_redis_app(hub).await
 }
 
 /// Emits through `app` until the promoted replica acknowledges one (the replica is promoted
@@ -551,4 +564,146 @@ async fn in_a_cluster_min_replicas_waits_on_the_stream_masters_replica() {
         node.resume();
     }
     assert_eq!(response.status(), 504);
+}
+
+/// How a storm test fails the master holding the stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ClusterFailure {
+    /// `kill -9`: the cluster promotes a replica once the master is down for the node timeout.
+    Killed,
+    /// `CLUSTER FAILOVER` run on a replica: the master stops taking writes until the replica has
+    /// them all, and hands over.
+    Manual,
+}
+
+/// The nodes replicating `nodes[master]`.
+async fn replicas_of(nodes: &[RedisServer], master: usize) -> Vec<usize> {
+    let mut replicas = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let replication = info(&node.url(), "INFO", "replication").await;
+        if replication.is_some_and(|r| {
+            r.contains("role:slave") && r.contains(&format!("master_port:{}\r", nodes[master].port))
+        }) {
+            replicas.push(i);
+        }
+    }
+    replicas
+}
+
+/// Which of `candidates` says it is a master now, if any.
+async fn promoted(nodes: &[RedisServer], candidates: &[usize]) -> Option<usize> {
+    for &i in candidates {
+        let replication = info(&nodes[i].url(), "INFO", "replication").await;
+        if replication.is_some_and(|r| r.contains("role:master")) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Two instances with a WebSocket and an SSE tab each, an emit storm through both, and the
+/// master holding the stream failed over: every tab is told to resync once, emits recover on the
+/// promoted replica, and with `min_replicas` (and a replica left to wait on after the failover)
+/// nothing acknowledged is lost.
+async fn cluster_failover_during_an_emit_storm(failure: ClusterFailure, min_replicas: u32) {
+    let _alone = one_storm_at_a_time().await;
+    let label = format!("cluster {failure:?} (min_replicas {min_replicas})");
+    // With replicas required, one more than required: the promoted one needs a replica too.
+    let Some((_dir, mut nodes)) = start_cluster(3, 1 + min_replicas as usize, 1000).await else {
+        return;
+    };
+    let stream_key = "{t-storm}:events";
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let settings = json!({
+        // Room for the whole storm, so the new master's stream still holds every id it got.
+        "history": 1_000_000,
+        "redis_timeout_ms": 1000,
+        "redis_min_replicas": min_replicas,
+    });
+    let apps = [
+        Arc::new(cluster_app_with(&urls, stream_key, settings.clone()).await),
+        Arc::new(cluster_app_with(&urls, stream_key, settings).await),
+    ];
+    let master = master_of(&nodes, stream_key).await;
+    let replicas = replicas_of(&nodes, master).await;
+    assert_eq!(replicas.len(), 1 + min_replicas as usize, "{replicas:?}");
+    let tabs = Tabs::open(&apps).await;
+    let storm = Storm::start(&apps).await;
+
+    let failed = Instant::now();
+    match failure {
+        ClusterFailure::Killed => nodes[master].stop(),
+        ClusterFailure::Manual => {
+            let client = ::redis::Client::open(nodes[replicas[0]].url()).expect("url");
+            let mut connection = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect to the replica");
+            let () = ::redis::cmd("CLUSTER")
+                .arg("FAILOVER")
+                .query_async(&mut connection)
+                .await
+                .expect("CLUSTER FAILOVER");
+        }
+    }
+    eventually("a replica to be promoted", || async {
+        promoted(&nodes, &replicas).await.is_some()
+    })
+    .await;
+    let new_master = promoted(&nodes, &replicas).await.expect("promoted");
+    let promoted_after = failed.elapsed();
+    for app in &apps {
+        eventually("the instance to be ready on the new master", || async {
+            app.ready_status().await == 200
+        })
+        .await;
+    }
+    // Every instance follows the new master, and emits go on there.
+    tabs.resynced().await;
+    storm
+        .acknowledged_after("emits acknowledged after the failover", Instant::now())
+        .await;
+    let (acks, refused) = storm.stop().await;
+
+    let kept: HashSet<String> = stream_ids(&nodes[new_master].url(), stream_key)
+        .await
+        .into_iter()
+        .collect();
+    let lost = acks.iter().filter(|ack| !kept.contains(&ack.id)).count();
+    // How long emits went unacknowledged from the failure on.
+    let mut last = failed;
+    let mut outage = Duration::ZERO;
+    for ack in acks.iter().filter(|ack| ack.at > failed) {
+        outage = outage.max(ack.at - last);
+        last = ack.at;
+    }
+    eprintln!(
+        "{label}: replica promoted within {promoted_after:?}; acknowledged {} (refused {refused}), \
+         lost {lost}; the longest wait for a 202 from the failure on: {outage:?}",
+        acks.len()
+    );
+    if min_replicas > 0 || failure == ClusterFailure::Manual {
+        assert_eq!(lost, 0, "{label}: acknowledged emits lost");
+    }
+    let acknowledged: HashSet<String> = acks.into_iter().map(|ack| ack.id).collect();
+    tabs.assert_every_tab_resynced_once(&apps[0], &acknowledged, &label)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_clusters_stream_master_dies_during_an_emit_storm_every_tab_on_every_instance_is_told_to_resync_once()
+ {
+    cluster_failover_during_an_emit_storm(ClusterFailure::Killed, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_replica_required_the_clusters_stream_master_dying_during_an_emit_storm_loses_nothing_acknowledged()
+ {
+    cluster_failover_during_an_emit_storm(ClusterFailure::Killed, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_cluster_failover_during_an_emit_storm_loses_nothing_and_tells_every_tab_to_resync_once()
+ {
+    cluster_failover_during_an_emit_storm(ClusterFailure::Manual, 0).await;
 }

@@ -10,10 +10,7 @@
 
 use std::{
     collections::HashSet,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -21,8 +18,8 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::helpers::{
-    RedisServer, Subscriber, TestApp, Transport, WAIT, acl_rules, add_acl_user, eventually,
-    free_port, require, spawn_ready_redis_app, stream_ids,
+    Ack, RedisServer, Storm, Tabs, TestApp, WAIT, acl_rules, add_acl_user, eventually, free_port,
+    one_storm_at_a_time, require, spawn_ready_redis_app, stream_ids,
 };
 
 const MASTER: &str = "pushmaster";
@@ -234,71 +231,6 @@ impl Deployment {
     }
 }
 
-/// An emit the service answered `202`, and when that answer arrived.
-struct Ack {
-    id: String,
-    at: Instant,
-}
-
-/// Emits unkeyed `order.updated` events one after another until told to stop, recording each
-/// `202` in `acks` and counting the attempts refused (503/504) along the way.
-async fn storm(
-    app: &TestApp,
-    name: &str,
-    stop: &AtomicBool,
-    acks: &Mutex<Vec<Ack>>,
-    refused: &AtomicUsize,
-) {
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let body = json!({ "event": "order.updated", "data": { "id": format!("{name}-{n}") } });
-        let response = app.emit(&body).await;
-        match response.status().as_u16() {
-            202 => {
-                let at = Instant::now();
-                let answer: serde_json::Value = response.json().await.expect("json");
-                let id = answer["id"].as_str().expect("id").to_owned();
-                acks.lock().expect("acks").push(Ack { id, at });
-            }
-            503 | 504 => {
-                refused.fetch_add(1, Ordering::Relaxed);
-            }
-            other => panic!("unexpected {other} during the storm"),
-        }
-    }
-}
-
-/// The `product.updated` id that ends the test: every tab reads until it.
-const MARKER: &str = "marker";
-
-/// What a tab received: the storm's event ids, and the reason of every `resync`.
-#[derive(Default)]
-struct Received {
-    delivered: HashSet<String>,
-    resyncs: Vec<String>,
-}
-
-/// Reads `tab` as events arrive, so that it never falls behind the storm (which would earn it a
-/// `resync{lagged}`), until the [`MARKER`] event.
-async fn receive(name: String, mut tab: Subscriber) -> Received {
-    let mut received = Received::default();
-    loop {
-        let message = tab.next().await.expect("the tab stays connected");
-        match message.event.as_str() {
-            "resync" => received
-                .resyncs
-                .push(message.data["reason"].as_str().unwrap_or("?").to_owned()),
-            "order.updated" => {
-                let id = message.id.expect("an event");
-                assert!(received.delivered.insert(id.clone()), "{name}: {id} twice");
-            }
-            _ if message.data["id"] == MARKER => return received,
-            _ => {}
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Failure {
     /// `SENTINEL FAILOVER`: the old master stays up, and accepts writes until it is demoted.
@@ -307,13 +239,9 @@ enum Failure {
     Killed,
 }
 
-/// One failover at a time: each storm takes both cores, and the one-second bound must not be
-/// starved by the other.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The storm and the failure; with `min_replicas`, nothing acknowledged may be lost at all.
 async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = one_storm_at_a_time().await;
     let label = format!("{failure:?} (min_replicas {min_replicas})");
     let Some(mut deployment) = Deployment::start(min_replicas).await else {
         return;
@@ -322,36 +250,8 @@ async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
         Arc::new(deployment.instance().await),
         Arc::new(deployment.instance().await),
     ];
-    let mut tabs = Vec::new();
-    for (n, app) in apps.iter().enumerate() {
-        for transport in [Transport::Ws, Transport::Sse] {
-            let mut tab = app.subscribe(transport, "").await;
-            tab.ready().await;
-            let name = format!("instance {n} {transport:?}");
-            tabs.push((name.clone(), tokio::spawn(receive(name, tab))));
-        }
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let acks = Arc::new(Mutex::new(Vec::new()));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let storms: Vec<_> = apps
-        .iter()
-        .zip(["a", "b"])
-        .map(|(app, name)| {
-            let (app, stop, acks, refused) = (
-                Arc::clone(app),
-                Arc::clone(&stop),
-                Arc::clone(&acks),
-                Arc::clone(&refused),
-            );
-            tokio::spawn(async move { storm(&app, name, &stop, &acks, &refused).await })
-        })
-        .collect();
-    eventually("the storm to get going", || async {
-        acks.lock().expect("acks").len() >= 200
-    })
-    .await;
+    let tabs = Tabs::open(&apps).await;
+    let storm = Storm::start(&apps).await;
 
     let announced = deployment.switch_announced().await;
     let failed = Instant::now();
@@ -399,21 +299,13 @@ async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
         })
         .await;
     }
-    eventually(
-        "emits acknowledged more than a second after the switch",
-        || async {
-            let acks = acks.lock().expect("acks");
-            acks.last()
-                .is_some_and(|ack| ack.at > switched + SWITCH_WITHIN)
-        },
-    )
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    for storm in storms {
-        storm.await.expect("storm");
-    }
-    let acks = std::mem::take(&mut *acks.lock().expect("acks"));
-    let refused = refused.load(Ordering::Relaxed);
+    storm
+        .acknowledged_after(
+            "emits acknowledged more than a second after the switch",
+            switched + SWITCH_WITHIN,
+        )
+        .await;
+    let (acks, refused) = storm.stop().await;
 
     // Nothing acknowledged from a second after the announcement on is lost: the instances were
     // writing to the new master by then.
@@ -459,19 +351,9 @@ async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
         );
     }
 
-    apps[0].emit_product(MARKER).await;
     let acknowledged: HashSet<String> = acks.into_iter().map(|ack| ack.id).collect();
-    for (name, tab) in tabs {
-        let Received { delivered, resyncs } = tab.await.expect("the tab's reader");
-        let missing = acknowledged.difference(&delivered).count();
-        eprintln!(
-            "{label}, {name}: delivered {}, missing {missing}, resyncs {resyncs:?}",
-            delivered.len()
-        );
-        // Never silence: the new master may lack what the old one acknowledged, so every tab is
-        // told `resync{restart}` once, and only once: one failover, one refetch.
-        assert_eq!(resyncs, ["restart"], "{name}: one failover, one resync");
-    }
+    tabs.assert_every_tab_resynced_once(&apps[0], &acknowledged, &label)
+        .await;
 
     // The rules are enough: nothing the service sent was refused, anywhere.
     let mut urls = vec![deployment.replica.url()];

@@ -5,6 +5,7 @@
 //! - [`client`]: WebSocket and SSE subscribers behind one type.
 //! - [`redis`]: a real `redis-server`, and instances sharing it.
 //! - [`process`]: the real binary as a child process.
+//! - [`storm`]: an emit storm through several instances, and tabs that must keep up with it.
 //!
 //! Every wait is on an event, bounded by [`WAIT`]; nothing sleeps in place of synchronisation.
 
@@ -12,13 +13,14 @@ mod app;
 mod client;
 mod process;
 mod redis;
+mod storm;
 mod tokens;
 
 use std::time::Duration;
 
 use admin_push_prerequisites as prerequisites;
 
-pub use self::{app::*, client::*, process::*, redis::*, tokens::*};
+pub use self::{app::*, client::*, process::*, redis::*, storm::*, tokens::*};
 
 /// Upper bound on any single wait for something the server should do.
 pub const WAIT: Duration = Duration::from_secs(10);
