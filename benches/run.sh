@@ -2,7 +2,7 @@
 # Runs BENCHMARKS.md's scenarios against fresh release servers and appends one JSON line per run to
 # $OUT/<name>.jsonl; `benches/summary.py $OUT` prints the medians and the ratios to Nchan.
 #
-#   benches/run.sh [scenario...]       (none: all of them but churn and redis)
+#   benches/run.sh [scenario...]       (none: all of them but churn, presence and redis)
 #
 # Side by side: where Nchan can run the scenario, each of the $RUNS rounds runs admin-push and then
 # a freshly started nginx + Nchan (benches/nchan.conf) with the same arguments, so drift in the
@@ -75,6 +75,13 @@ for s in "${scenarios[@]}"; do
     mixed-10k)    pair mixed-10k-5eps 2 --ws 5000 --sse 5000 --rate 5 --duration 20 --sources 4 ;;
     c19k)         pair concurrent-19k 2 --ws 9500 --sse 9500 --rate 5 --duration 30 --sources 4 --procs 2 ;;
     emit)         pair emit-10-subs 2 --ws 10 --rate 0 --events 50000 --emit-concurrency 16 ;;
+    # Presence on and off, alternating in each round: 1,000 WebSocket tabs on 200 records.
+    presence)     for _ in $(seq "$RUNS"); do
+                    RUNS=1 pair presence-off-idle-1000 - --ws 1000 --events 0 --idle 5
+                    RUNS=1 pair presence-on-idle-1000 - --ws 1000 --events 0 --idle 5 --presence-records 200
+                    RUNS=1 pair presence-off-ws-1000-50eps - --ws 1000 --rate 50 --duration 10
+                    RUNS=1 pair presence-on-ws-1000-50eps - --ws 1000 --rate 50 --duration 10 --presence-records 200
+                  done ;;
     churn)        RUNS=1 pair churn-20k-sse - --sse 1 --churn 20000 --sources 4 --connect-concurrency 64
                   RUNS=1 pair churn-20k-ws - --ws 1 --churn 20000 --sources 4 --connect-concurrency 64 ;;
     redis)        # the Redis backend (a local redis-server on 6379), a fresh stream per run

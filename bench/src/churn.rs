@@ -119,6 +119,7 @@ async fn cycles_of(scenario: &Scenario, range: std::ops::Range<usize>) -> Result
                 nchan_channel: scenario.nchan_channel.clone(),
                 timeout: scenario.connect_timeout,
                 ws_burst: scenario.ws_burst,
+                presence: None,
             };
             async move { subscriber::open_and_close(&endpoint).await.is_err() }
         })

@@ -46,6 +46,7 @@ pub(crate) struct Scenario {
     pub(crate) connect_concurrency: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) ws_burst: usize,
+    pub(crate) presence_records: usize,
 }
 
 /// A running worker process and its pipes.
@@ -124,6 +125,7 @@ pub(crate) async fn run(scenario: &Scenario, server: &Server) -> Result<Scenario
             connect_timeout_ms: u64::try_from(scenario.connect_timeout.as_millis())
                 .unwrap_or(u64::MAX),
             ws_burst: scenario.ws_burst,
+            presence_records: scenario.presence_records,
         };
         workers.push(Worker::spawn(&spec)?);
     }

@@ -71,6 +71,10 @@ struct Cli {
     /// period (what a server keeps after inbound traffic; admin-push ignores binary frames).
     #[arg(long, default_value_t = 0)]
     ws_burst: usize,
+    /// Presence on: each WebSocket subscriber reports one of this many records (`order:o<i % N>`)
+    /// as viewed once connected, so every record has about ws/N viewers (0: presence off).
+    #[arg(long, default_value_t = 0)]
+    presence_records: usize,
     /// Instead of a delivery run: this many connect/close cycles (transports as --ws/--sse say,
     /// --connect-concurrency at a time), then the server's gauge and RSS.
     #[arg(long)]
@@ -274,6 +278,7 @@ async fn coordinate(mut cli: Cli) -> Result<bool, String> {
         connect_concurrency: cli.connect_concurrency,
         connect_timeout: Duration::from_secs(cli.connect_timeout),
         ws_burst: cli.ws_burst,
+        presence_records: cli.presence_records,
     };
     let clean = if let Some(cycles) = cli.churn {
         let report = churn::run(&scenario, &server, cycles).await?;

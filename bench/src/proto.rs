@@ -48,6 +48,9 @@ pub(crate) struct WorkerSpec {
     /// Bytes each WebSocket subscriber sends in one binary frame once connected (0: none).
     #[serde(default)]
     pub(crate) ws_burst: usize,
+    /// Records the WebSocket subscribers report as viewed, spread evenly (0: presence off).
+    #[serde(default)]
+    pub(crate) presence_records: usize,
 }
 
 /// Coordinator → worker (stdin): emitting is over, report within `grace_ms`.

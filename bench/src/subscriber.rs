@@ -51,6 +51,8 @@ pub(crate) struct Endpoint {
     pub(crate) timeout: Duration,
     /// Bytes sent in one binary frame once connected (0: none).
     pub(crate) ws_burst: usize,
+    /// The record a WebSocket subscriber reports as viewed once connected (presence).
+    pub(crate) presence: Option<String>,
 }
 
 /// What all subscribers of one worker add up; shared, lock-light.
@@ -285,6 +287,12 @@ async fn open_ws(
                 None => return Err("ws closed before ready".to_owned()),
             }
         }
+    }
+    if let Some(record) = &endpoint.presence {
+        let report = serde_json::json!({ "type": "presence", "records": { record: "viewing" } });
+        ws.send(Message::text(report.to_string()))
+            .await
+            .map_err(|e| format!("ws presence: {e}"))?;
     }
     if endpoint.ws_burst > 0 {
         ws.send(Message::binary(vec![0u8; endpoint.ws_burst]))

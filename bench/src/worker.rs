@@ -53,6 +53,8 @@ pub(crate) async fn run(spec: WorkerSpec) -> Result<(), String> {
             nchan_channel: spec.nchan_channel.clone(),
             timeout: Duration::from_millis(spec.connect_timeout_ms),
             ws_burst: spec.ws_burst,
+            presence: (spec.presence_records > 0)
+                .then(|| format!("order:o{}", i % spec.presence_records)),
         };
         // Hold a connect permit until this subscriber is ready (or failed), not for its lifetime.
         let (tally, stop, permits) = (tally.clone(), stop.clone(), permits.clone());
