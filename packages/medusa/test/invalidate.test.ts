@@ -104,6 +104,37 @@ describe("the built-in rules", () => {
   }
 })
 
+describe("the signed-in admin's own query (on every screen)", () => {
+  const me = ["users", "me", { query: { fields: "id" } }]
+
+  it("refetches when a user changed, or when the kind is not said", () => {
+    assert.ok(BUILTIN_RULES["settings.updated"]!(me, { kind: "user" }))
+    assert.ok(BUILTIN_RULES["settings.updated"]!(me))
+  })
+
+  it("stays put for a region, a sales channel or an API key, whose screens still refetch", () => {
+    for (const [kind, screen] of [["region", "regions"], ["sales_channel", "sales-channels"], ["api_key", "api_keys"]] as const) {
+      assert.ok(!BUILTIN_RULES["settings.updated"]!(me, { kind }), kind)
+      assert.ok(BUILTIN_RULES["settings.updated"]!([screen, "list"], { kind }), screen)
+    }
+    assert.ok(BUILTIN_RULES["settings.updated"]!(["users", "list"], { kind: "region" }), "the user list matches as before")
+  })
+
+  it("a burst of several kinds refetches it once one of them is a user", async () => {
+    const client = recordingClient()
+    const inv = createInvalidator(client, { windowMs: 1 })
+    inv.handle("settings.updated", { kind: "sales_channel", action: "created", id: "sc_1" })
+    assert.ok(!matches(client.calls[0], me) && matches(client.calls[0], ["sales-channels", "list"]))
+    inv.handle("settings.updated", { kind: "region", action: "updated" })
+    inv.handle("settings.updated", { kind: "user", action: "updated", id: "user_1" })
+    client.settleAll()
+    await until(() => client.calls.length === 2)
+    assert.ok(matches(client.calls[1], me) && matches(client.calls[1], ["regions", "list"]))
+    client.settleAll()
+    inv.cancel()
+  })
+})
+
 describe("mergeRules", () => {
   it("adds a page's rule for a built-in event to the built-in one", () => {
     const merged = mergeRules({ "banner.updated": startingWith(["hero-banners"]) }, { "banner.updated": startingWith(["promo-banners"]) })

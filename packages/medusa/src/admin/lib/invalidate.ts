@@ -15,7 +15,10 @@
  */
 
 export type QueryKeyLike = readonly unknown[]
-export type KeyMatcher = (key: QueryKeyLike) => boolean
+/** What an event says changed: a family event's `kind` (`region`, `user`…); none for the others. */
+export type Change = { kind: string } | undefined
+/** Whether a query must refetch for an event; `change` lets a family narrow it to the kind that changed. */
+export type KeyMatcher = (key: QueryKeyLike, change?: Change) => boolean
 
 /** The part of @tanstack/react-query's QueryClient this module needs. */
 export interface InvalidatingClient {
@@ -80,7 +83,7 @@ export const isCustomerKey = mentioning("customers", "customers-addresses", "cus
 export const isPromotionKey = mentioning("promotions", "campaigns")
 export const isPriceListKey = mentioning("price-lists", "price-list-prices")
 /** The settings screens. */
-export const isSettingsKey = mentioning(
+const isSettingsScreenKey = mentioning(
   "store",
   "regions",
   "tax_regions",
@@ -94,6 +97,15 @@ export const isSettingsKey = mentioning(
   "invites",
   "api_keys"
 )
+/** The signed-in admin, ["users", "me", …]: mounted on every screen (the user menu, the bell). */
+const isSignedInAdminKey = startingWith(["users", "me"])
+/**
+ * The settings screens. The signed-in admin's own query matches "users" too, and it is on every
+ * screen: it refetches only when a user changed (or the kind is not said), not for every region,
+ * sales channel or API key, where it would only compete with the screen's own refetch.
+ */
+export const isSettingsKey: KeyMatcher = (key, change) =>
+  isSettingsScreenKey(key) && (!isSignedInAdminKey(key) || change === undefined || change.kind === "user")
 /** The bell: ["notification", "list", {query}] (polled every minute otherwise). */
 export const isNotificationKey = mentioning("notification")
 
@@ -121,13 +133,13 @@ export function mergeRules(...sets: InvalidationRules[]): InvalidationRules {
     for (const [event, matcher] of Object.entries(set)) byEvent.set(event, [...(byEvent.get(event) ?? []), matcher])
   }
   return Object.fromEntries(
-    [...byEvent].map(([event, matchers]) => [event, (key: QueryKeyLike) => matchers.some((matches) => matches(key))])
+    [...byEvent].map(([event, matchers]) => [event, (key: QueryKeyLike, change?: Change) => matchers.some((matches) => matches(key, change))])
   )
 }
 
 export interface Invalidator {
-  /** Records an event; returns whether any rule (or resync) covers it. */
-  handle(event: string): boolean
+  /** Records an event and its data (a family event's `kind` narrows it); returns whether any rule (or resync) covers it. */
+  handle(event: string, data?: unknown): boolean
   /** Drops pending work; later events are ignored. */
   cancel(): void
 }
@@ -139,27 +151,32 @@ export interface InvalidatorOptions {
   rules?: () => InvalidationRules
 }
 
+const changeOf = (kind: string | undefined): Change => (kind === undefined ? undefined : { kind })
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 export function createInvalidator(client: InvalidatingClient, options: InvalidatorOptions = {}): Invalidator {
   const windowMs = options.windowMs ?? 100
   const rules = options.rules ?? (() => BUILTIN_RULES)
-  let pending: KeyMatcher[] = []
+  /** The matchers of the events not yet flushed, each with the kinds its events named (undefined: none). */
+  let pending = new Map<KeyMatcher, Set<string | undefined>>()
   let everything = false
   let running = false
   let cancelled = false
 
   async function run() {
     running = true
-    while (!cancelled && (everything || pending.length > 0)) {
-      const matchers = pending
+    while (!cancelled && (everything || pending.size > 0)) {
+      const matchers = [...pending].map(([matches, kinds]) => [matches, [...kinds].map(changeOf)] as const)
       const all = everything
-      pending = []
+      pending = new Map()
       everything = false
       const done = Promise.resolve(
         all
           ? client.invalidateQueries()
-          : client.invalidateQueries({ predicate: (q) => matchers.some((matches) => matches(q.queryKey)) })
+          : client.invalidateQueries({
+              predicate: (q) => matchers.some(([matches, changes]) => changes.some((change) => matches(q.queryKey, change))),
+            })
       ).catch(() => undefined) // a failed refetch shows in the dashboard's own UI; nothing to add here
       // The next flush waits for this one's refetch and for the window, whichever is later.
       await Promise.all([done, sleep(windowMs)])
@@ -168,21 +185,23 @@ export function createInvalidator(client: InvalidatingClient, options: Invalidat
   }
 
   return {
-    handle(event) {
+    handle(event, data) {
       if (cancelled) return false
       if (event === "resync") {
         everything = true
       } else {
         const matcher = rules()[event]
         if (!matcher) return false
-        if (!pending.includes(matcher)) pending.push(matcher)
+        const kind = (data as { kind?: unknown } | null | undefined)?.kind
+        // A burst of one family's events (5,000 prices) still adds one kind, or a few: bounded.
+        pending.set(matcher, (pending.get(matcher) ?? new Set()).add(typeof kind === "string" ? kind : undefined))
       }
       if (!running) void run()
       return true
     },
     cancel() {
       cancelled = true
-      pending = []
+      pending = new Map()
       everything = false
     },
   }

@@ -115,7 +115,7 @@ function createLive(): Live {
     merged = mergeRules(BUILTIN_RULES, ...extraRules)
   }
   const rules = () => merged
-  const dispatch = (event: string) => invalidators.forEach((invalidator) => invalidator.handle(event))
+  const dispatch = (event: string, data?: unknown) => invalidators.forEach((invalidator) => invalidator.handle(event, data))
 
   async function start(attempt = 0): Promise<void> {
     let first: Grant
@@ -141,7 +141,7 @@ function createLive(): Live {
       },
     })
     client.on("status", setStatus)
-    for (const event of EVENTS) client.on(event, () => dispatch(event))
+    for (const event of EVENTS) client.on(event, (data: unknown) => dispatch(event, data))
     push = client
     for (const entry of handlers) entry.off = client.on(entry.event, entry.handler)
     for (const [record, state] of presence) client.setPresence(record, state)
@@ -172,7 +172,7 @@ function createLive(): Live {
       // Names the client does not know yet must be listened for (SSE filters by name).
       const offs = Object.keys(added)
         .filter((event) => !EVENTS.includes(event))
-        .map((event) => on(event, () => dispatch(event)))
+        .map((event) => on(event, (data: unknown) => dispatch(event, data)))
       return () => {
         extraRules.delete(added)
         remerge()
