@@ -183,6 +183,25 @@ async fn a_redis_certificate_from_another_ca_stops_the_start_naming_the_ca_setti
     assert!(error.contains("TLS"), "{error}");
 }
 
+#[tokio::test]
+async fn a_redis_that_requires_a_client_certificate_stops_a_start_without_one_naming_the_client_certificate()
+ {
+    let Some((dir, redis)) = tls_redis("yes", &[]).await else {
+        return;
+    };
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let error = start_up_error(json!({
+        "redis_url": format!("rediss://127.0.0.1:{}", redis.port),
+        "redis_ca_file": file("ca.pem"),
+    }))
+    .await;
+    assert!(
+        error.starts_with("configuration: hub.redis_client_cert_file:"),
+        "{error}"
+    );
+    assert!(error.contains("requires a client certificate"), "{error}");
+}
+
 /// A server with the documented ACL user for the default stream key.
 async fn acl_redis() -> Option<RedisServer> {
     let redis = RedisServer::start().await?;
