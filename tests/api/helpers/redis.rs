@@ -223,11 +223,13 @@ pub async fn info(url: &str, command: &str, section: &str) -> Option<String> {
         .ok()
 }
 
-/// The ids the stream `key` holds on the server at `url`, oldest first.
+/// The ids the stream `key` holds on the server at `url`, oldest first. A storm's stream is long,
+/// and a loaded machine reads it slower than the client's default half-second reply timeout.
 pub async fn stream_ids(url: &str, key: &str) -> Vec<String> {
     let client = ::redis::Client::open(url).expect("url");
+    let config = ::redis::AsyncConnectionConfig::new().set_response_timeout(Some(super::WAIT));
     let mut connection = client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .expect("connect");
     let entries: Vec<(String, Vec<String>)> = ::redis::cmd("XRANGE")
