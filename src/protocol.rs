@@ -168,6 +168,8 @@ pub(crate) enum Control {
         actor_id: String,
         /// The share of events to send screen-refresh receipts for (0 to 1).
         receipt_rate: f64,
+        /// How long a presence report stands unless repeated.
+        presence_ttl_ms: u64,
     },
     Resync(ResyncReason),
     Reconnect {
@@ -208,8 +210,9 @@ impl Control {
                 connection,
                 actor_id,
                 receipt_rate,
+                presence_ttl_ms,
             } => format!(
-                r#"{{"last_event_id":"{last_event_id}","transport":"{}","connection":"{connection}","actor_id":{},"receipt_rate":{}}}"#,
+                r#"{{"last_event_id":"{last_event_id}","transport":"{}","connection":"{connection}","actor_id":{},"receipt_rate":{},"presence_ttl_ms":{presence_ttl_ms}}}"#,
                 transport.as_str(),
                 serde_json::Value::from(actor_id.as_str()),
                 serde_json::Value::from(*receipt_rate)
@@ -314,10 +317,11 @@ mod tests {
             connection: ConnectionId(0xab),
             actor_id: "user_1".to_owned(),
             receipt_rate: 0.25,
+            presence_ttl_ms: 30_000,
         };
         assert_eq!(
             ready.sse_record(),
-            b"id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\",\"connection\":\"00000000000000ab\",\"actor_id\":\"user_1\",\"receipt_rate\":0.25}\n\n"[..]
+            b"id: 5-1\nevent: ready\ndata: {\"last_event_id\":\"5-1\",\"transport\":\"sse\",\"connection\":\"00000000000000ab\",\"actor_id\":\"user_1\",\"receipt_rate\":0.25,\"presence_ttl_ms\":30000}\n\n"[..]
         );
     }
 

@@ -155,6 +155,11 @@ impl Presence {
         }
     }
 
+    /// How long a report stands unless it is repeated (`presence.ttl_secs`).
+    pub(crate) fn ttl(&self) -> Duration {
+        self.inner.settings.ttl()
+    }
+
     /// Whether connection `id` of `actor_id` may send a receipt now, and on which transport.
     pub(crate) fn receipt(
         &self,

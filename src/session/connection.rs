@@ -232,6 +232,7 @@ impl<W: Wire> Connection<W> {
             connection: id,
             actor_id: subscriber.principal.actor_id.clone(),
             receipt_rate: context.receipts.rate(),
+            presence_ttl_ms: context.presence.ttl().as_millis() as u64,
         }));
         let replay = match std::mem::replace(&mut subscriber.start, Start::Fresh) {
             Start::Fresh => None,
