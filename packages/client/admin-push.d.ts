@@ -85,6 +85,10 @@ export interface AdminPushControlEvents {
     connection: string
     /** The admin the token names: left out of `onPresence`'s viewers. */
     actor_id: string
+    /** The share (0..1) of events this connection sends screen-refresh receipts for (`receipt()`). */
+    receipt_rate?: number
+    /** How long a presence report stands unless repeated; the client repeats it every third of this. */
+    presence_ttl_ms?: number
   }
   resync: { reason: "gap" | "lagged" | "restart" }
   reconnect: { after_ms: number }
@@ -167,8 +171,8 @@ export class AdminPush {
   on<T = any>(event: string, handler: (data: T, envelope: AdminPushEnvelope<T>) => void): () => void
   /**
    * This tab has `record` open (`"viewing"` or `"editing"`), or no longer (`null`). The shared
-   * connection reports every tab's records (editing wins), repeats them every 10 s and after
-   * every reconnect. Throws a TypeError for a record not shaped `<kind>:<id>`.
+   * connection reports every tab's records (editing wins), repeats them every third of the
+   * service's presence TTL (`ready.presence_ttl_ms`; 10 s when not said) and after every reconnect. Throws a TypeError for a record not shaped `<kind>:<id>`.
    */
   setPresence(record: AdminPushRecord, state: AdminPushPresenceState | null): void
   /** The records this tab has open. */
@@ -181,6 +185,15 @@ export class AdminPush {
     record: AdminPushRecord,
     callback: (viewers: AdminPushViewer[], info: { record: string; more: number }) => void,
   ): () => void
+  /**
+   * A screen-refresh receipt: this tab's screen now shows event `eventId` (an `envelope.id` this
+   * tab received), to be called once the refetch the event caused has completed. Sent only for
+   * events in the service's sample (`ready.receipt_rate`, drawn once per event for every tab of
+   * the shared connection), at most once per event, through the leader when this tab follows.
+   * Returns whether a receipt is sent; false (and nothing sent) for an event outside the sample,
+   * unknown or long gone, already receipted, or while there is no connection.
+   */
+  receipt(eventId: string): boolean
   /** Connect (no-op while running); after a refusal, try again. */
   start(): void
   /** Close, cancel timers, leave the shared connection; `start()` again to resume. */

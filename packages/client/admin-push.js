@@ -44,8 +44,9 @@ const FATAL_STATUSES = new Set([400, 401, 403]);
 /** Recent events remembered for deduplication and for catching up tabs that come back. */
 const RECENT_EVENTS = 512;
 /**
- * A presence report is repeated this often: a third of the service's default `presence.ttl_secs`
- * (30), so one lost report never lets it lapse.
+ * A presence report is repeated every third of the service's `presence.ttl_secs` (`ready`'s
+ * `presence_ttl_ms`), so one lost report never lets it lapse; this often (a third of the default
+ * 30 s) when a service does not say.
  */
 const PRESENCE_REPEAT_MS = 10_000;
 /** At most one report this often (the service allows 5 a second per connection). */
@@ -144,7 +145,7 @@ async function refusal(res, what) {
  * lets a leader catch a returning tab up on what it missed.
  */
 class RecentEvents {
-  /** @type {Map<string, {name: string, data: any, id: string}>} */
+  /** @type {Map<string, {name: string, data: any, id: string, sampled?: boolean}>} */
   #byId = new Map();
   /** Remembers an event; false when its id was already there. */
   add(msg) {
@@ -153,6 +154,8 @@ class RecentEvents {
     if (this.#byId.size > RECENT_EVENTS) this.#byId.delete(/** @type {string} */ (this.#byId.keys().next().value));
     return true;
   }
+  /** The event with this id, while it is remembered. */
+  get(id) { return this.#byId.get(id); }
   /** The events after `id`, oldest first; null when `id` is not (or no longer) among them. */
   after(id) {
     if (!this.#byId.has(id)) return null;
@@ -251,6 +254,12 @@ export class AdminPush {
   #reportedAt = 0;
   /** @type {ReturnType<typeof setTimeout>|undefined} */
   #reportTimer = undefined;
+  /**
+   * Leader or solo: the ids of the events a receipt was sent (or a follower asked) for, oldest
+   * first; as bounded as the recent events, which are the only ones a receipt can name.
+   * @type {Set<string>}
+   */
+  #receipted = new Set();
 
   /** @param {AdminPushOptions} options */
   constructor(options) {
@@ -351,6 +360,68 @@ export class AdminPush {
     handlers.add(handler);
     if (!CONTROL.has(name) && !LOCAL.has(name) && !this.#names.has(name)) this.#addNames([name]);
     return () => { this.#handlers.get(name)?.delete(handler); };
+  }
+
+  // ---- screen-refresh receipts ----
+
+  /**
+   * Tells the service that this tab's screen now shows event `eventId` (one it received): call it
+   * once the refetch the event caused has completed. Only events in the service's sample (a share
+   * `ready.receipt_rate` of them, drawn once per event when it arrives, the same draw for every tab
+   * sharing the connection) are receipted, each at most once; a follower's goes through the
+   * leader's connection. Returns whether a receipt is sent (false: not in the sample, unknown or
+   * forgotten, already sent, or no connection).
+   * @param {string} eventId
+   * @returns {boolean}
+   */
+  receipt(eventId) {
+    const event = typeof eventId === "string" ? this.#recent.get(eventId) : undefined;
+    if (!event?.sampled || this.#receipted.has(eventId) || !this.#running) return false;
+    if (this.#role === "follower") {
+      const channel = this.#share?.channel;
+      if (!channel) return false;
+      this.#markReceipted(eventId);
+      channel.postMessage({ t: "receipt", id: eventId });
+      return true;
+    }
+    return this.#sendReceipt(eventId);
+  }
+
+  #markReceipted(id) {
+    this.#receipted.add(id);
+    if (this.#receipted.size > RECENT_EVENTS) this.#receipted.delete(/** @type {string} */ (this.#receipted.values().next().value));
+  }
+
+  /**
+   * Leader or solo: sends the receipt for a sampled event on the open connection, once: a frame on
+   * WebSocket, a POST on SSE (a refusal is only telemetry lost: never retried, but for a token
+   * that expired meanwhile).
+   */
+  #sendReceipt(id) {
+    const conn = this.#conn;
+    const event = this.#recent.get(id);
+    if (!conn?.ready || !event?.sampled || this.#receipted.has(id)) return false;
+    if (this.#role !== "leader" && this.#role !== "solo") return false;
+    this.#markReceipted(id);
+    if (conn.transport === "ws") {
+      try { /** @type {WebSocket} */ (conn.socket).send(JSON.stringify({ type: "receipt", id })); } catch { return false; }
+      return true;
+    }
+    const body = JSON.stringify({ connection: conn.readyData?.connection ?? "", id });
+    const post = (token) => fetch(`${this.#base}/admin-ws/receipt`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body,
+      cache: "no-store",
+    });
+    (async () => {
+      let res = await post(conn.token);
+      if (res.status === 401 && conn === this.#conn) {
+        conn.token = await this.#opts.getToken();
+        res = await post(conn.token);
+      }
+    })().catch(() => { /* the network: a lost receipt is a missing sample, nothing more */ });
+    return true;
   }
 
   /** Connect (no-op when already running); after a refusal, try again. */
@@ -454,7 +525,7 @@ export class AdminPush {
   #onRelay(msg) {
     const leading = this.#role === "leader";
     switch (msg?.t) {
-      case "msg": if (!leading) this.#dispatch(msg.name, msg.data, msg.id); break;
+      case "msg": if (!leading) this.#dispatch(msg.name, msg.data, msg.id, msg.sampled); break;
       case "status": if (!leading) this.#setStatus(msg.status); break;
       case "error": if (!leading) this.#emit("error", AdminPushError.from(msg.error)); break;
       case "hello": if (leading) this.#welcome(msg); break;
@@ -464,6 +535,7 @@ export class AdminPush {
       case "names": if (leading) this.#addNames(msg.names); break;
       case "retry": if (leading && this.#status.state === "refused") this.start(); break;
       case "presence": if (leading) this.#tabReported(msg.from, msg.records); break;
+      case "receipt": if (leading && typeof msg.id === "string") this.#sendReceipt(msg.id); break;
     }
   }
 
@@ -501,7 +573,7 @@ export class AdminPush {
     this.#setStatus(status);
     if (ready?.actor_id) this.#actorId = ready.actor_id;
     if (ready) this.#emit("ready", ready, { event: "ready", data: ready });
-    for (const m of missed ?? []) this.#dispatch(m.name, m.data, m.id);
+    for (const m of missed ?? []) this.#dispatch(m.name, m.data, m.id, m.sampled);
     if (!missed) this.#emit("resync", { reason: "gap" }, { event: "resync", data: { reason: "gap" } });
     if (lastEventId) this.#lastEventId = lastEventId;
   }
@@ -593,7 +665,13 @@ export class AdminPush {
     } else {
       this.#postPresence(conn, body);
     }
-    if (body !== "{}") this.#reportTimer = setTimeout(() => this.#sendPresence(), PRESENCE_REPEAT_MS);
+    if (body !== "{}") this.#reportTimer = setTimeout(() => this.#sendPresence(), this.#presenceRepeatMs(conn));
+  }
+
+  /** A third of the connection's presence TTL (`ready.presence_ttl_ms`), or PRESENCE_REPEAT_MS. */
+  #presenceRepeatMs(conn) {
+    const ttl = Number(conn.readyData?.presence_ttl_ms);
+    return Number.isFinite(ttl) && ttl > 0 ? Math.max(PRESENCE_MIN_GAP_MS, ttl / 3) : PRESENCE_REPEAT_MS;
   }
 
   /**
@@ -801,8 +879,17 @@ export class AdminPush {
 
   #onMessage(conn, name, data, id) {
     if (id == null && CONTROL.has(name)) this.#onControl(conn, name, data);
-    this.#dispatch(name, data, id);
-    this.#relay({ t: "msg", name, data, id });
+    // The connection's owner draws, once per event, whether it is in the receipt sample; the
+    // followers are told with the event, so every tab agrees and at most one receipt is sent.
+    const sampled = id == null ? undefined : this.#inSample(conn);
+    this.#dispatch(name, data, id, sampled);
+    this.#relay(sampled === undefined ? { t: "msg", name, data, id } : { t: "msg", name, data, id, sampled });
+  }
+
+  /** A random draw against `ready.receipt_rate` (none when the service does not ask for receipts). */
+  #inSample(conn) {
+    const rate = Number(conn.readyData?.receipt_rate);
+    return Number.isFinite(rate) && rate > 0 && Math.random() < rate;
   }
 
   #onControl(conn, name, data) {
@@ -829,8 +916,11 @@ export class AdminPush {
     }
   }
 
-  /** Delivers one message to this tab's handlers; events are deduplicated by id. */
-  #dispatch(name, data, id) {
+  /**
+   * Delivers one message to this tab's handlers; events are deduplicated by id. `sampled`: the
+   * event is in the receipt sample.
+   */
+  #dispatch(name, data, id, sampled = false) {
     if (id == null) {
       if (name === "ready" && data.last_event_id) this.#lastEventId = data.last_event_id;
       if (name === "ready" && typeof data.actor_id === "string") this.#actorId = data.actor_id;
@@ -839,7 +929,7 @@ export class AdminPush {
       return;
     }
     // Ids are opaque: equality is the only safe comparison.
-    if (!this.#recent.add({ name, data, id })) return;
+    if (!this.#recent.add(sampled ? { name, data, id, sampled: true } : { name, data, id })) return;
     this.#lastEventId = id;
     const envelope = { id, event: name, data };
     this.#emit(name, data, envelope);

@@ -61,3 +61,12 @@ push.on("presence_refused", ({ error, message }) => void [error, message])
 push.setPresence("order:order_01", "typing")
 // @ts-expect-error a record is <kind>:<id>
 push.setPresence("order_01", "viewing")
+
+const sent: boolean = push.receipt("1764115200000-1")
+void sent
+push.on("product.updated", (_data, envelope) => {
+  if (envelope.id) push.receipt(envelope.id)
+})
+push.on("ready", ({ receipt_rate, presence_ttl_ms }) => void [receipt_rate?.toFixed(2), presence_ttl_ms])
+// @ts-expect-error a receipt names an event by its id
+push.receipt({ id: "1-1" })
