@@ -1,5 +1,6 @@
 //! The `admin-push` binary: settings → telemetry → `Application::build` → `run_until_stopped`,
-//! plus helpers for trying it out and for debugging a live instance (`token`, `emit`, `listen`).
+//! plus helpers for trying it out and for debugging a live instance (`token`, `emit`, `listen`,
+//! `top`).
 
 use std::{
     path::{Path, PathBuf},
@@ -13,6 +14,7 @@ use clap::{Parser, Subcommand};
 mod listen;
 mod publish;
 mod remote;
+mod top;
 
 #[derive(Parser)]
 #[command(name = "admin-push", version, about)]
@@ -42,6 +44,9 @@ enum Command {
     Emit(publish::EmitArgs),
     /// Subscribe like an admin tab and print every message as one JSON line.
     Listen(listen::ListenArgs),
+    /// Watch an instance live from its /metrics: events/s and screen refresh p50/p95 per event,
+    /// delivery latency, connections, presence, refusals.
+    Top(top::TopArgs),
 }
 
 #[tokio::main]
@@ -68,6 +73,7 @@ async fn main() -> ExitCode {
         }
         Command::Emit(args) => publish::run(&settings, args).await,
         Command::Listen(options) => listen::run(&settings, options).await,
+        Command::Top(args) => top::run(&settings, args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,4 +28,5 @@ mod redis_sentinel;
 mod redis_stall;
 mod resume;
 mod shutdown;
+mod top;
 mod transports;
