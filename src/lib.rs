@@ -5,7 +5,7 @@
 //! (`/admin-sse`). A tab that drops resumes from its last event id, or is told to `resync`.
 //!
 //! The public surface is what the binary and the tests need: [`Application`], [`Settings`],
-//! [`telemetry::init`] and [`auth::mint_token`]. Everything else is crate-private; ARCHITECTURE.md
+//! [`telemetry::init`], [`auth::mint_token`] and the protocol's [`CONTROL_NAMES`]. Everything else is crate-private; ARCHITECTURE.md
 //! at the repository root maps the modules and the path an event takes through them.
 
 pub mod auth;
@@ -32,5 +32,6 @@ pub mod telemetry;
 mod tickets;
 mod ws;
 
+pub use catalog::CONTROL_NAMES;
 pub use settings::Settings;
 pub use startup::{Application, StartupError};

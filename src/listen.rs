@@ -18,17 +18,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use admin_push::{Settings, auth};
 
-use crate::remote::{Credential, CredentialParser, base_url};
+use admin_push::CONTROL_NAMES;
 
-/// The protocol's control messages (docs/protocol.md), which carry no event id.
-const CONTROL_NAMES: [&str; 6] = [
-    "ready",
-    "resync",
-    "reconnect",
-    "auth_expired",
-    "presence",
-    "presence_refused",
-];
+use crate::remote::{Credential, CredentialParser, base_url};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListenArgs {

@@ -21,7 +21,7 @@ use serde_path_to_error::Segment;
 use self::schemas::{BUILTIN, Compactor, EXTRA};
 
 /// The names of the control messages (see `protocol::Control`): no published event may take one.
-pub(crate) const CONTROL_NAMES: [&str; 6] = [
+pub const CONTROL_NAMES: [&str; 6] = [
     "ready",
     "resync",
     "reconnect",

@@ -171,25 +171,13 @@ async fn append(link: &Link, key: &str, instance: u64, shares: &[Share]) {
     if shares.is_empty() {
         return;
     }
-    let instance = format!("{instance:016x}");
     let written = link
         .call::<redis::Value, _>(|_| {
             let mut pipe = redis::pipe();
             for (record, viewers) in shares {
                 let viewers = serde_json::to_string(viewers).unwrap_or_else(|_| "[]".into());
-                pipe.cmd("XADD")
-                    .arg(key)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(MAXLEN)
-                    .arg("*")
-                    .arg(FIELD_INSTANCE)
-                    .arg(&instance)
-                    .arg(FIELD_RECORD)
-                    .arg(record.as_str())
-                    .arg(FIELD_VIEWERS)
-                    .arg(viewers)
-                    .ignore();
+                let fields = [(FIELD_RECORD, record.as_str()), (FIELD_VIEWERS, &viewers)];
+                pipe.add_command(entry(key, instance, &fields)).ignore();
             }
             pipe
         })
@@ -197,6 +185,22 @@ async fn append(link: &Link, key: &str, instance: u64, shares: &[Share]) {
     if let Err(error) = written {
         tracing::debug!(%error, "presence shares not written");
     }
+}
+
+/// `XADD` of one entry by `instance`, trimming the stream.
+fn entry(key: &str, instance: u64, fields: &[(&str, &str)]) -> redis::Cmd {
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(MAXLEN)
+        .arg("*")
+        .arg(FIELD_INSTANCE)
+        .arg(format!("{instance:016x}"));
+    for (field, value) in fields {
+        xadd.arg(*field).arg(*value);
+    }
+    xadd
 }
 
 /// Follows the stream from the moment of each (re)connection, after saying hello.
@@ -252,22 +256,9 @@ async fn follow(
         .next()
         .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
     let me = format!("{instance:016x}");
-    link.call::<redis::Value, _>(|_| {
-        let mut hello = redis::cmd("XADD");
-        hello
-            .arg(key)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(MAXLEN)
-            .arg("*")
-            .arg(FIELD_INSTANCE)
-            .arg(&me)
-            .arg(FIELD_HELLO)
-            .arg(1);
-        hello
-    })
-    .await
-    .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+    link.call::<redis::Value, _>(|_| entry(key, instance, &[(FIELD_HELLO, "1")]))
+        .await
+        .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
     loop {
         type Reply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
         let reply: Reply = within(

@@ -84,21 +84,7 @@ impl Tab {
 }
 
 async fn report_over_http(app: &TestApp, token: &str, body: &Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(format!("{}/admin-ws/presence", app.base))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("presence request");
-    let status = response.status().as_u16();
-    let body = if status == 204 {
-        Value::Null
-    } else {
-        response.json().await.expect("a JSON refusal")
-    };
-    (status, body)
+    app.post_as_tab("/admin-ws/presence", token, body).await
 }
 
 fn viewer(actor_id: &str, name: &str, state: &str) -> (String, String, String) {

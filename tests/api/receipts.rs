@@ -16,21 +16,7 @@ async fn metric(app: &TestApp, series: &str) -> Option<f64> {
 }
 
 async fn receipt_over_http(app: &TestApp, token: &str, body: &Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(format!("{}/admin-ws/receipt", app.base))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("receipt request");
-    let status = response.status().as_u16();
-    let body = if status == 204 {
-        Value::Null
-    } else {
-        response.json().await.expect("a JSON refusal")
-    };
-    (status, body)
+    app.post_as_tab("/admin-ws/receipt", token, body).await
 }
 
 #[tokio::test]

@@ -150,6 +150,21 @@ impl TestApp {
         }
     }
 
+    /// A tab's own `POST` of `body` to `path` on the public listener, with its admin token: the
+    /// status, and the JSON refusal (`Null` for an answer without a body).
+    pub async fn post_as_tab(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// A plain GET of `path` on the public listener.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http

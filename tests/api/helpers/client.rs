@@ -1,6 +1,7 @@
 //! Real clients: WebSocket (tokio-tungstenite) and SSE (reqwest + eventsource-stream) behind one
 //! [`Subscriber`], so delivery tests run unchanged on both transports.
 
+use admin_push::CONTROL_NAMES;
 use eventsource_stream::Eventsource;
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::Value;
@@ -115,15 +116,6 @@ pub enum Subscriber {
     Sse(SseStream),
 }
 
-const CONTROL_EVENTS: [&str; 6] = [
-    "ready",
-    "resync",
-    "reconnect",
-    "auth_expired",
-    "presence",
-    "presence_refused",
-];
-
 /// One message as a client sees it, whichever the transport.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -173,7 +165,7 @@ impl Subscriber {
                 // SSE ids are sticky (a record without `id:` keeps the last one), so only real
                 // events report theirs.
                 Some(Ok(event)) => Ok(Message {
-                    id: (!CONTROL_EVENTS.contains(&event.event.as_str())).then(|| event.id.clone()),
+                    id: (!CONTROL_NAMES.contains(&event.event.as_str())).then(|| event.id.clone()),
                     data: serde_json::from_str(&event.data).expect("data is JSON"),
                     event: event.event,
                 }),
