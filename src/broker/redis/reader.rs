@@ -31,8 +31,8 @@ const READ_BLOCK: Duration = Duration::from_millis(1000);
 /// whatever the connection's own response timeout does: a cluster connection rerouting after a
 /// failover was seen to leave a blocking read unanswered for good.
 /// It is also how soon `/readyz` turns 503 when the stream's master dies or hangs. Shorter (1.5 s
-/// was tried) and a loaded machine cut healthy reads short: each cut is a reconnect, and one that
-/// falls in a failover's window can give tabs a second, needless `resync`.
+/// was tried) and a loaded machine cut healthy reads short: each cut is a reconnect, and a
+/// `/readyz` 503, for nothing.
 const READ_DEADLINE: Duration = Duration::from_millis(3000);
 /// How often the reader asks the stream's master for its replication id while following. A
 /// cluster connection follows a failover by itself, and a managed endpoint can hide one behind
