@@ -450,12 +450,26 @@ fn queries(value: &Value, found: &mut Vec<String>) {
 #[tokio::test]
 async fn grafana_dashboard_queries_only_series_the_service_exports() {
     let app = spawn_app().await;
-    // Labelled counters appear once counted: a delivery, an accepted emit, a refused emit and a
-    // refused subscriber make every family show.
+    // Labelled series appear once counted: a delivery, an accepted emit, a refused emit, a
+    // refused subscriber, a counted and a refused receipt and a refused presence report make
+    // every family show.
     let mut tab = app.subscribe(Transport::Ws, "").await;
     tab.ready().await;
-    app.emit_product("prod_metrics").await;
+    let id = app.emit_product("prod_metrics").await;
     tab.events(1).await;
+    for receipt in [
+        json!({ "type": "receipt", "id": id }),
+        json!({ "type": "receipt", "id": "1-1" }),
+    ] {
+        tab.send_text(&receipt.to_string()).await;
+    }
+    // One record more than `presence.max_records` (16 by default).
+    let records: serde_json::Map<String, Value> = (0..17)
+        .map(|i| (format!("order:order_{i}"), json!("viewing")))
+        .collect();
+    let report = json!({ "type": "presence", "records": records });
+    tab.send_text(&report.to_string()).await;
+    tab.expect("presence_refused").await;
     let refused = app
         .http
         .post(format!("{}/internal/emit", app.internal_base));
@@ -465,6 +479,12 @@ async fn grafana_dashboard_queries_only_series_the_service_exports() {
         .await;
     assert_eq!(status, 401);
 
+    eventually("the receipts to be counted", || async {
+        let text = app.metrics().await;
+        text.contains("admin_push_screen_refresh_seconds_count")
+            && text.contains("admin_push_receipts_refused_total")
+    })
+    .await;
     let text = app.metrics().await;
     let mut exported = BTreeSet::new();
     for line in text.lines() {
@@ -513,6 +533,10 @@ async fn grafana_dashboard_queries_only_series_the_service_exports() {
         "admin_push_delivery_seconds_bucket",
         "admin_push_resyncs_total",
         "admin_push_emit_rejected_total",
+        "admin_push_screen_refresh_seconds_bucket",
+        "admin_push_presence_records",
+        "admin_push_presence_refused_total",
+        "admin_push_receipts_refused_total",
     ] {
         assert!(used.contains(topic), "the dashboard should chart {topic}");
     }
