@@ -4,7 +4,7 @@
 # PostgreSQL server of the suite's own (lib/postgres.sh), the admin dashboard built, and headless
 # Chromium driving it against the real admin-push binary.
 # Usage: ADMIN_PUSH_BIN=target/debug/admin-push tests/medusa/run.sh [extra node --test args]
-# MEDUSA_SUITE_FILES (e.g. "tests/settings.test.mjs") runs only those browser test files.
+# MEDUSA_SUITE_FILES (e.g. "tests/every-screen.test.mjs") runs only those browser test files.
 #
 # What only depends on the plugin, the client it bundles and the shop (the packed tarball, the
 # shop's install of it, `medusa build`'s output, and a migrated database with the admin user) is
