@@ -12,6 +12,11 @@
  * No React and no react-query import here (only its shape), so the logic is
  * testable in plain Node. `invalidateQueries` marks matching queries stale and
  * refetches only the ones on screen, so matching broadly is cheap.
+ *
+ * Screen-refresh receipts: the promise `invalidateQueries` returns resolves once
+ * the refetches it started have settled. The events of a flush whose rule matched
+ * a query on screen (an active one, which is what gets refetched) are handed to
+ * `onSettled` then: the screen now shows them.
  */
 
 export type QueryKeyLike = readonly unknown[]
@@ -20,9 +25,16 @@ export type Change = { kind: string } | undefined
 /** Whether a query must refetch for an event; `change` lets a family narrow it to the kind that changed. */
 export type KeyMatcher = (key: QueryKeyLike, change?: Change) => boolean
 
+/** The part of a react-query Query the predicate looks at: its key, and whether it is on screen. */
+export interface QueryLike {
+  queryKey: QueryKeyLike
+  /** True while a mounted, enabled observer watches it: what `invalidateQueries` refetches. */
+  isActive?: () => boolean
+}
+
 /** The part of @tanstack/react-query's QueryClient this module needs. */
 export interface InvalidatingClient {
-  invalidateQueries(filters?: { predicate?: (query: { queryKey: QueryKeyLike }) => boolean }): Promise<unknown> | unknown
+  invalidateQueries(filters?: { predicate?: (query: QueryLike) => boolean }): Promise<unknown> | unknown
 }
 
 /**
@@ -138,8 +150,12 @@ export function mergeRules(...sets: InvalidationRules[]): InvalidationRules {
 }
 
 export interface Invalidator {
-  /** Records an event and its data (a family event's `kind` narrows it); returns whether any rule (or resync) covers it. */
-  handle(event: string, data?: unknown): boolean
+  /**
+   * Records an event and its data (a family event's `kind` narrows it); returns whether any rule
+   * (or resync) covers it. With its `id`, the event is handed to `onSettled` once the refetch of
+   * what it changed on screen has settled.
+   */
+  handle(event: string, data?: unknown, id?: string): boolean
   /** Drops pending work; later events are ignored. */
   cancel(): void
 }
@@ -149,7 +165,15 @@ export interface InvalidatorOptions {
   windowMs?: number
   /** The rules in force at the time of each event (a page may add its own while mounted). */
   rules?: () => InvalidationRules
+  /**
+   * Called with the ids of a flush's events that matched a query on screen, once the refetches
+   * the flush started have settled (not for a flush that refetched nothing of theirs).
+   */
+  onSettled?: (ids: string[]) => void
 }
+
+/** Events of one flush followed up to `onSettled` (a burst's first ones; the rest only refetch). */
+export const MAX_SETTLED_PER_FLUSH = 16
 
 const changeOf = (kind: string | undefined): Change => (kind === undefined ? undefined : { kind })
 
@@ -163,21 +187,39 @@ export function createInvalidator(client: InvalidatingClient, options: Invalidat
   let everything = false
   let running = false
   let cancelled = false
+  /** The events with an id not yet flushed, to be handed to `onSettled` (at most MAX_SETTLED_PER_FLUSH). */
+  let followed: { id: string; matches: KeyMatcher; change: Change }[] = []
 
   async function run() {
     running = true
     while (!cancelled && (everything || pending.size > 0)) {
       const matchers = [...pending].map(([matches, kinds]) => [matches, [...kinds].map(changeOf)] as const)
       const all = everything
+      const watched = followed.map((event) => ({ ...event, shown: false }))
       pending = new Map()
       everything = false
+      followed = []
+      /** Which of the followed events a query on screen (refetched now) belongs to. */
+      const seen = (q: QueryLike) => {
+        if (watched.length === 0 || q.isActive?.() !== true) return
+        for (const event of watched) if (!event.shown && event.matches(q.queryKey, event.change)) event.shown = true
+      }
       const done = Promise.resolve(
         all
-          ? client.invalidateQueries()
+          ? client.invalidateQueries(watched.length ? { predicate: (q) => (seen(q), true) } : undefined)
           : client.invalidateQueries({
-              predicate: (q) => matchers.some(([matches, changes]) => changes.some((change) => matches(q.queryKey, change))),
+              predicate: (q) => {
+                const hit = matchers.some(([matches, changes]) => changes.some((change) => matches(q.queryKey, change)))
+                if (hit) seen(q)
+                return hit
+              },
             })
-      ).catch(() => undefined) // a failed refetch shows in the dashboard's own UI; nothing to add here
+      )
+        .catch(() => undefined) // a failed refetch shows in the dashboard's own UI; nothing to add here
+        .then(() => {
+          const shown = watched.filter((event) => event.shown).map((event) => event.id)
+          if (shown.length > 0 && !cancelled) options.onSettled?.(shown)
+        })
       // The next flush waits for this one's refetch and for the window, whichever is later.
       await Promise.all([done, sleep(windowMs)])
     }
@@ -185,7 +227,7 @@ export function createInvalidator(client: InvalidatingClient, options: Invalidat
   }
 
   return {
-    handle(event, data) {
+    handle(event, data, id) {
       if (cancelled) return false
       if (event === "resync") {
         everything = true
@@ -193,8 +235,12 @@ export function createInvalidator(client: InvalidatingClient, options: Invalidat
         const matcher = rules()[event]
         if (!matcher) return false
         const kind = (data as { kind?: unknown } | null | undefined)?.kind
+        const named = typeof kind === "string" ? kind : undefined
         // A burst of one family's events (5,000 prices) still adds one kind, or a few: bounded.
-        pending.set(matcher, (pending.get(matcher) ?? new Set()).add(typeof kind === "string" ? kind : undefined))
+        pending.set(matcher, (pending.get(matcher) ?? new Set()).add(named))
+        if (id !== undefined && options.onSettled && followed.length < MAX_SETTLED_PER_FLUSH) {
+          followed.push({ id, matches: matcher, change: changeOf(named) })
+        }
       }
       if (!running) void run()
       return true
@@ -203,6 +249,7 @@ export function createInvalidator(client: InvalidatingClient, options: Invalidat
       cancelled = true
       pending = new Map()
       everything = false
+      followed = []
     },
   }
 }

@@ -9,6 +9,11 @@
  * and relays to the others; on `pagehide` it lets go, so a tab that navigates
  * away or sits in the back/forward cache holds nothing.
  *
+ * Screen-refresh receipts: once the dashboard's refetches an event caused have
+ * settled (only events that refetched a query on screen), the page tells the
+ * service through the client's `receipt()`, which sends it only for the share
+ * of events the service samples, once per event across the browser's tabs.
+ *
  * The state is kept under a global symbol, not in module variables, because a
  * shop's own page imports the hooks through the package's `./admin/hooks`
  * entry while the plugin's widgets carry their own bundled copy: both must
@@ -67,6 +72,11 @@ interface Handler {
 const KEY = Symbol.for("@admin-push/medusa/live")
 /** Every built-in event refetches something, and `resync` everything. */
 const EVENTS = [...Object.keys(BUILTIN_RULES), "resync"]
+/**
+ * Receipts a tab sends at most per second: below the service's default limit per connection
+ * (`receipts.max_per_sec`, 10), so a bulk change's receipts are not refused; the rest are dropped.
+ */
+const RECEIPTS_PER_SEC = 5
 /** Until the first status arrives: the badge says "connecting", never a false "offline". */
 const STARTING: AdminPushStatus = { state: "connecting", transport: null, retryAt: null, error: null }
 
@@ -115,7 +125,23 @@ function createLive(): Live {
     merged = mergeRules(BUILTIN_RULES, ...extraRules)
   }
   const rules = () => merged
-  const dispatch = (event: string, data?: unknown) => invalidators.forEach((invalidator) => invalidator.handle(event, data))
+  const dispatch = (event: string, data?: unknown, id?: string) =>
+    invalidators.forEach((invalidator) => invalidator.handle(event, data, id))
+  /** This second's receipts so far. */
+  let receiptsSecond = 0
+  let receiptsSent = 0
+  /** The screen shows these events now: receipts for those in the service's sample. */
+  const settled = (ids: string[]) => {
+    for (const id of ids) {
+      const now = Date.now()
+      if (now - receiptsSecond >= 1000) {
+        receiptsSecond = now
+        receiptsSent = 0
+      }
+      if (receiptsSent >= RECEIPTS_PER_SEC) return
+      if (push?.receipt(id)) receiptsSent++
+    }
+  }
 
   async function start(attempt = 0): Promise<void> {
     let first: Grant
@@ -141,7 +167,7 @@ function createLive(): Live {
       },
     })
     client.on("status", setStatus)
-    for (const event of EVENTS) client.on(event, (data: unknown) => dispatch(event, data))
+    for (const event of EVENTS) client.on(event, (data: unknown, envelope) => dispatch(event, data, envelope?.id))
     push = client
     for (const entry of handlers) entry.off = client.on(entry.event, entry.handler)
     for (const [record, state] of presence) client.setPresence(record, state)
@@ -150,9 +176,14 @@ function createLive(): Live {
   }
 
   function on<T>(event: string, handler: (data: T) => void): () => void {
-    const entry: Handler = { event, handler: handler as (data: never) => void }
+    return onEnvelope(event, (data: T) => handler(data))
+  }
+
+  /** Like `on`, with the event's id (absent on control events). */
+  function onEnvelope<T>(event: string, handler: (data: T, id?: string) => void): () => void {
+    const entry: Handler = { event, handler: ((data: T, envelope?: { id?: string }) => handler(data, envelope?.id)) as (data: never) => void }
     handlers.add(entry)
-    if (push) entry.off = push.on(event, handler)
+    if (push) entry.off = push.on(event, entry.handler)
     return () => {
       handlers.delete(entry)
       entry.off?.()
@@ -161,7 +192,7 @@ function createLive(): Live {
 
   return {
     attach(client) {
-      if (!invalidators.has(client)) invalidators.set(client, createInvalidator(client, { rules }))
+      if (!invalidators.has(client)) invalidators.set(client, createInvalidator(client, { rules, onSettled: settled }))
       if (started) return
       started = true
       void start()
@@ -172,7 +203,7 @@ function createLive(): Live {
       // Names the client does not know yet must be listened for (SSE filters by name).
       const offs = Object.keys(added)
         .filter((event) => !EVENTS.includes(event))
-        .map((event) => on(event, (data: unknown) => dispatch(event, data)))
+        .map((event) => onEnvelope(event, (data: unknown, id?: string) => dispatch(event, data, id)))
       return () => {
         extraRules.delete(added)
         remerge()
