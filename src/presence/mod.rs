@@ -155,6 +155,11 @@ impl Presence {
         }
     }
 
+    /// Counts a refused report, however far it got.
+    pub(crate) fn refused(&self, refusal: &Refusal) {
+        self.inner.metrics.presence_refused(refusal.code());
+    }
+
     /// How long a report stands unless it is repeated (`presence.ttl_secs`).
     pub(crate) fn ttl(&self) -> Duration {
         self.inner.settings.ttl()
@@ -200,18 +205,13 @@ impl Presence {
     }
 
     /// Takes connection `id`'s report, made by `actor_id`, in place of its previous one; a refusal
-    /// changes nothing.
+    /// changes nothing. Whoever answers the report counts a refusal ([`Self::refused`]).
     pub(crate) fn report(
         &self,
         id: ConnectionId,
         actor_id: &str,
         report: Report,
     ) -> Result<(), Refusal> {
-        self.take(id, actor_id, report)
-            .inspect_err(|refusal| self.inner.metrics.presence_refused(refusal.code()))
-    }
-
-    fn take(&self, id: ConnectionId, actor_id: &str, report: Report) -> Result<(), Refusal> {
         let settings = &self.inner.settings;
         if report.len() > settings.max_records {
             return Err(Refusal::TooManyRecords {

@@ -68,12 +68,16 @@ pub(super) async fn presence(
     settings: web::Data<AuthSettings>,
 ) -> Result<HttpResponse, PresenceError> {
     let principal = super::admin(&req, &verifier, &metrics, &settings)?;
+    take(&body, &principal.actor_id, &presence).inspect_err(|refusal| presence.refused(refusal))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn take(body: &[u8], actor_id: &str, presence: &Presence) -> Result<(), Refusal> {
     let Body {
         connection,
         records,
-    } = serde_json::from_slice(&body).map_err(presence::malformed)?;
+    } = serde_json::from_slice(body).map_err(presence::malformed)?;
     let id = super::connection(&connection).map_err(presence::malformed)?;
     let report: Report = serde_json::from_value(records).map_err(presence::malformed)?;
-    presence.report(id, &principal.actor_id, report)?;
-    Ok(HttpResponse::NoContent().finish())
+    presence.report(id, actor_id, report)
 }

@@ -424,6 +424,7 @@ impl<W: Wire> Connection<W> {
                         )
                     });
                 if let Err(refusal) = taken {
+                    self.context.presence.refused(&refusal);
                     self.outbox.push_back(W::control(Control::PresenceRefused {
                         error: refusal.code(),
                         message: refusal.to_string(),
