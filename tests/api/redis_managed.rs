@@ -168,17 +168,23 @@ async fn the_service_runs_on_tls_only_redis_with_a_configured_ca_and_client_cert
     assert_it_works(&app).await;
 }
 
-#[tokio::test]
-async fn a_redis_certificate_from_another_ca_stops_the_start_naming_the_ca_setting() {
-    let Some((dir, redis)) = tls_redis("no", &["other"]).await else {
-        return;
-    };
-    let file = |name: &str| dir.path().join(name).display().to_string();
+/// Why an instance that trusts the CA `ca` and has no client certificate refuses to start on a
+/// [`tls_redis`] server (`client_auth`, with the CAs `also` made beside). `None` after a loud skip.
+async fn tls_start_up_error(client_auth: &str, also: &[&str], ca: &str) -> Option<String> {
+    let (dir, redis) = tls_redis(client_auth, also).await?;
     let error = start_up_error(json!({
         "redis_url": format!("rediss://127.0.0.1:{}", redis.port),
-        "redis_ca_file": file("other.pem"),
+        "redis_ca_file": dir.path().join(ca).display().to_string(),
     }))
     .await;
+    Some(error)
+}
+
+#[tokio::test]
+async fn a_redis_certificate_from_another_ca_stops_the_start_naming_the_ca_setting() {
+    let Some(error) = tls_start_up_error("no", &["other"], "other.pem").await else {
+        return;
+    };
     assert!(error.contains("hub.redis_ca_file"), "{error}");
     assert!(error.contains("TLS"), "{error}");
 }
@@ -186,15 +192,9 @@ async fn a_redis_certificate_from_another_ca_stops_the_start_naming_the_ca_setti
 #[tokio::test]
 async fn a_redis_that_requires_a_client_certificate_stops_a_start_without_one_naming_the_client_certificate()
  {
-    let Some((dir, redis)) = tls_redis("yes", &[]).await else {
+    let Some(error) = tls_start_up_error("yes", &[], "ca.pem").await else {
         return;
     };
-    let file = |name: &str| dir.path().join(name).display().to_string();
-    let error = start_up_error(json!({
-        "redis_url": format!("rediss://127.0.0.1:{}", redis.port),
-        "redis_ca_file": file("ca.pem"),
-    }))
-    .await;
     assert!(
         error.starts_with("configuration: hub.redis_client_cert_file:"),
         "{error}"
