@@ -1,8 +1,9 @@
 /**
  * Screen-refresh receipts against the real service: a receipt for an event in the sample is
  * observed in the service's /metrics by event name and transport, once however often it is
- * asked for; with a rate of 0 none is sent. (Tabs sharing one connection and SSE, which Node
- * cannot open, are tested in a real browser by tests/browser.)
+ * asked for; with a rate of 0 none is sent. And a presence report is repeated every third of the
+ * TTL `ready` names. (Tabs sharing one connection and SSE, which Node cannot open, are tested in
+ * a real browser by tests/browser.)
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -94,5 +95,35 @@ describe("screen-refresh receipts", () => {
     const text = await metrics(service);
     assert.equal(sample(text, WS_COUNT), 0, "no receipt counted");
     assert.ok(!/^admin_push_receipts_refused_total\{[^}]*\} [1-9]/m.test(text), "no receipt refused either");
+  });
+});
+
+describe("presence repetition", () => {
+  test("a report is repeated every third of ready's presence_ttl_ms, so it never lapses", { timeout: 20_000 }, async (t) => {
+    const service = await startService({ env: { ADMIN_PUSH__PRESENCE__TTL_SECS: "3" } });
+    t.after(() => service.stop());
+    // Counts the presence reports the client's WebSocket sends.
+    const send = WebSocket.prototype.send;
+    let reports = 0;
+    WebSocket.prototype.send = function (data) {
+      if (String(data).startsWith('{"type":"presence"')) reports++;
+      return send.call(this, data);
+    };
+    t.after(() => { WebSocket.prototype.send = send; });
+    const { push, ready } = await openClient(t, service);
+    assert.equal(ready.presence_ttl_ms, 3000);
+    const lists = [];
+    push.on("presence", (data) => { if (data.record === "order:o1") lists.push(data.viewers.map((v) => v.actor_id)); });
+    push.setPresence("order:o1", "viewing");
+
+    // Five reports span four repetitions: past the 3 s TTL of the first. With the fixed 10 s of
+    // old, the second would not even be due yet.
+    const deadline = Date.now() + WAIT_MS;
+    while (reports < 5) {
+      if (Date.now() > deadline) throw new Error(`${reports} presence reports within ${WAIT_MS} ms`);
+      await delay(50);
+    }
+    assert.ok(lists.length >= 1, "the service answered the report");
+    assert.ok(lists.every((ids) => ids.join() === "user_anna"), `never lapsed: ${JSON.stringify(lists)}`);
   });
 });
