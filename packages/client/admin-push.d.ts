@@ -190,7 +190,8 @@ export class AdminPush {
    * tab received), to be called once the refetch the event caused has completed. Sent only for
    * events in the service's sample (`ready.receipt_rate`, drawn once per event for every tab of
    * the shared connection), at most once per event, through the leader when this tab follows.
-   * Returns whether a receipt is sent; false (and nothing sent) for an event outside the sample,
+   * Returns whether a receipt is sent (in a follower: handed to the leader, which sends it on its
+   * open connection); false (and nothing sent) for an event outside the sample,
    * unknown or long gone, already receipted, or while there is no connection.
    */
   receipt(eventId: string): boolean

@@ -369,8 +369,8 @@ export class AdminPush {
    * once the refetch the event caused has completed. Only events in the service's sample (a share
    * `ready.receipt_rate` of them, drawn once per event when it arrives, the same draw for every tab
    * sharing the connection) are receipted, each at most once; a follower's goes through the
-   * leader's connection. Returns whether a receipt is sent (false: not in the sample, unknown or
-   * forgotten, already sent, or no connection).
+   * leader's connection. Returns whether a receipt is sent, or in a follower handed to the leader
+   * (false: not in the sample, unknown or forgotten, already sent, or no connection).
    * @param {string} eventId
    * @returns {boolean}
    */
