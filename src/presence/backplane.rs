@@ -5,7 +5,8 @@
 //! Cluster, through the connections the broker already makes. Nothing in it is history: it is
 //! trimmed to a few hundred entries, each instance reads it from the moment it connects, and asks
 //! the others (`hello`) to share their viewers again whenever it (re)connects, since what it
-//! missed meanwhile is lost. An entry says "instance I has these viewers on record R now"; an
+//! missed meanwhile is lost; it shares its own again then too, since what it shared while it was
+//! not reading may have been read by nobody either. An entry says "instance I has these viewers on record R now"; an
 //! empty list takes them off.
 
 use std::{
@@ -48,8 +49,10 @@ pub(super) enum News {
         record: RecordKey,
         viewers: Vec<Viewer>,
     },
-    /// An instance (re)connected and wants everyone's viewers.
-    Hello,
+    /// Share this instance's viewers again: another instance (re)connected and wants everyone's,
+    /// or this one did, and what it shared before may have been read by nobody (instances that
+    /// start together can each miss the other's first shares).
+    ShareAgain,
 }
 
 #[derive(Debug)]
@@ -259,6 +262,10 @@ async fn follow(
     link.call::<redis::Value, _>(|_| entry(key, instance, &[(FIELD_HELLO, "1")]))
         .await
         .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+    // Whoever reads from before our hello hears our viewers too, from now on.
+    if news.send(News::ShareAgain).await.is_err() {
+        return Ok(());
+    }
     loop {
         type Reply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
         let reply: Reply = within(
@@ -314,7 +321,7 @@ fn parse(fields: &[String], me: &str) -> Option<News> {
     }
     let instance = u64::from_str_radix(instance, 16).ok()?;
     if field(FIELD_HELLO).is_some() {
-        return Some(News::Hello);
+        return Some(News::ShareAgain);
     }
     let record = RecordKey::try_from(field(FIELD_RECORD)?.to_owned()).ok()?;
     let viewers = serde_json::from_str(field(FIELD_VIEWERS)?).ok()?;

@@ -395,7 +395,7 @@ impl Presence {
                     Some(backplane::News::Viewers { instance, record, viewers }) => {
                         self.heard(instance, record, viewers);
                     }
-                    Some(backplane::News::Hello) => self.inner.backplane.share(self.own()),
+                    Some(backplane::News::ShareAgain) => self.inner.backplane.share(self.own()),
                     // Alone, or the backplane stopped: nothing more to hear.
                     None => listening = false,
                 },
