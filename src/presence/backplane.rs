@@ -215,9 +215,16 @@ async fn read(
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
+    // Sentinel mode: the writes move to a new master the moment the sentinels name it, and the
+    // old one, until it is demoted, never sees them; so the reader moves at once too.
+    let mut switches = link.switches();
     loop {
         let followed = tokio::select! {
             () = shutdown.cancelled() => return,
+            _ = switches.changed() => {
+                backoff = Duration::from_millis(100);
+                continue;
+            }
             result = follow(&link, &key, instance, &news) => result,
         };
         match followed {

@@ -347,7 +347,8 @@ async fn master_of(nodes: &[RedisServer], key: &str) -> usize {
 }
 
 #[tokio::test]
-async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user() {
+async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user_and_its_instances_share_presence()
+{
     let Some((_dir, nodes)) = start_cluster(3, 0, 2000).await else {
         return;
     };
@@ -357,15 +358,18 @@ async fn the_service_runs_on_a_three_node_cluster_as_an_acl_user() {
         add_acl_user(&node.url(), &rules, PASSWORD).await;
     }
     let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
-    let app = spawn_ready_redis_app(json!({
-        "redis_mode": "cluster",
-        "redis_nodes": urls,
-        "stream_key": stream_key,
-        "redis_username": "admin-push",
-        "redis_password": PASSWORD,
-    }))
-    .await;
+    let instance = || {
+        spawn_ready_redis_app(json!({
+            "redis_mode": "cluster",
+            "redis_nodes": urls,
+            "stream_key": stream_key,
+            "redis_username": "admin-push",
+            "redis_password": PASSWORD,
+        }))
+    };
+    let (app, other) = (instance().await, instance().await);
     assert_it_works(&app).await;
+    crate::presence::assert_instances_share_presence(&app, &other).await;
 }
 
 #[tokio::test]

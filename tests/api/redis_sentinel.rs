@@ -383,3 +383,23 @@ async fn after_the_master_is_killed_during_an_emit_storm_nothing_acknowledged_a_
  {
     fail_over_during_an_emit_storm(Failure::Killed, 0).await;
 }
+
+#[tokio::test]
+async fn instances_behind_sentinel_share_presence_before_and_after_a_failover() {
+    let Some(deployment) = Deployment::start(0).await else {
+        return;
+    };
+    let (a, b) = (deployment.instance().await, deployment.instance().await);
+    let mut anna = crate::presence::assert_instances_share_presence(&a, &b).await;
+    let switched = deployment.switch_announced().await;
+    let _: Option<String> = deployment.sentinels[0].query(&["FAILOVER", MASTER]).await;
+    switched.await.expect("the switch is announced");
+    // On the new master, a newcomer on another instance is seen, and sees Anna.
+    let mut carl =
+        crate::presence::Tab::open(&b, crate::helpers::Transport::Ws, "user_carl", "Carl").await;
+    carl.report(&b, json!({ "order:order_1": "viewing" })).await;
+    carl.sees("order:order_1", &["user_anna", "user_carl"])
+        .await;
+    anna.sees("order:order_1", &["user_anna", "user_carl"])
+        .await;
+}

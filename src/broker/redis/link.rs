@@ -149,7 +149,7 @@ impl Link {
     }
 
     /// Changes whenever the sentinels name a new master.
-    pub(super) fn switches(&self) -> watch::Receiver<u64> {
+    pub(crate) fn switches(&self) -> watch::Receiver<u64> {
         self.inner.switches.subscribe()
     }
 
