@@ -46,6 +46,9 @@ describe("every other admin screen shows a change made through the API without a
   const publishableKeys = family("/admin/api-keys", "/app/settings/publishable-api-keys", "title", { type: "publishable" });
   const secretKeys = family("/admin/api-keys", "/app/settings/secret-api-keys", "title", { type: "secret" });
 
+  /** The admin the suite signs in as. */
+  const signedInAdmin = () => api("GET", "/admin/users/me").then(({ user }) => user);
+
   /** A country no tax region has yet: each creation takes the next. */
   const countries = [["dk", "Denmark"], ["se", "Sweden"], ["no", "Norway"], ["fi", "Finland"], ["is", "Iceland"], ["ee", "Estonia"]];
   const nextCountry = () => countries.shift() ?? assert.fail("out of countries for tax regions");
@@ -128,12 +131,12 @@ describe("every other admin screen shows a change made through the API without a
       steps: [{ what: "shipping option created", change: (zone, marker) => shippingOption(zone, marker) }],
     },
     "user list": {
-      setup: () => api("GET", "/admin/users/me").then(({ user }) => user),
+      setup: signedInAdmin,
       path: () => "/app/settings/users",
       steps: [{ what: "renamed", change: ({ id }, marker) => api("POST", `/admin/users/${id}`, { first_name: marker }) }],
     },
     "user page": {
-      setup: () => api("GET", "/admin/users/me").then(({ user }) => user),
+      setup: signedInAdmin,
       path: ({ id }) => `/app/settings/users/${id}`,
       // The same user as the list's: its other name, so neither change hides the other.
       steps: [{ what: "renamed", change: ({ id }, marker) => api("POST", `/admin/users/${id}`, { last_name: marker }) }],
