@@ -597,6 +597,9 @@ enum ClusterFailure {
     /// `CLUSTER FAILOVER` run on a replica: the master stops taking writes until the replica has
     /// them all, and hands over.
     Manual,
+    /// SIGSTOP: the master hangs, holding its connections open, until the cluster promotes a
+    /// replica; thawed afterwards, it finds itself demoted.
+    Frozen,
 }
 
 /// The nodes replicating `nodes[master]`.
@@ -656,6 +659,7 @@ async fn cluster_failover_during_an_emit_storm(failure: ClusterFailure, min_repl
     let failed = Instant::now();
     match failure {
         ClusterFailure::Killed => nodes[master].stop(),
+        ClusterFailure::Frozen => nodes[master].pause(),
         ClusterFailure::Manual => {
             let client = ::redis::Client::open(nodes[replicas[0]].url()).expect("url");
             let mut connection = client
@@ -675,6 +679,9 @@ async fn cluster_failover_during_an_emit_storm(failure: ClusterFailure, min_repl
     .await;
     let new_master = promoted(&nodes, &replicas).await.expect("promoted");
     let promoted_after = failed.elapsed();
+    if failure == ClusterFailure::Frozen {
+        nodes[master].resume();
+    }
     for app in &apps {
         eventually("the instance to be ready on the new master", || async {
             app.ready_status().await == 200
@@ -717,6 +724,12 @@ async fn cluster_failover_during_an_emit_storm(failure: ClusterFailure, min_repl
 async fn when_the_clusters_stream_master_dies_during_an_emit_storm_every_tab_on_every_instance_is_told_to_resync_once()
  {
     cluster_failover_during_an_emit_storm(ClusterFailure::Killed, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_clusters_stream_master_hangs_during_an_emit_storm_every_tab_on_every_instance_is_told_to_resync_once()
+ {
+    cluster_failover_during_an_emit_storm(ClusterFailure::Frozen, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
