@@ -237,6 +237,9 @@ enum Failure {
     Forced,
     /// `kill -9` of the master: the sentinels fail over once it is down for 2 s.
     Killed,
+    /// SIGSTOP of the master: it hangs with its connections open; the sentinels fail over once
+    /// it has not answered for 2 s, and it is thawed (to be demoted) after the switch.
+    Frozen,
 }
 
 /// The storm and the failure; with `min_replicas`, nothing acknowledged may be lost at all.
@@ -261,6 +264,7 @@ async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
                 deployment.sentinels[0].query(&["FAILOVER", MASTER]).await;
         }
         Failure::Killed => deployment.master.stop(),
+        Failure::Frozen => deployment.master.pause(),
     }
     let switched = tokio::time::timeout(WAIT, announced)
         .await
@@ -275,6 +279,9 @@ async fn fail_over_during_an_emit_storm(failure: Failure, min_replicas: u32) {
             sentinel.master_port().await == Some(deployment.replica.port)
         })
         .await;
+    }
+    if failure == Failure::Frozen {
+        deployment.master.resume();
     }
     if failure == Failure::Forced {
         // Sentinel demotes the old master only once its own periodic checks see it still
@@ -376,6 +383,12 @@ async fn after_a_forced_sentinel_failover_during_an_emit_storm_nothing_acknowled
 async fn with_one_replica_required_a_forced_sentinel_failover_during_an_emit_storm_loses_nothing_acknowledged()
  {
     fail_over_during_an_emit_storm(Failure::Forced, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_master_hangs_during_an_emit_storm_nothing_acknowledged_a_second_after_the_switch_is_lost_and_every_tab_has_every_event_or_a_resync()
+ {
+    fail_over_during_an_emit_storm(Failure::Frozen, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
