@@ -3,7 +3,7 @@
  * options on a location's page; users and invites; the store; publishable and secret API keys; tax
  * regions and their rates; the detail pages of collections, promotions, campaigns, regions, sales
  * channels, customer groups and price lists; and on an order's page its payments captured and
- * refunded, its fulfillment, a return, a claim and an exchange.
+ * refunded, its fulfillment shipped and delivered, a return, a claim and an exchange.
  *
  * Each screen is opened in headless Chromium, changed through the admin API, and must show the
  * change without a reload. The control at the end makes the same changes while the admin-push
@@ -110,6 +110,8 @@ describe("every other admin screen shows a change made through the API without a
     for (const [path, body] of items) await api("POST", `/admin/${kind}/${id}/${path}`, body);
     await api("POST", `/admin/${kind}/${id}/request`);
   }
+  /** The order's one fulfillment. */
+  const fulfillmentOf = async (order) => (await api("GET", `/admin/orders/${order.id}?fields=id,*fulfillments`)).order.fulfillments[0];
   const oneLamp = (order) => ({ items: [{ id: order.item.id, quantity: 1 }] });
 
   /**
@@ -223,6 +225,22 @@ describe("every other admin screen shows a change made through the API without a
             location_id: order.location.id,
             shipping_option_id: order.option.id,
           }),
+        },
+        {
+          what: "shipped",
+          shows: () => "Items shipped",
+          change: async (order) => {
+            const fulfillment = await fulfillmentOf(order);
+            await api("POST", `/admin/orders/${order.id}/fulfillments/${fulfillment.id}/shipments`, { items: [{ id: order.item.id, quantity: 3 }] });
+          },
+        },
+        {
+          what: "delivered",
+          shows: () => "Items delivered",
+          change: async (order) => {
+            const fulfillment = await fulfillmentOf(order);
+            await api("POST", `/admin/orders/${order.id}/fulfillments/${fulfillment.id}/mark-as-delivered`);
+          },
         },
         {
           what: "return requested",
