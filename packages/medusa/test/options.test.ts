@@ -1,6 +1,8 @@
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import { parseOptions } from "../src/modules/admin-push/options"
+import AdminPushModuleService from "../src/modules/admin-push/service"
+import { memoryLogger } from "./helpers"
 
 const SECRETS = { emitSecret: "emit-secret", tokenSecret: "t".repeat(32) }
 
@@ -15,6 +17,7 @@ describe("plugin options", () => {
       tokenTtlSeconds: 300,
       emitTimeoutMs: 2000,
       emitRetries: 3,
+      transports: ["ws", "sse"],
     })
   })
 
@@ -46,7 +49,27 @@ describe("plugin options", () => {
       [{ ...SECRETS, tokenTtlSeconds: 0 }, /option "tokenTtlSeconds" .*integer from 10 to 86400/],
       [{ ...SECRETS, emitRetries: "many" }, /option "emitRetries" .*integer from 0 to 10/],
       [{ ...SECRETS, audience: 7 }, /option "audience" .*must be a string/],
+      [{ ...SECRETS, transports: [] }, /option "transports" \(env ADMIN_PUSH_TRANSPORTS\): must list "ws" and\/or "sse"/],
+      [{ ...SECRETS, transports: ["websocket"] }, /option "transports" .*got \["websocket"\]/],
+      [{ ...SECRETS, transports: ["sse", "sse"] }, /option "transports" .*once each/],
+      [{ ...SECRETS, transports: "sse;ws" }, /option "transports" .*got "sse;ws"/],
+      [{ ...SECRETS, transports: 1 }, /option "transports"/],
     ]
     for (const [options, message] of cases) assert.throws(() => parseOptions(options, {}), message)
+  })
+
+  it("takes the transports tabs try, in order, from the option or a comma-separated variable", () => {
+    assert.deepEqual(parseOptions({ ...SECRETS, transports: ["sse"] }, {}).transports, ["sse"])
+    assert.deepEqual(parseOptions(SECRETS, { ADMIN_PUSH_TRANSPORTS: " sse , ws " }).transports, ["sse", "ws"])
+    assert.deepEqual(parseOptions({ ...SECRETS, transports: ["ws"] }, { ADMIN_PUSH_TRANSPORTS: "sse" }).transports, ["ws"],
+      "the option wins over its variable")
+  })
+
+  it("hands the transports to admin tabs with the token and the URL", () => {
+    const service = (transports?: string[]) =>
+      new AdminPushModuleService({ logger: memoryLogger() as never }, { ...SECRETS, publicUrl: "https://push.example.com", transports } as never)
+    assert.deepEqual(service(["sse"]).grantBrowser("user_01", "Ann").transports, ["sse"])
+    assert.deepEqual(service().grantBrowser("user_01", "Ann").transports, ["ws", "sse"])
+    assert.equal(service().grantBrowser("user_01", "Ann").url, "https://push.example.com")
   })
 })

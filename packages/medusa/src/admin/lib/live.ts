@@ -40,6 +40,8 @@ interface Grant {
   token: string
   expires_in: number
   url: string
+  /** The plugin's `transports` option (absent from an older server: the client's default). */
+  transports?: ("ws" | "sse")[]
 }
 
 export interface Live {
@@ -160,6 +162,7 @@ function createLive(): Live {
     let spare: { grant: Grant; freshUntil: number } | null = { grant: first, freshUntil: Date.now() + first.expires_in * 500 }
     const client = new AdminPush({
       url: first.url,
+      transports: first.transports,
       getToken: async () => {
         const grant = spare && Date.now() < spare.freshUntil ? spare.grant : await fetchGrant()
         spare = null

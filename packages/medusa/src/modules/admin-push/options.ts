@@ -26,7 +26,15 @@ export interface AdminPushPluginOptions {
   emitTimeoutMs?: number | string
   /** Retries of a failed emit. Env: ADMIN_PUSH_EMIT_RETRIES. */
   emitRetries?: number | string
+  /**
+   * The transports admin tabs try, in order: `["ws", "sse"]` (default), or `["sse"]` where
+   * something between the browsers and the service does not pass WebSocket. Env:
+   * ADMIN_PUSH_TRANSPORTS, comma-separated (`sse` or `sse,ws`).
+   */
+  transports?: AdminPushTransport[] | string
 }
+
+export type AdminPushTransport = "ws" | "sse"
 
 /** What the module runs on: every value present and checked. */
 export interface AdminPushSettings {
@@ -38,6 +46,7 @@ export interface AdminPushSettings {
   tokenTtlSeconds: number
   emitTimeoutMs: number
   emitRetries: number
+  transports: AdminPushTransport[]
 }
 
 export class AdminPushOptionsError extends Error {
@@ -59,6 +68,7 @@ const ENV: Record<keyof AdminPushPluginOptions, string> = {
   tokenTtlSeconds: "ADMIN_PUSH_TOKEN_TTL_SECONDS",
   emitTimeoutMs: "ADMIN_PUSH_EMIT_TIMEOUT_MS",
   emitRetries: "ADMIN_PUSH_EMIT_RETRIES",
+  transports: "ADMIN_PUSH_TRANSPORTS",
 }
 
 const DEFAULT_SERVICE_URL = "http://127.0.0.1:8080"
@@ -86,6 +96,7 @@ export function parseOptions(
     tokenTtlSeconds: integer("tokenTtlSeconds", raw("tokenTtlSeconds") ?? 300, 10, 86_400),
     emitTimeoutMs: integer("emitTimeoutMs", raw("emitTimeoutMs") ?? 2000, 50, 60_000),
     emitRetries: integer("emitRetries", raw("emitRetries") ?? 3, 0, 10),
+    transports: transports(raw("transports")),
   }
 }
 
@@ -131,4 +142,18 @@ function integer(option: keyof AdminPushPluginOptions, value: unknown, min: numb
     throw new AdminPushOptionsError(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`)
   }
   return n
+}
+
+/** A non-empty list of "ws" and "sse", each at most once; a string is comma-separated. */
+function transports(value: unknown): AdminPushTransport[] {
+  if (value === undefined) return ["ws", "sse"]
+  const list = typeof value === "string" ? value.split(",").map((t) => t.trim()) : value
+  if (!Array.isArray(list) || list.length === 0 || list.length > 2 ||
+    !list.every((t) => t === "ws" || t === "sse") || new Set(list).size !== list.length) {
+    throw new AdminPushOptionsError(
+      "transports",
+      `must list "ws" and/or "sse" once each, in order of preference (e.g. ["sse"] or "sse,ws"), got ${JSON.stringify(value)}`
+    )
+  }
+  return list as AdminPushTransport[]
 }

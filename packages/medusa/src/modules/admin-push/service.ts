@@ -10,7 +10,7 @@
 import type { Logger } from "@medusajs/framework/types"
 import { createAdminPushEmitter, type AdminPushEmitter, type AdminPushEventName, type EmitOptions, type EmitResult } from "../../lib/emitter"
 import { signAdminPushToken } from "../../lib/token"
-import { parseOptions, type AdminPushPluginOptions, type AdminPushSettings } from "./options"
+import { parseOptions, type AdminPushPluginOptions, type AdminPushSettings, type AdminPushTransport } from "./options"
 
 export interface AdminPushBrowserGrant {
   /** A JWT for the service's `POST /admin-ws/ticket`. */
@@ -18,6 +18,8 @@ export interface AdminPushBrowserGrant {
   expires_in: number
   /** Where the browser reaches the service. */
   url: string
+  /** The transports the browser tries, in order (the `transports` option). */
+  transports: AdminPushTransport[]
 }
 
 export default class AdminPushModuleService {
@@ -54,6 +56,6 @@ export default class AdminPushModuleService {
       ttlSeconds: this.#settings.tokenTtlSeconds,
       audience: this.#settings.audience,
     })
-    return { token, expires_in: expiresIn, url: this.#settings.publicUrl }
+    return { token, expires_in: expiresIn, url: this.#settings.publicUrl, transports: this.#settings.transports }
   }
 }

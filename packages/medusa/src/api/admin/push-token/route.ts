@@ -1,11 +1,12 @@
 /**
- * GET /admin/push-token → { token, expires_in, url }
+ * GET /admin/push-token → { token, expires_in, url, transports }
  *
  * Medusa protects every /admin/* route (session, bearer or API key), so only a
  * logged-in admin reaches this handler. The token is short-lived: the browser
  * client asks for a fresh one before every (re)connect and when the service
- * says `auth_expired`. `url` is where the browser reaches the service, so the
- * prebuilt admin extension needs no build-time configuration.
+ * says `auth_expired`. `url` is where the browser reaches the service, and
+ * `transports` which ways it tries, so the prebuilt admin extension needs no
+ * build-time configuration.
  *
  * The token also carries the admin's display name (first and last name, or the
  * email), looked up here in Medusa's user module: it is what other admins see
