@@ -8,6 +8,10 @@
  * Every process started here is killed when the suite ends, and SIGKILLed if Node exits early.
  */
 import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { chromium } from "playwright-core";
 import {
@@ -36,9 +40,10 @@ export async function until(what, check, ms = WAIT_MS) {
 
 /**
  * The admin-push service on a fixed port, so it can be killed and started again where the
- * plugin (and every open tab) expects it, with the secrets the plugin was given.
+ * plugin (and every open tab) expects it, with the secrets the plugin was given; `env` adds to
+ * (or overrides) its environment.
  */
-export function pushService({ port, adminOrigin }) {
+export function pushService({ port, adminOrigin, env: extra = {} }) {
   let service = null;
   const base = `http://127.0.0.1:${port}`;
   return {
@@ -51,6 +56,7 @@ export function pushService({ port, adminOrigin }) {
           ADMIN_PUSH__AUTH__AUDIENCE: "admin-push",
           ADMIN_PUSH__AUTH__ALLOWED_ORIGINS: JSON.stringify([adminOrigin]),
           ADMIN_PUSH__INTERNAL__SECRETS: JSON.stringify([env("ADMIN_PUSH_SECRET")]),
+          ...extra,
         },
       });
     },
@@ -212,4 +218,70 @@ export async function watchText(page, text, { gone = false } = {}) {
     const handle = await page.waitForFunction((key) => window.__adminPushWatches?.[key], key, { timeout: WAIT_MS });
     return handle.jsonValue();
   };
+}
+
+/**
+ * A redis-server of the test's own on 127.0.0.1 and a free port, keeping nothing on disk; for
+ * admin-push instances that share it as their backplane.
+ */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), "admin-push-medusa-redis-"));
+  const child = track(spawn("redis-server", [
+    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+  ], { stdio: ["ignore", "pipe", "pipe"] }));
+  const output = captureOutput(child, `redis-server :${port}`);
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const accepts = () => new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("error", () => resolve(false));
+  });
+  const stop = async () => {
+    await stopChild(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await until("redis-server to accept connections", async () => {
+      if (!alive()) throw new Error("redis-server exited");
+      return accepts();
+    });
+  } catch (err) {
+    await stop();
+    throw new Error(`${err.message}\n${output()}`);
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop };
+}
+
+/** Another admin user, made the way the dashboard makes one: invited, registered, accepted. */
+export async function createAdmin(base, api, { email, password, first_name, last_name }) {
+  const { invite } = await api("POST", "/admin/invites", { email });
+  const registered = await fetch(`${base}/auth/user/emailpass/register`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  const { token } = await registered.json();
+  if (!token) throw new Error(`register ${email}: HTTP ${registered.status}`);
+  const accepted = await fetch(`${base}/admin/invites/accept?token=${encodeURIComponent(invite.token)}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ email, first_name, last_name }),
+  });
+  const body = await accepted.json();
+  if (!accepted.ok) throw new Error(`accept invite for ${email}: HTTP ${accepted.status} ${JSON.stringify(body)}`);
+  return body.user;
+}
+
+/** A browser context logged in to the admin at `base` as `email`, through its login form. */
+export async function loggedInAs(browser, base, { email, password }) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/app/login`);
+  await page.locator('input[name="email"]').fill(email);
+  await page.locator('input[name="password"]').fill(password);
+  await page.locator('button[type="submit"]').click();
+  await page.waitForURL((url) => !url.pathname.includes("/login"), { timeout: WAIT_MS });
+  await page.close();
+  return context;
 }

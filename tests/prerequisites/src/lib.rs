@@ -24,7 +24,7 @@ pub const PROGRAMS: &[Program] = &[
     Program {
         name: "redis-server",
         install: "apt-get install redis-server",
-        needed_by: "every Redis backplane test",
+        needed_by: "every Redis backplane test, and the Medusa suite",
     },
     Program {
         name: "redis-cli",
