@@ -10,43 +10,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  WAIT_MS, adminApi, launchBrowser, liveIndicator, loggedInContext, openScreen, startStack,
+  WAIT_MS, adminApi, createAdmin, launchBrowser, liveIndicator, loggedInAs, loggedInContext, openScreen,
+  startStack,
 } from "../lib/stack.mjs";
 
 const SECOND = { email: "ben.second@example.com", password: "e2e-second-password", first_name: "Ben", last_name: "Second" };
-
-/** A second admin user, made the way the dashboard makes one: invited, registered, accepted. */
-async function createAdmin(base, api, { email, password, first_name, last_name }) {
-  const { invite } = await api("POST", "/admin/invites", { email });
-  const registered = await fetch(`${base}/auth/user/emailpass/register`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ email, password }),
-  });
-  const { token } = await registered.json();
-  if (!token) throw new Error(`register ${email}: HTTP ${registered.status}`);
-  const accepted = await fetch(`${base}/admin/invites/accept?token=${encodeURIComponent(invite.token)}`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ email, first_name, last_name }),
-  });
-  const body = await accepted.json();
-  if (!accepted.ok) throw new Error(`accept invite for ${email}: HTTP ${accepted.status} ${JSON.stringify(body)}`);
-  return body.user;
-}
-
-/** A browser context logged in to the admin as `email`. */
-async function loggedInAs(browser, base, { email, password }) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${base}/app/login`);
-  await page.locator('input[name="email"]').fill(email);
-  await page.locator('input[name="password"]').fill(password);
-  await page.locator('button[type="submit"]').click();
-  await page.waitForURL((url) => !url.pathname.includes("/login"), { timeout: WAIT_MS });
-  await page.close();
-  return context;
-}
 
 /** The presence widget's element for `record` once the service has answered for it. */
 const presence = (page, record) => page.locator(`[data-admin-push-presence="${record}"][data-known]`);
