@@ -110,6 +110,52 @@ describe("every other admin screen shows a change made through the API without a
     for (const [path, body] of items) await api("POST", `/admin/${kind}/${id}/${path}`, body);
     await api("POST", `/admin/${kind}/${id}/request`);
   }
+  /** Fulfils `quantity` of the order's lamps; resolves with the order's fulfillments, newest last. */
+  async function fulfil(order, quantity) {
+    await api("POST", `/admin/orders/${order.id}/fulfillments`, {
+      items: [{ id: order.item.id, quantity }],
+      location_id: order.location.id,
+      shipping_option_id: order.option.id,
+    });
+    return (await api("GET", `/admin/orders/${order.id}?fields=id,*fulfillments`)).order.fulfillments;
+  }
+
+  /**
+   * A customer with an account, as the storefront registers one (an order can be transferred only
+   * to such a customer; the admin API creates guests).
+   */
+  async function registeredCustomer() {
+    const email = `${unique("owner").replace(/\W+/g, "-")}@example.com`;
+    const { api_key: key } = await api("POST", "/admin/api-keys", { title: unique("Storefront"), type: "publishable" });
+    const store = async (path, body, token) => {
+      const res = await fetch(`${medusa.base}${path}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "x-publishable-api-key": key.token, ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`POST ${path}: HTTP ${res.status} ${text}`);
+      return JSON.parse(text);
+    };
+    const { token } = await store("/auth/customer/emailpass/register", { email, password: "e2e-customer-password" });
+    return (await store("/store/customers", { email }, token)).customer;
+  }
+
+  /**
+   * An order of three lamps with two fulfillments (one lamp, then two) and a return of one lamp
+   * requested, and a registered customer to transfer it to.
+   */
+  async function orderWithReturn() {
+    const order = await orderToHandle();
+    const [single] = await fulfil(order, 1);
+    await fulfil(order, 2);
+    const begun = await api("POST", "/admin/returns", { order_id: order.id });
+    const returnId = begun.return.id;
+    await api("POST", `/admin/returns/${returnId}/request-items`, oneLamp(order));
+    await api("POST", `/admin/returns/${returnId}/request`);
+    return { ...order, single, returnId, customer: await registeredCustomer() };
+  }
+
   /** The order's one fulfillment. */
   const fulfillmentOf = async (order) => (await api("GET", `/admin/orders/${order.id}?fields=id,*fulfillments`)).order.fulfillments[0];
   const oneLamp = (order) => ({ items: [{ id: order.item.id, quantity: 1 }] });
@@ -262,12 +308,37 @@ describe("every other admin screen shows a change made through the API without a
         },
       ],
     },
+    "order page, later changes": {
+      setup: orderWithReturn,
+      path: ({ id }) => `/app/orders/${id}`,
+      steps: [
+        {
+          what: "fulfillment canceled",
+          shows: () => "Fulfillment canceled",
+          change: (order) => api("POST", `/admin/orders/${order.id}/fulfillments/${order.single.id}/cancel`, {}),
+        },
+        {
+          what: "return received",
+          shows: (_, order) => `Return #${order.returnId.slice(-7)} received`,
+          change: async (order) => {
+            await api("POST", `/admin/returns/${order.returnId}/receive`, {});
+            await api("POST", `/admin/returns/${order.returnId}/receive-items`, oneLamp(order));
+            await api("POST", `/admin/returns/${order.returnId}/receive/confirm`, {});
+          },
+        },
+        {
+          what: "transfer requested",
+          shows: () => "Order transfer #",
+          change: (order) => api("POST", `/admin/orders/${order.id}/transfer`, { customer_id: order.customer.id }),
+        },
+      ],
+    },
   };
 
   /** A step's marker (unique text, or what `marker` makes) and the text its screen must show. */
-  const markOf = (step) => {
+  const markOf = (step, record) => {
     const marker = step.marker ? step.marker() : unique(`Live ${step.what}`);
-    return { marker, text: step.shows ? step.shows(marker) : marker };
+    return { marker, text: step.shows ? step.shows(marker, record) : marker };
   };
 
   /** Opens `screen` in `context` after its setup; resolves with its page and setup's record. */
@@ -295,7 +366,7 @@ describe("every other admin screen shows a change made through the API without a
       t.after(() => context.close());
       const { page, problems, record } = await open(context, screen);
       for (const step of screen.steps) {
-        const { marker, text } = markOf(step);
+        const { marker, text } = markOf(step, record);
         const shown = await watchText(page, text);
         await step.change(record, marker);
         const returned = Date.now();
@@ -322,7 +393,7 @@ describe("every other admin screen shows a change made through the API without a
       const expected = [];
       for (const { name, screen, page, record } of opened) {
         for (const step of screen.steps) {
-          const { marker, text } = markOf(step);
+          const { marker, text } = markOf(step, record);
           await step.change(record, marker);
           // An order's activity shows its two newest entries and folds the older ones away: once
           // refetched, a screen shows at least its last change.
