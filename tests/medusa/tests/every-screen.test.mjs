@@ -156,6 +156,14 @@ describe("every other admin screen shows a change made through the API without a
     return { ...order, single, returnId, customer: await registeredCustomer() };
   }
 
+  /** A draft order of one lamp, with a shipping address. */
+  const draftOrder = () => created("/admin/draft-orders", {
+    email: `${unique("draft").replace(/\W+/g, "-")}@example.com`,
+    region_id: regionId,
+    items: [{ title: "Draft Lamp", unit_price: 1200, quantity: 1 }],
+    shipping_address: { first_name: "Ada", last_name: "Live", address_1: unique("Before street"), city: "Aarhus", country_code: "dk" },
+  });
+
   /** The order's one fulfillment. */
   const fulfillmentOf = async (order) => (await api("GET", `/admin/orders/${order.id}?fields=id,*fulfillments`)).order.fulfillments[0];
   const oneLamp = (order) => ({ items: [{ id: order.item.id, quantity: 1 }] });
@@ -305,6 +313,24 @@ describe("every other admin screen shows a change made through the API without a
             ["inbound/items", oneLamp(order)],
             ["outbound/items", { items: [{ variant_id: order.variant.id, quantity: 1 }] }],
           ]),
+        },
+      ],
+    },
+    "draft order page": {
+      setup: draftOrder,
+      path: ({ id }) => `/app/draft-orders/${id}`,
+      steps: [
+        {
+          what: "address changed",
+          change: ({ id }, marker) => api("POST", `/admin/draft-orders/${id}`, { shipping_address: { address_1: marker } }),
+        },
+        {
+          what: "item added",
+          change: async ({ id }, marker) => {
+            await api("POST", `/admin/draft-orders/${id}/edit`);
+            await api("POST", `/admin/draft-orders/${id}/edit/items`, { items: [{ title: marker, unit_price: 900, quantity: 1 }] });
+            await api("POST", `/admin/draft-orders/${id}/edit/confirm`);
+          },
         },
       ],
     },

@@ -5,6 +5,10 @@
  * Medusa's pricing module updates a price list with an upsert whose update count its database
  * driver does not report, so `pricing.price-list.updated` is never emitted (Medusa 2.21): an open
  * price list page would stay stale. Creation and deletion do emit, and stay with ./events.
+ *
+ * A draft order's items change through an edit, and confirming it (the workflow
+ * `confirmDraftOrderEditWorkflow`) emits no event, unlike the draft order's own update: an open
+ * draft order page would not show the new or changed items.
  */
 import type { PushMessage } from "./events"
 
@@ -21,5 +25,10 @@ export const ROUTE_SOURCES: readonly RouteSource[] = [
     matcher: "/admin/price-lists/:id",
     method: "POST",
     push: ({ id }) => (id ? { event: "price_list.updated", data: { kind: "price_list", action: "updated", id } } : null),
+  },
+  {
+    matcher: "/admin/draft-orders/:id/edit/confirm",
+    method: "POST",
+    push: ({ id }) => (id ? { event: "order.updated", data: { id } } : null),
   },
 ]
