@@ -164,6 +164,16 @@ describe("every other admin screen shows a change made through the API without a
     shipping_address: { first_name: "Ada", last_name: "Live", address_1: unique("Before street"), city: "Aarhus", country_code: "dk" },
   });
 
+  /** An inventory item stocked at a location, where reservations of it can be made. */
+  async function stockedItem() {
+    const location = await created("/admin/stock-locations", { name: unique("Warehouse") });
+    const item = await created("/admin/inventory-items", { sku: unique("SKU").replace(/\W+/g, "-"), title: unique("Stocked Lamp") });
+    await api("POST", `/admin/inventory-items/${item.id}/location-levels`, { location_id: location.id, stocked_quantity: 100 });
+    return { id: item.id, location };
+  }
+  const reserve = ({ id, location }, description) =>
+    api("POST", "/admin/reservations", { inventory_item_id: id, location_id: location.id, quantity: 1, description });
+
   /** The order's one fulfillment. */
   const fulfillmentOf = async (order) => (await api("GET", `/admin/orders/${order.id}?fields=id,*fulfillments`)).order.fulfillments[0];
   const oneLamp = (order) => ({ items: [{ id: order.item.id, quantity: 1 }] });
@@ -333,6 +343,16 @@ describe("every other admin screen shows a change made through the API without a
           },
         },
       ],
+    },
+    "reservation list": {
+      setup: stockedItem,
+      path: () => "/app/reservations",
+      steps: [{ what: "reservation created", change: reserve }],
+    },
+    "reservations of an inventory item": {
+      setup: stockedItem,
+      path: ({ id }) => `/app/inventory/${id}`,
+      steps: [{ what: "reservation created", change: reserve }],
     },
     "order page, later changes": {
       setup: orderWithReturn,
