@@ -144,7 +144,16 @@ export interface AdminPushBuiltinEvents {
   "promotion.updated": AdminPushChange<"promotion" | "campaign">
   "price_list.updated": AdminPushChange<"price_list">
   "settings.updated": AdminPushChange<
-    "store" | "region" | "tax_region" | "sales_channel" | "stock_location" | "shipping_option" | "user" | "invite" | "api_key"
+    | "store"
+    | "region"
+    | "tax_region"
+    | "sales_channel"
+    | "stock_location"
+    | "shipping_option"
+    | "shipping_profile"
+    | "user"
+    | "invite"
+    | "api_key"
   >
   "notification.created": { id: string }
 }

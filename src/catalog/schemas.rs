@@ -155,6 +155,7 @@ enum SettingsKind {
     SalesChannel,
     StockLocation,
     ShippingOption,
+    ShippingProfile,
     User,
     Invite,
     ApiKey,

@@ -461,6 +461,7 @@ const FAMILIES: [(&str, &[&str]); 6] = [
             "sales_channel",
             "stock_location",
             "shipping_option",
+            "shipping_profile",
             "user",
             "invite",
             "api_key",

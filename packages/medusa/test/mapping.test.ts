@@ -103,6 +103,13 @@ describe("family events", () => {
     assert.deepEqual(direct(planPush("invite.accepted", { id: "invite_1" }))?.data, { kind: "invite", action: "updated", id: "invite_1" })
   })
 
+  it("a shipping profile (the fulfillment module's own event) is a setting", () => {
+    assert.deepEqual(direct(planPush("fulfillment.shipping-profile.updated", { id: "sp_1" })), {
+      event: "settings.updated",
+      data: { kind: "shipping_profile", action: "updated", id: "sp_1" },
+    })
+  })
+
   it("an address, a group membership or a tax rate changed names its family and kind, not the inner record's id", () => {
     assert.deepEqual(direct(planPush("customer.customer-address.created", { id: "cuaddr_1" }))?.data, { kind: "customer", action: "updated" })
     assert.deepEqual(direct(planPush("customer.customer-group-customer.deleted", { id: ["cusgc_1", "cusgc_2"] }))?.data, {

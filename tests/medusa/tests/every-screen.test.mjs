@@ -174,6 +174,8 @@ describe("every other admin screen shows a change made through the API without a
   const reserve = ({ id, location }, description) =>
     api("POST", "/admin/reservations", { inventory_item_id: id, location_id: location.id, quantity: 1, description });
 
+  const shippingProfiles = family("/admin/shipping-profiles", "/app/settings/locations/shipping-profiles", "name", { type: "default" });
+
   /** The order's one fulfillment. */
   const fulfillmentOf = async (order) => (await api("GET", `/admin/orders/${order.id}?fields=id,*fulfillments`)).order.fulfillments[0];
   const oneLamp = (order) => ({ items: [{ id: order.item.id, quantity: 1 }] });
@@ -354,6 +356,8 @@ describe("every other admin screen shows a change made through the API without a
       path: ({ id }) => `/app/inventory/${id}`,
       steps: [{ what: "reservation created", change: reserve }],
     },
+    "shipping profile list": shippingProfiles.list,
+    "shipping profile page": shippingProfiles.detail,
     "order page, later changes": {
       setup: orderWithReturn,
       path: ({ id }) => `/app/orders/${id}`,

@@ -21,7 +21,7 @@ export const FAMILY_KINDS = {
   "customer.updated": ["customer", "customer_group"],
   "promotion.updated": ["promotion", "campaign"],
   "price_list.updated": ["price_list"],
-  "settings.updated": ["store", "region", "tax_region", "sales_channel", "stock_location", "shipping_option", "user", "invite", "api_key"],
+  "settings.updated": ["store", "region", "tax_region", "sales_channel", "stock_location", "shipping_option", "shipping_profile", "user", "invite", "api_key"],
 } as const
 
 export type FamilyEvent = keyof typeof FAMILY_KINDS
@@ -188,6 +188,8 @@ const SOURCES: ReadonlyMap<string, Source> = new Map([
   ...crud("sales-channel", "settings.updated", "sales_channel"),
   ...crud("stock_location.stock-location", "settings.updated", "stock_location"),
   ...crud("shipping-option", "settings.updated", "shipping_option"),
+  // Shipping profiles have no workflow events; the fulfillment module emits its own.
+  ...crud("fulfillment.shipping-profile", "settings.updated", "shipping_profile"),
   ...crud("user", "settings.updated", "user"),
   ...crud("api_key.api-key", "settings.updated", "api_key"),
   ["invite.created", { push: "settings.updated", kind: "invite", action: "created" }],
