@@ -1,9 +1,11 @@
 /**
  * The rest of the admin, one table: categories, tags and types; stock locations and the shipping
- * options on a location's page; users and invites; the store; publishable and secret API keys; tax
- * regions and their rates; the detail pages of collections, promotions, campaigns, regions, sales
- * channels, customer groups and price lists; and on an order's page its payments captured and
- * refunded, its fulfillment shipped and delivered, a return, a claim and an exchange.
+ * options on a location's page; shipping profiles; users and invites; the store; publishable and
+ * secret API keys; tax regions and their rates; the detail pages of collections, promotions,
+ * campaigns, regions, sales channels, customer groups (and their members) and price lists; a draft
+ * order's page; reservations, in their list and on an inventory item's page; and on an order's page
+ * its payments captured and refunded, its fulfillment shipped, delivered and canceled, a return
+ * requested and received, a claim, an exchange and a transfer requested.
  *
  * Each screen is opened in headless Chromium, changed through the admin API, and must show the
  * change without a reload. The control at the end makes the same changes while the admin-push
@@ -358,6 +360,18 @@ describe("every other admin screen shows a change made through the API without a
     },
     "shipping profile list": shippingProfiles.list,
     "shipping profile page": shippingProfiles.detail,
+    "customer group members": {
+      setup: async () => ({
+        ...(await created("/admin/customer-groups", { name: unique("Members") })),
+        customer: await created("/admin/customers", { email: `${unique("member").replace(/\W+/g, "-")}@example.com` }),
+      }),
+      path: ({ id }) => `/app/customer-groups/${id}`,
+      steps: [{
+        what: "customer added",
+        shows: (_, { customer }) => customer.email,
+        change: ({ id, customer }) => api("POST", `/admin/customer-groups/${id}/customers`, { add: [customer.id] }),
+      }],
+    },
     "order page, later changes": {
       setup: orderWithReturn,
       path: ({ id }) => `/app/orders/${id}`,
