@@ -554,6 +554,48 @@ async fn when_the_clusters_stream_master_restarts_empty_every_tab_is_told_to_res
     delivered_again(&app, &mut tab).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_clusters_stream_master_restarts_empty_during_an_emit_storm_every_tab_on_every_instance_is_told_to_resync_once()
+ {
+    let _alone = one_storm_at_a_time().await;
+    let label = "cluster master restarted empty";
+    // No replica: the master comes back with its slots and without its data.
+    let Some((_dir, mut nodes)) = start_cluster(3, 0, 1000).await else {
+        return;
+    };
+    let stream_key = "{t-empty-storm}:events";
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let settings = json!({ "history": 1_000_000, "redis_timeout_ms": 1000 });
+    let apps = [
+        Arc::new(cluster_app_with(&urls, stream_key, settings.clone()).await),
+        Arc::new(cluster_app_with(&urls, stream_key, settings).await),
+    ];
+    let tabs = Tabs::open(&apps).await;
+    let storm = Storm::start(&apps).await;
+    let master = master_of(&nodes, stream_key).await;
+    let restarted = Instant::now();
+    nodes[master].restart().await;
+    tabs.resynced().await;
+    storm
+        .acknowledged_after("emits acknowledged after the restart", Instant::now())
+        .await;
+    let (acks, refused) = storm.stop().await;
+    let kept: HashSet<String> = stream_ids(&nodes[master].url(), stream_key)
+        .await
+        .into_iter()
+        .collect();
+    let lost = acks.iter().filter(|ack| !kept.contains(&ack.id)).count();
+    eprintln!(
+        "{label}: acknowledged {} (refused {refused}), of which {lost} went with the restart; \
+         every tab resynced within {:?} of it",
+        acks.len(),
+        restarted.elapsed()
+    );
+    let acknowledged: HashSet<String> = acks.into_iter().map(|ack| ack.id).collect();
+    tabs.assert_every_tab_resynced_once(&apps[0], &acknowledged, label)
+        .await;
+}
+
 #[tokio::test]
 async fn in_a_cluster_min_replicas_waits_on_the_stream_masters_replica() {
     let Some((_dir, nodes)) = start_cluster(3, 1, 2000).await else {
