@@ -397,6 +397,41 @@ async fn after_the_master_is_killed_during_an_emit_storm_nothing_acknowledged_a_
     fail_over_during_an_emit_storm(Failure::Killed, 0).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_master_restarts_empty_during_an_emit_storm_every_tab_on_every_instance_is_told_to_resync_once()
+ {
+    let _alone = one_storm_at_a_time().await;
+    let label = "master restarted empty";
+    let Some(mut deployment) = Deployment::start(0).await else {
+        return;
+    };
+    let apps = [
+        Arc::new(deployment.instance().await),
+        Arc::new(deployment.instance().await),
+    ];
+    let tabs = Tabs::open(&apps).await;
+    let storm = Storm::start(&apps).await;
+    // Back before the sentinels think it down: no failover, the same master without its data
+    // (and its replica, resynced from it, without it too). ACLs live in memory: set again.
+    let restarted = Instant::now();
+    deployment.master.restart().await;
+    let rules = acl_rules("t:failover", "+role");
+    add_acl_user(&deployment.master.url(), &rules, PASSWORD).await;
+    tabs.resynced().await;
+    storm
+        .acknowledged_after("emits acknowledged after the restart", Instant::now())
+        .await;
+    let (acks, refused) = storm.stop().await;
+    eprintln!(
+        "{label}: acknowledged {} (refused {refused}); every tab resynced within {:?} of the restart",
+        acks.len(),
+        restarted.elapsed()
+    );
+    let acknowledged: HashSet<String> = acks.into_iter().map(|ack| ack.id).collect();
+    tabs.assert_every_tab_resynced_once(&apps[0], &acknowledged, label)
+        .await;
+}
+
 #[tokio::test]
 async fn instances_behind_sentinel_share_presence_before_and_after_a_failover() {
     let Some(deployment) = Deployment::start(0).await else {
