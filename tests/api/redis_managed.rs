@@ -15,9 +15,9 @@ use serde_json::json;
 
 use crate::helpers::{
     RedisServer, Storm, Tabs, TestApp, Transport, acl_rules, add_acl_user,
-    assert_ticket_opens_exactly_once, emit_with_key, eventually, free_cluster_port, free_port,
-    info, one_storm_at_a_time, require, spawn_binary, spawn_ready_redis_app, stream_ids,
-    test_settings,
+    assert_ticket_opens_exactly_once, delivered_again, emit_until_acknowledged, emit_with_key,
+    eventually, free_cluster_port, free_port, info, one_storm_at_a_time, require, spawn_binary,
+    spawn_ready_redis_app, stream_ids, test_settings,
 };
 
 /// What docs/redis.md adds to the ACL rule in cluster mode.
@@ -437,55 +437,6 @@ async fn cluster_app_with(
     hub["redis_nodes"] = json!(urls);
     hub["stream_key"] = json!(stream_key);
     spawn_ready_redis_app(hub).await
-}
-
-/// Emits through `app` until the promoted replica acknowledges one (the replica is promoted
-/// after the node timeout and a vote); meanwhile every refusal must be a plain `503`/`504`.
-async fn emit_until_acknowledged(app: &TestApp) {
-    let deadline = std::time::Instant::now() + 3 * crate::helpers::WAIT;
-    loop {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "emits did not recover after the failover"
-        );
-        let response = app
-            .emit(&json!({ "event": "product.updated", "data": { "id": "after" } }))
-            .await;
-        if response.status() == 202 {
-            return;
-        }
-        assert!(
-            [503, 504].contains(&response.status().as_u16()),
-            "an emit during the failover is refused plainly: {response:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// Emits through `app` until `tab` gets one as an event. Until the new master has settled, a
-/// reload (its id may change once more) can take an event into the history with a `resync`
-/// instead, so it may take more than one.
-async fn delivered_again(app: &TestApp, tab: &mut crate::helpers::Subscriber) {
-    let deadline = std::time::Instant::now() + crate::helpers::WAIT;
-    for attempt in 0.. {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "emits are not delivered again"
-        );
-        let live = app.emit_product(&format!("live-{attempt}")).await;
-        while let Ok(message) =
-            tokio::time::timeout(std::time::Duration::from_millis(500), tab.next()).await
-        {
-            let message = message.expect("still open");
-            if message.id.as_ref() == Some(&live) {
-                return;
-            }
-            assert!(
-                message.event == "resync" || message.event == "product.updated",
-                "unexpected {message:?}"
-            );
-        }
-    }
 }
 
 #[tokio::test]

@@ -18,8 +18,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::helpers::{
-    Ack, RedisServer, Storm, Tabs, TestApp, WAIT, acl_rules, add_acl_user, eventually, free_port,
-    one_storm_at_a_time, require, spawn_ready_redis_app, stream_ids,
+    Ack, BOTH, RedisServer, Storm, Tabs, TestApp, WAIT, acl_rules, add_acl_user, delivered_again,
+    emit_until_acknowledged, eventually, free_port, one_storm_at_a_time, require, spawn_binary,
+    spawn_ready_redis_app, stream_ids,
 };
 
 const MASTER: &str = "pushmaster";
@@ -430,6 +431,69 @@ async fn when_the_master_restarts_empty_during_an_emit_storm_every_tab_on_every_
     let acknowledged: HashSet<String> = acks.into_iter().map(|ack| ack.id).collect();
     tabs.assert_every_tab_resynced_once(&apps[0], &acknowledged, label)
         .await;
+}
+
+#[tokio::test]
+async fn an_instance_frozen_across_a_sentinel_failover_tells_its_tabs_to_resync_when_it_thaws() {
+    let Some(deployment) = Deployment::start(0).await else {
+        return;
+    };
+    let nodes: Vec<String> = deployment
+        .sentinels
+        .iter()
+        .map(Sentinel::service_url)
+        .collect();
+    let frozen = spawn_binary(&[
+        ("ADMIN_PUSH__HUB__BACKEND", "redis".to_owned()),
+        ("ADMIN_PUSH__HUB__REDIS_MODE", "sentinel".to_owned()),
+        ("ADMIN_PUSH__HUB__REDIS_NODES", json!(nodes).to_string()),
+        ("ADMIN_PUSH__HUB__REDIS_MASTER", MASTER.to_owned()),
+        ("ADMIN_PUSH__HUB__REDIS_USERNAME", "admin-push".to_owned()),
+        ("ADMIN_PUSH__HUB__REDIS_PASSWORD", PASSWORD.to_owned()),
+        ("ADMIN_PUSH__HUB__STREAM_KEY", "t:failover".to_owned()),
+    ])
+    .await;
+    let other = deployment.instance().await;
+    eventually("the instance to be frozen to be ready", || async {
+        frozen.app.ready_status().await == 200
+    })
+    .await;
+    let mut tabs = Vec::new();
+    for transport in BOTH {
+        let mut tab = frozen.app.subscribe(transport, "").await;
+        tab.ready().await;
+        tabs.push(tab);
+    }
+    let before = other.emit_product("before").await;
+    for tab in &mut tabs {
+        assert_eq!(
+            tab.expect("product.updated").await.id.as_ref(),
+            Some(&before)
+        );
+    }
+
+    // Frozen while the sentinels hand the master over; acknowledged meanwhile through the other
+    // instance, which the old master may have taken before it was demoted.
+    let pid = frozen.child.id().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let switched = deployment.switch_announced().await;
+    let _: Option<::redis::Value> = deployment.sentinels[0].query(&["FAILOVER", MASTER]).await;
+    switched.await.expect("the switch is announced");
+    emit_until_acknowledged(&other).await;
+    signal("-CONT");
+
+    // Thawed, it cannot prove its tabs missed nothing: one resync each, then live events again.
+    for tab in &mut tabs {
+        assert_eq!(tab.expect("resync").await.data["reason"], "restart");
+        delivered_again(&other, tab).await;
+    }
 }
 
 #[tokio::test]

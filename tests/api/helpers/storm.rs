@@ -228,3 +228,48 @@ async fn receive(name: String, mut tab: Subscriber, received: Arc<Mutex<Received
         }
     }
 }
+
+/// Emits through `app` until the new master acknowledges one (a promoted replica takes the node
+/// timeout and a vote, or the sentinels' down-after and theirs); meanwhile every refusal must
+/// be a plain `503`/`504`.
+pub async fn emit_until_acknowledged(app: &TestApp) {
+    let deadline = Instant::now() + 3 * WAIT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "emits did not recover after the failover"
+        );
+        let response = app
+            .emit(&json!({ "event": "product.updated", "data": { "id": "after" } }))
+            .await;
+        if response.status() == 202 {
+            return;
+        }
+        assert!(
+            [503, 504].contains(&response.status().as_u16()),
+            "an emit during the failover is refused plainly: {response:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Emits through `app` until `tab` gets one as an event. Until the new master has settled, a
+/// reload (its id may change once more) can take an event into the history with a `resync`
+/// instead, so it may take more than one.
+pub async fn delivered_again(app: &TestApp, tab: &mut Subscriber) {
+    let deadline = Instant::now() + WAIT;
+    for attempt in 0.. {
+        assert!(Instant::now() < deadline, "emits are not delivered again");
+        let live = app.emit_product(&format!("live-{attempt}")).await;
+        while let Ok(message) = tokio::time::timeout(Duration::from_millis(500), tab.next()).await {
+            let message = message.expect("still open");
+            if message.id.as_ref() == Some(&live) {
+                return;
+            }
+            assert!(
+                message.event == "resync" || message.event == "product.updated",
+                "unexpected {message:?}"
+            );
+        }
+    }
+}
