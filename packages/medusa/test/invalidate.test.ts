@@ -87,7 +87,10 @@ describe("the built-in rules", () => {
       leaves: ["products", "list"],
     },
     "promotion.updated": { refetches: [["promotions", "list"], ["campaigns", "detail", "camp_1"]], leaves: ["price-lists", "list"] },
-    "price_list.updated": { refetches: [["price-lists", "list"], ["price-list-prices", "detail", "plist_1"]], leaves: ["promotions", "list"] },
+    "price_list.updated": {
+      refetches: [["price-lists", "list"], ["price-list-prices", "detail", "plist_1"], ["products", "list", { query: { price_list_id: ["plist_1"] } }]],
+      leaves: ["products", "list", { query: { limit: 20 } }],
+    },
     "settings.updated": {
       refetches: [["store", "detail"], ["regions", "list"], ["tax_regions", "list"], ["sales-channels", "list"], ["stock_locations", "detail", "sloc_1"], ["shipping_options", "list"], ["users", "list"], ["invites", "list"], ["api_keys", "list"]],
       leaves: ["orders", "list"],

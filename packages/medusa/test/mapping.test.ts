@@ -169,6 +169,14 @@ describe("the admin routes published after they answer", () => {
     assert.equal(route?.push({}), null)
   })
 
+  it("a batch of a price list's prices → one price_list.updated {kind, action, id} for the price list", () => {
+    const route = ROUTE_SOURCES.find(({ matcher, method }) => matcher === "/admin/price-lists/:id/prices/batch" && method === "POST")
+    assert.deepEqual(route?.push({ id: "plist_1" }), {
+      event: "price_list.updated",
+      data: { kind: "price_list", action: "updated", id: "plist_1" },
+    })
+  })
+
   it("a draft order's edit confirmed (Medusa emits no event for it) → order.updated {id}", () => {
     const route = ROUTE_SOURCES.find(({ matcher, method }) => matcher === "/admin/draft-orders/:id/edit/confirm" && method === "POST")
     assert.deepEqual(route?.push({ id: "order_1" }), { event: "order.updated", data: { id: "order_1" } })

@@ -2,7 +2,7 @@
  * The rest of the admin, one table: categories, tags and types; stock locations and the shipping
  * options on a location's page; shipping profiles; users and invites; the store; publishable and
  * secret API keys; tax regions and their rates; the detail pages of collections, promotions,
- * campaigns, regions, sales channels, customer groups (and their members) and price lists; a draft
+ * campaigns, regions, sales channels, customer groups (and their members) and price lists (and their prices); a draft
  * order's page; reservations, in their list and on an inventory item's page; and on an order's page
  * its payments captured and refunded, its fulfillment shipped, delivered and canceled, a return
  * requested and received, a claim, an exchange and a transfer requested.
@@ -177,6 +177,19 @@ describe("every other admin screen shows a change made through the API without a
     api("POST", "/admin/reservations", { inventory_item_id: id, location_id: location.id, quantity: 1, description });
 
   const shippingProfiles = family("/admin/shipping-profiles", "/app/settings/locations/shipping-profiles", "name", { type: "default" });
+
+  /** An active sale price list, and a product of `variants` variants (none priced by the list yet). */
+  async function priceListAndProduct(variants = 1) {
+    const list = await created("/admin/price-lists", { title: unique("Sale"), description: "Live", type: "sale", status: "active" });
+    const sizes = Array.from({ length: variants }, (_, i) => `S${i + 1}`);
+    const product = await created("/admin/products", {
+      title: unique("Priced Lamp"),
+      status: "published",
+      options: [{ title: "Size", values: sizes }],
+      variants: sizes.map((size) => ({ title: size, options: { Size: size }, manage_inventory: false, prices: [{ amount: 1200, currency_code: "eur" }] })),
+    });
+    return { id: list.id, product };
+  }
 
   /** The order's one fulfillment. */
   const fulfillmentOf = async (order) => (await api("GET", `/admin/orders/${order.id}?fields=id,*fulfillments`)).order.fulfillments[0];
@@ -372,6 +385,17 @@ describe("every other admin screen shows a change made through the API without a
         change: ({ id, customer }) => api("POST", `/admin/customer-groups/${id}/customers`, { add: [customer.id] }),
       }],
     },
+    "price list prices": {
+      setup: () => priceListAndProduct(),
+      path: ({ id }) => `/app/price-lists/${id}`,
+      steps: [{
+        what: "product priced",
+        shows: (_, { product }) => product.title,
+        change: ({ id, product }) => api("POST", `/admin/price-lists/${id}/prices/batch`, {
+          create: [{ variant_id: product.variants[0].id, amount: 900, currency_code: "eur" }],
+        }),
+      }],
+    },
     "order page, later changes": {
       setup: orderWithReturn,
       path: ({ id }) => `/app/orders/${id}`,
@@ -439,6 +463,49 @@ describe("every other admin screen shows a change made through the API without a
       assert.deepEqual(problems, [], "no errors in the page");
     });
   }
+
+  test("500 prices changed in one batch refetch the open price list page a bounded number of times", { timeout: 240_000 }, async (t) => {
+    const context = await session();
+    t.after(() => context.close());
+    const currencies = ["eur", "usd", "dkk", "sek", "gbp"];
+    const { page, record: { id, product } } = await open(context, { setup: () => priceListAndProduct(100), path: ({ id }) => `/app/price-lists/${id}` });
+    // The page asks for the list's prices (its count of overrides) and for the products it prices.
+    const isPageQuery = (request) => {
+      const url = new URL(request.url());
+      return request.method() === "GET" && (url.pathname === `/admin/price-lists/${id}/prices` || (url.pathname === "/admin/products" && url.searchParams.has("price_list_id[0]")));
+    };
+    let refetches = 0;
+    page.on("request", (request) => { if (isPageQuery(request)) refetches++; });
+    /** Resolves with the number of refetches until one showed the list's prices as `isFinal` accepts. */
+    const refetchesFor = async (change, isFinal) => {
+      refetches = 0;
+      const final = page.waitForResponse(async (response) => {
+        const url = new URL(response.url());
+        return url.pathname === `/admin/price-lists/${id}/prices` && response.ok() && isFinal(await response.json());
+      }, { timeout: 120_000 });
+      await change();
+      await final;
+      return refetches;
+    };
+    const prices = product.variants.flatMap(({ id: variant_id }) => currencies.map((currency_code) => ({ variant_id, currency_code, amount: 900 })));
+    let created = [];
+    const onCreate = await refetchesFor(async () => {
+      ({ created } = await api("POST", `/admin/price-lists/${id}/prices/batch`, { create: prices }));
+    }, (body) => body.count === 500);
+    await watchText(page, product.title).then((shown) => shown());
+    const onUpdate = await refetchesFor(
+      () => api("POST", `/admin/price-lists/${id}/prices/batch`, {
+        update: created.map((price) => ({ id: price.id, variant_id: price.price_set.variant.id, currency_code: price.currency_code, amount: 800 })),
+      }),
+      (body) => body.count === 500,
+    );
+    const onDelete = await refetchesFor(
+      () => api("POST", `/admin/price-lists/${id}/prices/batch`, { delete: created.map(({ id: priceId }) => priceId) }),
+      (body) => body.count === 0,
+    );
+    console.log(`# bulk 500 prices created → ${onCreate} refetches; updated → ${onUpdate}; deleted → ${onDelete}`);
+    for (const count of [onCreate, onUpdate, onDelete]) assert.ok(count >= 1 && count <= 20, `a batch of 500 prices refetches 1 to 20 times, not ${count}`);
+  });
 
   /** How many screens the control opens at once (each is a tab of the dashboard). */
   const AT_ONCE = 7;

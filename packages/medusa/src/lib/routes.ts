@@ -6,6 +6,11 @@
  * driver does not report, so `pricing.price-list.updated` is never emitted (Medusa 2.21): an open
  * price list page would stay stale. Creation and deletion do emit, and stay with ./events.
  *
+ * A price list's prices are added, changed or removed in one batch (`POST
+ * /admin/price-lists/:id/prices/batch`, also the dashboard's own price editor): Medusa's pricing
+ * module emits an event per price, naming the price, not its price list. One push per batch
+ * names the price list, however many prices it held.
+ *
  * A draft order's items change through an edit, and confirming it (the workflow
  * `confirmDraftOrderEditWorkflow`) emits no event, unlike the draft order's own update: an open
  * draft order page would not show the new or changed items.
@@ -23,6 +28,11 @@ export interface RouteSource {
 export const ROUTE_SOURCES: readonly RouteSource[] = [
   {
     matcher: "/admin/price-lists/:id",
+    method: "POST",
+    push: ({ id }) => (id ? { event: "price_list.updated", data: { kind: "price_list", action: "updated", id } } : null),
+  },
+  {
+    matcher: "/admin/price-lists/:id/prices/batch",
     method: "POST",
     push: ({ id }) => (id ? { event: "price_list.updated", data: { kind: "price_list", action: "updated", id } } : null),
   },

@@ -93,7 +93,18 @@ export const isCatalogKey = mentioning("collections", "categories", "tags", "pro
 export const isInventoryKey = mentioning("inventory_items", "inventory_item_levels", "reservation_items", "product_variant", "product_variants")
 export const isCustomerKey = mentioning("customers", "customers-addresses", "customer_groups")
 export const isPromotionKey = mentioning("promotions", "campaigns")
-export const isPriceListKey = mentioning("price-lists", "price-list-prices")
+/** Whether `part` is a key's query object (`{query: {…}}`) with a `price_list_id` filter. */
+const filtersByPriceList = (part: unknown) => {
+  const query = (part as { query?: unknown } | null)?.query
+  return typeof query === "object" && query !== null && "price_list_id" in query
+}
+/**
+ * A product list filtered to a price list's products, ["products", "list", {query: {price_list_id}}]:
+ * the price list page's products section, which changes when prices are added or removed.
+ */
+const isPriceListProductsKey: KeyMatcher = (key) => flattenKey(key).includes("products") && key.some(filtersByPriceList)
+/** Price lists, their prices, and the products a price list page lists (those it has prices for). */
+export const isPriceListKey: KeyMatcher = (key) => mentioning("price-lists", "price-list-prices")(key) || isPriceListProductsKey(key)
 /** The settings screens. */
 const isSettingsScreenKey = mentioning(
   "store",
