@@ -2,7 +2,7 @@
 # Runs BENCHMARKS.md's scenarios against fresh release servers and appends one JSON line per run to
 # $OUT/<name>.jsonl; `benches/summary.py $OUT` prints the medians and the ratios to Nchan.
 #
-#   benches/run.sh [scenario...]       (none: all of them but churn, presence and redis)
+#   benches/run.sh [scenario...]       (none: all of them but churn, presence, redis and durability)
 #
 # Side by side: where Nchan can run the scenario, each of the $RUNS rounds runs admin-push and then
 # a freshly started nginx + Nchan (benches/nchan.conf) with the same arguments, so drift in the
@@ -100,6 +100,21 @@ for s in "${scenarios[@]}"; do
                       --ws 1000 --rate 50 --duration 10
                     kill "$other"; wait "$other" 2>/dev/null || true
                   done ;;
+    durability)   # hub.redis_min_replicas 0 and 1, alternating, on a master and a replica of its own
+                  dir=$(mktemp -d)
+                  redis-server --port 16379 --save '' --appendonly no --dir "$dir" --daemonize yes --pidfile "$dir/m.pid"
+                  redis-server --port 16380 --save '' --appendonly no --dir "$dir" --daemonize yes --pidfile "$dir/r.pid" \
+                    --replicaof 127.0.0.1 16379
+                  until redis-cli -p 16380 info replication | grep -q 'master_link_status:up'; do sleep 0.1; done
+                  for _ in $(seq "$RUNS"); do
+                    for n in 0 1; do
+                      RUNS=1 pair "redis-min-replicas-$n-emit-10-subs" - $(redis_env) \
+                        --server-env ADMIN_PUSH__HUB__REDIS_URL=redis://127.0.0.1:16379 \
+                        --server-env ADMIN_PUSH__HUB__REDIS_MIN_REPLICAS=$n \
+                        --ws 10 --rate 0 --events 50000 --emit-concurrency 16
+                    done
+                  done
+                  kill "$(cat "$dir/r.pid")" "$(cat "$dir/m.pid")"; rm -rf "$dir" ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
 done
