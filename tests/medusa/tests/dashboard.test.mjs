@@ -86,10 +86,11 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     );
   });
 
-  test("the token route gives an admin a short-lived token and the public URL, and no secret", async () => {
+  test("the token route gives an admin a short-lived token, the public URL and the transports, and no secret", async () => {
     const grant = await api("GET", "/admin/push-token");
-    assert.deepEqual(Object.keys(grant).sort(), ["expires_in", "token", "url"]);
+    assert.deepEqual(Object.keys(grant).sort(), ["expires_in", "token", "transports", "url"]);
     assert.equal(grant.url, push.base);
+    assert.deepEqual(grant.transports, ["ws", "sse"]);
     assert.equal(grant.expires_in, 300);
     const claims = JSON.parse(Buffer.from(grant.token.split(".")[1], "base64url").toString());
     assert.equal(claims.aud, "admin-push");
