@@ -279,6 +279,24 @@ impl Presence {
         self.settle(&mut state, vec![(record, Vec::new())]);
     }
 
+    /// Sends connection `id` the current list of every record it reports: it fell behind the
+    /// broadcast, and the changes it missed may have been among what it lost.
+    pub(crate) fn resend(&self, id: ConnectionId) {
+        let state = self.state();
+        let Some(reporter) = state.connections.get(&id) else {
+            return;
+        };
+        for (key, _) in reporter.report.records() {
+            if let Some(record) = state.records.get(key) {
+                let message = self.render(key, &record.shown);
+                self.inner.hub.direct(Directed {
+                    to: vec![id],
+                    message,
+                });
+            }
+        }
+    }
+
     /// Lapses reports not repeated in time and other instances' viewers not heard of in time.
     fn lapse(&self, now: Instant) {
         let mut state = self.state();

@@ -335,7 +335,11 @@ impl<W: Wire> Connection<W> {
                 }
                 // The clock's last tick may be among what a laggard missed.
                 Err(Lagged) if self.context.shutdown.is_cancelled() => return Err(Exit::Draining),
-                Err(Lagged) => self.resync(ResyncReason::Lagged),
+                Err(Lagged) => {
+                    // The lists it missed went by in the same broadcast: the current ones again.
+                    self.context.presence.resend(self.id);
+                    self.resync(ResyncReason::Lagged)
+                }
                 Ok(HubMessage::Tick) => match self.check_deadlines(Instant::now())? {
                     Some(heartbeat) => heartbeat,
                     None => continue,

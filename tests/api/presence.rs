@@ -506,3 +506,63 @@ async fn thousands_of_visits_leave_nothing_behind_in_memory_or_in_redis() {
         .expect("XLEN");
     assert!(length <= 600, "the presence stream is trimmed: {length}");
 }
+
+/// A tab that fell behind the broadcast lost the lists that went by with it: after its
+/// `resync{lagged}` it is sent the current ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tab_that_fell_behind_is_sent_the_current_lists_with_its_resync() {
+    let app = spawn_app_with(json!({
+        "hub": { "buffer": 256 },
+        "events": { "extra": ["bulk.updated"] },
+        "emit": { "max_body_bytes": 262144 },
+        "limits": { "send_timeout_secs": 60 },
+    }))
+    .await;
+    let mut anna = Tab::open(&app, Transport::Ws, "user_anna", "Anna").await;
+    anna.report(&app, json!({ "order:order_1": "viewing" }))
+        .await;
+    anna.sees("order:order_1", &["user_anna"]).await;
+    // Anna's tab stops reading; 15 MB of events overflow every buffer on the way to it, so its
+    // connection falls far behind. Ben arrives meanwhile, and more events push the list that
+    // told Anna out of the broadcast.
+    let filler = "x".repeat(3000);
+    let flood = |round: usize| {
+        let app = &app;
+        let filler = &filler;
+        async move {
+            for chunk in 0..50 {
+                let batch: Vec<_> = (0..50)
+                    .map(|i| json!({ "event": "bulk.updated", "data": { "id": format!("r{round}-{chunk}-{i}"), "filler": filler } }))
+                    .collect();
+                app.emit_batch(&batch).await;
+            }
+        }
+    };
+    flood(0).await;
+    let mut ben = Tab::open(&app, Transport::Ws, "user_ben", "Ben").await;
+    ben.report(&app, json!({ "order:order_1": "viewing" }))
+        .await;
+    ben.sees("order:order_1", &["user_anna", "user_ben"]).await;
+    flood(1).await;
+    let marker = app.emit_product("marker").await;
+    let mut lagged = false;
+    loop {
+        let message = anna.subscriber.next().await.expect("still open");
+        match message.event.as_str() {
+            "resync" => lagged = true,
+            "presence"
+                if message.data["viewers"]
+                    .as_array()
+                    .is_some_and(|v| v.len() == 2) =>
+            {
+                assert!(lagged, "the list came after the resync: {message:?}");
+                return;
+            }
+            _ => assert_ne!(
+                message.id.as_ref(),
+                Some(&marker),
+                "the tab caught up without the current list"
+            ),
+        }
+    }
+}
