@@ -275,13 +275,21 @@ fn display_name(claim: &serde_json::Value) -> Option<String> {
     let name: String = claim
         .as_str()?
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_format(*c))
         .collect::<String>()
         .trim()
         .chars()
         .take(MAX_NAME_CHARS)
         .collect();
     (!name.is_empty()).then_some(name)
+}
+
+/// Invisible formatting characters (Unicode category Cf) that can reorder or hide what a name
+/// shows: bidi controls, zero-width characters, the BOM.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 fn non_empty(claim: Option<String>) -> Option<String> {
@@ -382,6 +390,10 @@ mod tests {
                 Some("Anna Smith".to_owned()),
             ),
             (serde_json::json!("An\u{0}na\n"), Some("Anna".to_owned())),
+            (
+                serde_json::json!("\u{202E}annA\u{200B}"),
+                Some("annA".to_owned()),
+            ),
             (serde_json::json!(long), Some("x".repeat(MAX_NAME_CHARS))),
             (serde_json::json!("   "), None),
             (serde_json::json!(42), None),

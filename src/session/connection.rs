@@ -189,8 +189,9 @@ enum ClientMessage {
     Refresh {
         token: String,
     },
-    /// Read as a value first, so a malformed report is refused rather than ignored.
+    /// Read as a value first (absent too), so a malformed report is refused rather than ignored.
     Presence {
+        #[serde(default)]
         records: serde_json::Value,
     },
     Receipt(Receipt),

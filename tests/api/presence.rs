@@ -307,9 +307,12 @@ async fn a_report_over_a_limit_is_refused_whole_and_names_the_limit() {
         let refused = anna.subscriber.expect("presence_refused").await;
         assert_eq!(refused.data["error"], "bad_report", "{bad}");
     }
+    anna.subscriber.send_text(r#"{"type":"presence"}"#).await;
+    let refused = anna.subscriber.expect("presence_refused").await;
+    assert_eq!(refused.data["error"], "bad_report", "a report without records");
     let metrics = app.metrics().await;
     for counted in [
-        r#"admin_push_presence_refused_total{reason="bad_report"} 3"#,
+        r#"admin_push_presence_refused_total{reason="bad_report"} 4"#,
         r#"admin_push_presence_refused_total{reason="too_many_records"} 1"#,
     ] {
         assert!(metrics.lines().any(|line| line == counted), "{counted}");
