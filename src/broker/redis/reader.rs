@@ -445,9 +445,10 @@ enum Verdict {
     Superseded,
 }
 
-/// `master_replid2` when there is none.
+/// `master_replid2` when there is none; an absent field (an `INFO` a provider filtered) is not
+/// "none" but unknown.
 fn no_id(id: &str) -> bool {
-    id.bytes().all(|b| b == b'0')
+    !id.is_empty() && id.bytes().all(|b| b == b'0')
 }
 
 impl Lineage {
@@ -461,7 +462,9 @@ impl Lineage {
         if current.id == seen.id {
             return Verdict::Same;
         }
-        let goes_on = current.server == seen.server && no_id(&seen.promoted_from);
+        // Only a server that names itself can be known to be the same one.
+        let goes_on =
+            !seen.server.is_empty() && current.server == seen.server && no_id(&seen.promoted_from);
         // Only a promotion (or the same server going on) proves the old id is over: an id that
         // merely differs (a restart, a node reached by mistake) leaves it a candidate.
         if goes_on || seen.promoted_from == current.id {
@@ -540,6 +543,13 @@ mod tests {
     fn the_same_server_promoted_again_after_being_a_replica_is_a_reload() {
         let mut lineage = following();
         assert_eq!(lineage.observe(master("1", "d", "b")), Verdict::New);
+    }
+
+    #[test]
+    fn without_the_server_and_former_ids_in_info_a_new_id_is_a_reload() {
+        let mut lineage = Lineage::default();
+        assert_eq!(lineage.observe(master("", "a", "")), Verdict::Same);
+        assert_eq!(lineage.observe(master("", "b", "")), Verdict::New);
     }
 
     #[test]
