@@ -148,12 +148,45 @@ async fn take(link: &Link, ticket: &str) -> Result<Option<Principal>, LinkError>
             getdel
         })
         .await?;
-    Ok(value.and_then(|value| serde_json::from_str(&value).ok()))
+    Ok(value.as_deref().and_then(stored_principal))
+}
+
+/// A ticket's stored principal: JSON, or `<valid_until>:<actor_id>` as instances before names
+/// stored it (during a rolling upgrade, one may issue and another redeem).
+fn stored_principal(value: &str) -> Option<Principal> {
+    serde_json::from_str(value).ok().or_else(|| {
+        let (valid_until, actor_id) = value.split_once(':')?;
+        Some(Principal {
+            actor_id: actor_id.to_owned(),
+            name: None,
+            valid_until: valid_until.parse().ok()?,
+        })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_principal_is_read_in_either_format() {
+        let json = r#"{"actor_id":"user_1","name":"Anna","valid_until":42}"#;
+        let read = stored_principal(json).expect("json");
+        assert_eq!(
+            (
+                read.actor_id.as_str(),
+                read.name.as_deref(),
+                read.valid_until
+            ),
+            ("user_1", Some("Anna"), 42)
+        );
+        let read = stored_principal("42:user:1").expect("the earlier format");
+        assert_eq!(
+            (read.actor_id.as_str(), read.name, read.valid_until),
+            ("user:1", None, 42)
+        );
+        assert!(stored_principal("garbage").is_none());
+    }
     use crate::auth::unix_now;
 
     const HOUR: Duration = Duration::from_secs(3600);
