@@ -6,8 +6,8 @@
 //! trimmed to a few hundred entries, each instance reads it from the moment it connects, and asks
 //! the others (`hello`) to share their viewers again whenever it (re)connects, since what it
 //! missed meanwhile is lost; it shares its own again then too, since what it shared while it was
-//! not reading may have been read by nobody either. An entry says "instance I has these viewers on record R now"; an
-//! empty list takes them off.
+//! not reading may have been read by nobody either. An entry says "instance I has these viewers
+//! on these records now" (up to 256 records in one entry); an empty list takes them off.
 
 use std::{
     collections::HashMap,
@@ -34,8 +34,9 @@ const READ_COUNT: usize = 256;
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 const FIELD_INSTANCE: &str = "instance";
-const FIELD_RECORD: &str = "record";
-const FIELD_VIEWERS: &str = "viewers";
+/// A JSON array of `[record, [viewer…]]` pairs: up to [`WRITE_BATCH`] shares in one entry, so a
+/// periodic share of many records is a few entries, never more than the trimmed stream keeps.
+const FIELD_SHARES: &str = "shares";
 const FIELD_HELLO: &str = "hello";
 
 /// One instance's viewers of one record; an empty list: none any more.
@@ -167,23 +168,18 @@ async fn write(
     }
 }
 
-/// Appends `shares` in one pipeline. A failure is logged and not retried: the periodic share
+/// Appends `shares` as one entry. A failure is logged and not retried: the periodic share
 /// repeats every record someone is on, and what it cannot repeat (nobody here any more) lapses
 /// on the other instances within the TTL.
 async fn append(link: &Link, key: &str, instance: u64, shares: &[Share]) {
     if shares.is_empty() {
         return;
     }
+    let Ok(shares) = serde_json::to_string(shares) else {
+        return;
+    };
     let written = link
-        .call::<redis::Value, _>(|_| {
-            let mut pipe = redis::pipe();
-            for (record, viewers) in shares {
-                let viewers = serde_json::to_string(viewers).unwrap_or_else(|_| "[]".into());
-                let fields = [(FIELD_RECORD, record.as_str()), (FIELD_VIEWERS, &viewers)];
-                pipe.add_command(entry(key, instance, &fields)).ignore();
-            }
-            pipe
-        })
+        .call::<redis::Value, _>(|_| entry(key, instance, &[(FIELD_SHARES, &shares)]))
         .await;
     if let Err(error) = written {
         tracing::debug!(%error, "presence shares not written");
@@ -289,11 +285,10 @@ async fn follow(
         .await?;
         for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
             last = id;
-            let Some(heard) = parse(&fields, &me) else {
-                continue;
-            };
-            if news.send(heard).await.is_err() {
-                return Ok(());
+            for heard in parse(&fields, &me) {
+                if news.send(heard).await.is_err() {
+                    return Ok(());
+                }
             }
         }
     }
@@ -313,28 +308,35 @@ async fn within<T>(
         })
 }
 
-/// An entry another instance wrote; `None` for our own, and for anything malformed (Redis is
-/// not trusted more than a client: a record key and viewers must parse as ours would).
-fn parse(fields: &[String], me: &str) -> Option<News> {
+/// What an entry another instance wrote says; nothing for our own, and nothing for anything
+/// malformed (Redis is not trusted more than a client: record keys and viewers must parse as
+/// ours would).
+fn parse(fields: &[String], me: &str) -> Vec<News> {
     let field = |name: &str| {
         fields
             .chunks_exact(2)
             .find(|pair| pair[0] == name)
             .map(|pair| pair[1].as_str())
     };
-    let instance = field(FIELD_INSTANCE)?;
-    if instance == me {
-        return None;
-    }
-    let instance = u64::from_str_radix(instance, 16).ok()?;
+    let Some(instance) = field(FIELD_INSTANCE).filter(|instance| *instance != me) else {
+        return Vec::new();
+    };
+    let Ok(instance) = u64::from_str_radix(instance, 16) else {
+        return Vec::new();
+    };
     if field(FIELD_HELLO).is_some() {
-        return Some(News::ShareAgain);
+        return vec![News::ShareAgain];
     }
-    let record = RecordKey::try_from(field(FIELD_RECORD)?.to_owned()).ok()?;
-    let viewers = serde_json::from_str(field(FIELD_VIEWERS)?).ok()?;
-    Some(News::Viewers {
-        instance,
-        record,
-        viewers,
-    })
+    // A record key that is not one of ours fails the whole entry, as a client's would.
+    let shares: Vec<Share> = field(FIELD_SHARES)
+        .and_then(|shares| serde_json::from_str(shares).ok())
+        .unwrap_or_default();
+    shares
+        .into_iter()
+        .map(|(record, viewers)| News::Viewers {
+            instance,
+            record,
+            viewers,
+        })
+        .collect()
 }
