@@ -32,6 +32,8 @@ const READ_BLOCK: Duration = Duration::from_millis(1000);
 const READ_DEADLINE: Duration = Duration::from_millis(3000);
 const READ_COUNT: usize = 256;
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long the writer waits before trying shares again that could not be written.
+const RETRY: Duration = Duration::from_millis(250);
 
 const FIELD_INSTANCE: &str = "instance";
 /// A JSON array of `[record, [viewer…]]` pairs: up to [`WRITE_BATCH`] shares in one entry, so a
@@ -88,6 +90,16 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Puts back shares that could not be written, unless a newer one for the record came since.
+    fn restore(&self, shares: &[Share]) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for (record, viewers) in shares {
+            pending
+                .entry(record.clone())
+                .or_insert_with(|| viewers.clone());
+        }
+    }
+
     fn take(&self) -> Vec<Share> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::take(&mut *pending).into_iter().collect()
@@ -128,6 +140,7 @@ impl Backplane {
         if let Backplane::Redis(redis) = self {
             redis.outbox.put(shares);
             let batch = redis.outbox.take();
+            // The last word: not retried, the other instances' TTL covers a failure.
             append(&redis.link, &redis.key, redis.instance, &batch).await;
         }
     }
@@ -148,7 +161,9 @@ impl Backplane {
     }
 }
 
-/// Writes what is pending whenever there is some, until `shutdown`.
+/// Writes what is pending whenever there is some, until `shutdown`; what fails to be written is
+/// tried again (newest first) after a pause, so a slow or failing-over Redis delays shares but
+/// does not lose them.
 async fn write(
     link: Link,
     key: String,
@@ -162,28 +177,37 @@ async fn write(
             () = outbox.ready.notified() => {}
         }
         let batch = outbox.take();
+        let mut failed = false;
         for chunk in batch.chunks(WRITE_BATCH) {
-            append(&link, &key, instance, chunk).await;
+            if failed || !append(&link, &key, instance, chunk).await {
+                failed = true;
+                outbox.restore(chunk);
+            }
+        }
+        if failed {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(RETRY) => outbox.ready.notify_one(),
+            }
         }
     }
 }
 
-/// Appends `shares` as one entry. A failure is logged and not retried: the periodic share
-/// repeats every record someone is on, and what it cannot repeat (nobody here any more) lapses
-/// on the other instances within the TTL.
-async fn append(link: &Link, key: &str, instance: u64, shares: &[Share]) {
+/// Appends `shares` as one entry; whether it was.
+async fn append(link: &Link, key: &str, instance: u64, shares: &[Share]) -> bool {
     if shares.is_empty() {
-        return;
+        return true;
     }
     let Ok(shares) = serde_json::to_string(shares) else {
-        return;
+        return true;
     };
     let written = link
         .call::<redis::Value, _>(|_| entry(key, instance, &[(FIELD_SHARES, &shares)]))
         .await;
-    if let Err(error) = written {
-        tracing::debug!(%error, "presence shares not written");
+    if let Err(error) = &written {
+        tracing::debug!(%error, "presence shares not written; retrying");
     }
+    written.is_ok()
 }
 
 /// `XADD` of one entry by `instance`, trimming the stream.
@@ -214,6 +238,9 @@ async fn read(
     // Sentinel mode: the writes move to a new master the moment the sentinels name it, and the
     // old one, until it is demoted, never sees them; so the reader moves at once too.
     let mut switches = link.switches();
+    // Where reading goes on after a reconnect: what went by meanwhile is read, not skipped (an
+    // instance's "nobody here any more" is said once).
+    let mut last = None;
     loop {
         let followed = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -221,7 +248,7 @@ async fn read(
                 backoff = Duration::from_millis(100);
                 continue;
             }
-            result = follow(&link, &key, instance, &news) => result,
+            result = follow(&link, &key, instance, &news, &mut last) => result,
         };
         match followed {
             Ok(()) => return, // the presence task is gone
@@ -243,24 +270,29 @@ async fn follow(
     key: &str,
     instance: u64,
     news: &mpsc::Sender<News>,
+    last: &mut Option<String>,
 ) -> Result<(), redis::RedisError> {
     let (mut conn, _) = link.connect(READ_DEADLINE).await?;
-    // Read from the newest entry on, and only then ask the others to share again: their answers
-    // come after it.
-    let newest: Vec<(String, Vec<String>)> = within(
-        redis::cmd("XREVRANGE")
-            .arg(key)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn),
-    )
-    .await?;
-    let mut last = newest
-        .into_iter()
-        .next()
-        .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+    // The first time, read from the newest entry on; and only then ask the others to share
+    // again: their answers come after it.
+    if last.is_none() {
+        let newest: Vec<(String, Vec<String>)> = within(
+            redis::cmd("XREVRANGE")
+                .arg(key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn),
+        )
+        .await?;
+        *last = Some(
+            newest
+                .into_iter()
+                .next()
+                .map_or_else(|| "0-0".to_owned(), |(id, _)| id),
+        );
+    }
     let me = format!("{instance:016x}");
     link.call::<redis::Value, _>(|_| entry(key, instance, &[(FIELD_HELLO, "1")]))
         .await
@@ -279,12 +311,12 @@ async fn follow(
                 .arg(READ_COUNT)
                 .arg("STREAMS")
                 .arg(key)
-                .arg(&last)
+                .arg(last.as_deref().unwrap_or("0-0"))
                 .query_async(&mut conn),
         )
         .await?;
         for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
-            last = id;
+            *last = Some(id);
             for heard in parse(&fields, &me) {
                 if news.send(heard).await.is_err() {
                     return Ok(());

@@ -309,7 +309,10 @@ async fn a_report_over_a_limit_is_refused_whole_and_names_the_limit() {
     }
     anna.subscriber.send_text(r#"{"type":"presence"}"#).await;
     let refused = anna.subscriber.expect("presence_refused").await;
-    assert_eq!(refused.data["error"], "bad_report", "a report without records");
+    assert_eq!(
+        refused.data["error"], "bad_report",
+        "a report without records"
+    );
     let metrics = app.metrics().await;
     for counted in [
         r#"admin_push_presence_refused_total{reason="bad_report"} 4"#,
@@ -445,6 +448,8 @@ async fn instances_sharing_redis_show_each_other_s_viewers() {
     let mut carl = Tab::open(&c, Transport::Ws, "user_carl", "Carl").await;
     carl.report(&c, json!({ "order:order_1": "viewing" })).await;
     carl.sees("order:order_1", &["user_anna", "user_carl"])
+        .await;
+    anna.sees("order:order_1", &["user_anna", "user_carl"])
         .await;
     // An instance that stops takes its viewers with it.
     c.shutdown.cancel();

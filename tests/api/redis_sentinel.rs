@@ -435,6 +435,7 @@ async fn when_the_master_restarts_empty_during_an_emit_storm_every_tab_on_every_
 
 #[tokio::test]
 async fn an_instance_frozen_across_a_sentinel_failover_tells_its_tabs_to_resync_when_it_thaws() {
+    let _alone = one_storm_at_a_time().await;
     let Some(deployment) = Deployment::start(0).await else {
         return;
     };
@@ -498,6 +499,8 @@ async fn an_instance_frozen_across_a_sentinel_failover_tells_its_tabs_to_resync_
 
 #[tokio::test]
 async fn instances_behind_sentinel_share_presence_before_and_after_a_failover() {
+    // A failover too: not while a storm takes the machine.
+    let _alone = one_storm_at_a_time().await;
     let Some(deployment) = Deployment::start(0).await else {
         return;
     };
