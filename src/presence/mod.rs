@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use self::report::{RecordKey, ViewState};
 pub(crate) use self::{
     backplane::Backplane,
-    report::{Refusal, Report, malformed},
+    report::{Refusal, Report, brief, malformed},
 };
 use crate::{
     auth::Principal,
@@ -366,7 +366,8 @@ impl Presence {
                 let message = self.render(&key, &record.shown);
                 self.inner.hub.direct(Directed { to, message });
             }
-            if record.watchers.is_empty() && record.remote.is_empty() && record.shared.is_empty() {
+            // `shared` was just set from the watchers, so no watchers means nothing shared.
+            if record.watchers.is_empty() && record.remote.is_empty() {
                 state.records.remove(&key);
             }
         }

@@ -121,8 +121,12 @@ impl Refusal {
 
 /// Describes a `serde_json` failure by where it happened, without echoing a whole hostile body.
 pub(crate) fn malformed(error: impl fmt::Display) -> Refusal {
-    let message: String = error.to_string().chars().take(300).collect();
-    Refusal::Malformed(message)
+    Refusal::Malformed(brief(error))
+}
+
+/// An error's text, cut short enough to answer a client with.
+pub(crate) fn brief(error: impl fmt::Display) -> String {
+    error.to_string().chars().take(300).collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::{
     auth::{AuthError, Verifier},
     metrics::Metrics,
-    presence::{Presence, Refusal},
+    presence::{self, Presence, Refusal},
     problem,
     receipts::{ReceiptError, Receipts},
     session,
@@ -101,8 +101,8 @@ fn take(
     presence: &Presence,
     receipts: &Receipts,
 ) -> Result<(), ReceiptRefused> {
-    let Body { connection, id } = serde_json::from_slice(body)
-        .map_err(|e| ReceiptRefused::Malformed(e.to_string().chars().take(300).collect()))?;
+    let Body { connection, id } =
+        serde_json::from_slice(body).map_err(|e| ReceiptRefused::Malformed(presence::brief(e)))?;
     let connection =
         super::connection(&connection).map_err(|e| ReceiptRefused::Malformed(e.to_owned()))?;
     let transport = presence.receipt(connection, actor_id)?;
