@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    BOTH, Subscriber, TestApp, Transport, eventually, named_token, spawn_app, spawn_app_with,
-    spawn_redis_app, two_instances,
+    BOTH, Subscriber, TestApp, Transport, eventually, named_token, spawn_app,
+    spawn_app_for_a_stall, spawn_app_with, spawn_redis_app, two_instances,
 };
 
 /// One admin's tab: its connection, its token, and the id its `ready` gave it.
@@ -519,13 +519,7 @@ async fn thousands_of_visits_leave_nothing_behind_in_memory_or_in_redis() {
 /// `resync{lagged}` it is sent the current ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tab_that_fell_behind_is_sent_the_current_lists_with_its_resync() {
-    let app = spawn_app_with(json!({
-        "hub": { "buffer": 256 },
-        "events": { "extra": ["bulk.updated"] },
-        "emit": { "max_body_bytes": 262144 },
-        "limits": { "send_timeout_secs": 60 },
-    }))
-    .await;
+    let app = spawn_app_for_a_stall().await;
     let mut anna = Tab::open(&app, Transport::Ws, "user_anna", "Anna").await;
     anna.report(&app, json!({ "order:order_1": "viewing" }))
         .await;

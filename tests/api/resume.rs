@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    BOTH, End, TestApp, Transport, WAIT, admin_token_valid_for, sign, spawn_app, spawn_app_with,
+    BOTH, End, TestApp, Transport, WAIT, admin_token_valid_for, sign, spawn_app,
+    spawn_app_for_a_stall, spawn_app_with,
 };
 
 async fn emit_n(app: &TestApp, n: usize) -> Vec<String> {
@@ -220,13 +221,7 @@ async fn a_stalled_reader_never_delays_others_and_never_skips_silently() {
     // buffer. Emits return before the fan-out, so the emitter is paced on the prompt reader's
     // progress (never more than two batches ahead): "prompt" is then true by construction, not
     // by the machine's speed.
-    let app = spawn_app_with(json!({
-        "hub": { "buffer": 256 },
-        "events": { "extra": ["bulk.updated"] },
-        "emit": { "max_body_bytes": 262144 },
-        "limits": { "send_timeout_secs": 60 },
-    }))
-    .await;
+    let app = spawn_app_for_a_stall().await;
     let filler = "x".repeat(3000);
     for transport in BOTH {
         let mut stalled = app.subscribe(transport, "").await;

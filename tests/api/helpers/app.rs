@@ -52,6 +52,19 @@ pub async fn spawn_app_with(overrides: Value) -> TestApp {
     }
 }
 
+/// A server where a tab that stops reading can fall behind: a 256-event broadcast, large
+/// `bulk.updated` batches (3 KB events overflow the socket buffers in a few thousand), and a send
+/// timeout long enough that the stalled tab is not cut off meanwhile.
+pub async fn spawn_app_for_a_stall() -> TestApp {
+    spawn_app_with(json!({
+        "hub": { "buffer": 256 },
+        "events": { "extra": ["bulk.updated"] },
+        "emit": { "max_body_bytes": 262144 },
+        "limits": { "send_timeout_secs": 60 },
+    }))
+    .await
+}
+
 pub fn test_settings(overrides: Value) -> Result<Settings, SettingsError> {
     let base = json!({
         "server": { "bind": "127.0.0.1:0", "workers": 1, "drain_secs": 1 },
