@@ -158,6 +158,21 @@ impl FromStr for ConnectionId {
     }
 }
 
+/// As its 16 hex digits, as in `ready` (the presence backplane forwards reports naming it).
+impl Serialize for ConnectionId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ConnectionId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|()| serde::de::Error::custom("not the 16 hex digits of a connection"))
+    }
+}
+
 /// Control events: per-connection messages with no id, never replayed.
 #[derive(Debug, Clone)]
 pub(crate) enum Control {
@@ -181,6 +196,10 @@ pub(crate) enum Control {
         error: &'static str,
         message: String,
     },
+    /// The share of events to send receipts for from now on, replacing `ready`'s.
+    ReceiptRate {
+        rate: f64,
+    },
 }
 
 impl Control {
@@ -192,6 +211,7 @@ impl Control {
             auth_expired,
             _presence,
             presence_refused,
+            receipt_rate,
         ] = CONTROL_NAMES;
         match self {
             Control::Ready { .. } => ready,
@@ -199,6 +219,7 @@ impl Control {
             Control::Reconnect { .. } => reconnect,
             Control::AuthExpired => auth_expired,
             Control::PresenceRefused { .. } => presence_refused,
+            Control::ReceiptRate { .. } => receipt_rate,
         }
     }
 
@@ -223,11 +244,12 @@ impl Control {
             Control::PresenceRefused { error, message } => {
                 serde_json::json!({ "error": error, "message": message }).to_string()
             }
+            Control::ReceiptRate { rate } => serde_json::json!({ "rate": rate }).to_string(),
         }
     }
 
     pub(crate) fn ws_frame(&self) -> Bytes {
-        Message::render(self.name(), &self.data()).ws_frame
+        Message::control(self).ws_frame
     }
 
     /// `ready` carries the resume point as the record id so a browser's own reconnect resumes there.
@@ -258,6 +280,11 @@ impl Message {
             ws_frame: ws_text_frame(&format!(r#"{{"event":"{name}","data":{data}}}"#)),
             sse_record: Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
         }
+    }
+
+    /// A control message for some connections only (a forwarded report's refusal).
+    pub(crate) fn control(control: &Control) -> Self {
+        Self::render(control.name(), &control.data())
     }
 
     /// Who has `record` open: `data` is the `presence` message's JSON object.

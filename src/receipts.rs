@@ -8,6 +8,17 @@
 //! connection, never from the client, so no receipt can add a label value; an id the history does
 //! not hold is not counted. Nothing here touches the fan-out path: receipts cost only when they
 //! arrive, and the share of tabs asked for them is bounded by `receipts.sample_tabs`.
+//!
+//! That share is announced, not fixed when a tab connects: the connections' clock reconsiders it
+//! every second, and every connection is told a new rate on its next tick (`receipt_rate`). It
+//! changes only when the ideal one is twice or half the announced one (or back to all), so tabs
+//! coming and going near a threshold cost no stream of announcements, and the tabs sending
+//! receipts stay between half and twice `receipts.sample_tabs`.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use serde::Deserialize;
 
@@ -25,17 +36,18 @@ pub(crate) struct Receipt {
     pub(crate) id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ReceiptError {
-    #[error("the history holds no event with this id")]
-    UnknownEvent,
-}
+/// A receipt for an id the history does not hold (any more, or ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UnknownEvent;
 
-#[derive(Debug)]
+/// Where receipts are counted, and the share of events tabs are asked for them. Cheap to clone.
+#[derive(Debug, Clone)]
 pub(crate) struct Receipts {
     hub: Hub,
     metrics: Metrics,
     sample_tabs: usize,
+    /// The announced rate, as `f64` bits.
+    announced: Arc<AtomicU64>,
 }
 
 impl Receipts {
@@ -44,33 +56,83 @@ impl Receipts {
             hub,
             metrics,
             sample_tabs: settings.sample_tabs,
+            announced: Arc::new(AtomicU64::new(ideal(settings.sample_tabs, 0).to_bits())),
         }
     }
 
-    /// The share of events a connection opening now should send receipts for: all of them while
-    /// fewer than `receipts.sample_tabs` connections are open, so that about that many send them.
+    /// The share of events a connection should send receipts for now (0 to 1).
     pub(crate) fn rate(&self) -> f64 {
-        let open = self.metrics.open_connections().max(1);
-        (self.sample_tabs as f64 / open as f64).min(1.0)
+        f64::from_bits(self.announced.load(Ordering::Relaxed))
+    }
+
+    /// The rate, when it is not the one a connection last told its client (`told`, then updated).
+    pub(crate) fn news(&self, told: &mut f64) -> Option<f64> {
+        let rate = self.rate();
+        (rate.to_bits() != told.to_bits()).then(|| {
+            *told = rate;
+            rate
+        })
+    }
+
+    /// Announces a new rate when the open connections moved the ideal one to twice or half the
+    /// announced one, or back to all of them. Called by the connections' clock, once a second.
+    pub(crate) fn reconsider(&self) {
+        let ideal = ideal(self.sample_tabs, self.metrics.open_connections());
+        let rate = announce(self.rate(), ideal);
+        self.announced.store(rate.to_bits(), Ordering::Relaxed);
     }
 
     /// Counts a receipt for event `id` arriving now on `transport`.
-    pub(crate) fn take(&self, transport: TransportKind, id: &str) -> Result<(), ReceiptError> {
+    pub(crate) fn take(&self, transport: TransportKind, id: &str) -> Result<(), UnknownEvent> {
         let event = id
             .parse::<EventId>()
             .ok()
             .and_then(|id| self.hub.event(id))
-            .ok_or(ReceiptError::UnknownEvent)?;
+            .ok_or(UnknownEvent)?;
         self.metrics
             .screen_refreshed(event.name.as_str(), transport, event.received.elapsed());
         Ok(())
     }
 }
 
-impl ReceiptError {
-    pub(crate) fn code(self) -> &'static str {
-        match self {
-            ReceiptError::UnknownEvent => "unknown_event",
-        }
+/// The share with which `open` connections send about `sample_tabs` of them: all of them while
+/// fewer are open; 0 when `sample_tabs` is 0.
+fn ideal(sample_tabs: usize, open: i64) -> f64 {
+    (sample_tabs as f64 / open.max(1) as f64).min(1.0)
+}
+
+/// The rate to announce, given the `announced` one and the `ideal` one now.
+fn announce(announced: f64, ideal: f64) -> f64 {
+    let moved = ideal >= 2.0 * announced || ideal <= announced / 2.0;
+    if moved || ideal == 1.0 {
+        ideal
+    } else {
+        announced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_is_all_while_fewer_tabs_than_the_sample_are_open() {
+        assert_eq!(ideal(100, 0), 1.0);
+        assert_eq!(ideal(100, 100), 1.0);
+        assert_eq!(ideal(100, 400), 0.25);
+        assert_eq!(ideal(0, 10), 0.0);
+    }
+
+    #[test]
+    fn the_announced_rate_moves_only_by_half_or_double_or_back_to_all() {
+        assert_eq!(announce(1.0, 0.6), 1.0, "a little over the sample: no news");
+        assert_eq!(announce(1.0, 0.5), 0.5);
+        assert_eq!(announce(0.5, 0.3), 0.5);
+        assert_eq!(announce(0.5, 0.25), 0.25);
+        assert_eq!(announce(0.25, 0.4), 0.25, "a few tabs closing: no news");
+        assert_eq!(announce(0.25, 0.5), 0.5);
+        assert_eq!(announce(0.5, 1.0), 1.0, "below the sample again: all");
+        assert_eq!(announce(0.6, 1.0), 1.0);
+        assert_eq!(announce(0.0, 0.0), 0.0);
     }
 }

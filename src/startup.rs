@@ -30,7 +30,9 @@ use crate::{
     idempotency::MemoryAnswers,
     metrics::Metrics,
     presence::{Backplane, Presence},
-    problem, routes,
+    problem,
+    receipts::Receipts,
+    routes,
     session::{self, Admission, Handshake},
     settings::{AuthSettings, HubBackend, Settings, SettingsError, WsSettings},
     tickets::Tickets,
@@ -151,9 +153,11 @@ impl Application {
             }
         };
         let hub = Hub::start(broker, notices, settings.hub.history, settings.hub.buffer);
+        let receipts = Receipts::new(hub.clone(), metrics.clone(), &settings.receipts);
         let presence = Presence::start(
             hub.clone(),
             &settings.presence,
+            receipts.clone(),
             settings.receipts.max_per_sec,
             backplane,
             metrics.clone(),
@@ -188,6 +192,7 @@ impl Application {
                 verifier,
                 metrics.clone(),
                 presence,
+                receipts,
                 &settings,
                 shutdown.clone(),
             )),

@@ -97,6 +97,8 @@ export interface AdminPushControlEvents {
   presence: AdminPushPresenceMessage
   /** A presence report was refused whole; the previous one stands. */
   presence_refused: { error: "too_many_records" | "too_many_reports" | "bad_report" | (string & {}); message: string }
+  /** The share (0..1) of events to send receipts for from now on, replacing `ready.receipt_rate`. */
+  receipt_rate: { rate: number }
 }
 
 /** What an admin is doing on a record they have open. */

@@ -16,7 +16,7 @@
  */
 
 /** Control events: no id, never replayed, handled by the client itself (and re-emitted). */
-const CONTROL = new Set(["ready", "resync", "reconnect", "auth_expired", "presence", "presence_refused"]);
+const CONTROL = new Set(["ready", "resync", "reconnect", "auth_expired", "presence", "presence_refused", "receipt_rate"]);
 /** Names `on()` accepts that are not server event names (so no SSE listener is needed). */
 const LOCAL = new Set(["status", "error", "*"]);
 /** Built-in event names; SSE needs one listener per name, so these are always listened for. */
@@ -695,8 +695,9 @@ export class AdminPush {
         }
         if (res.ok || conn !== this.#conn) return;
         const err = await refusal(res, "presence report refused");
-        if (res.status === 429) {
-          // Said again once the service accepts reports, unless a newer one is already planned.
+        if (res.status === 429 || res.status === 503) {
+          // Said again once the service accepts reports (or reaches the instance holding the
+          // stream again), unless a newer one is already planned.
           if (this.#reportTimer === undefined || this.#reported === body) {
             clearTimeout(this.#reportTimer);
             this.#reportTimer = setTimeout(() => this.#sendPresence(), Math.max(1000, err.retryAfterMs));
@@ -911,6 +912,11 @@ export class AdminPush {
         break;
       case "auth_expired":
         this.#onAuthExpired();
+        break;
+      case "receipt_rate": // the sample changed with the number of open tabs: draw against the new one
+        if (conn.readyData && Number.isFinite(Number(data.rate))) {
+          conn.readyData = { ...conn.readyData, receipt_rate: Number(data.rate) };
+        }
         break;
       // "resync" needs nothing from the client itself: the app refetches.
     }

@@ -21,13 +21,14 @@ use serde_path_to_error::Segment;
 use self::schemas::{BUILTIN, Compactor, EXTRA};
 
 /// The names of the control messages (see `protocol::Control`): no published event may take one.
-pub const CONTROL_NAMES: [&str; 6] = [
+pub const CONTROL_NAMES: [&str; 7] = [
     "ready",
     "resync",
     "reconnect",
     "auth_expired",
     "presence",
     "presence_refused",
+    "receipt_rate",
 ];
 
 /// An accepted event name. Cheap to clone and compare; shared by every event of that name.

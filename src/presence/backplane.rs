@@ -7,7 +7,9 @@
 //! the others (`hello`) to share their viewers again whenever it (re)connects, since what it
 //! missed meanwhile is lost; it shares its own again then too, since what it shared while it was
 //! not reading may have been read by nobody either. An entry says "instance I has these viewers
-//! on these records now" (up to 256 records in one entry); an empty list takes them off.
+//! on these records now" (up to 256 records in one entry); an empty list takes them off. Or it
+//! carries a report or receipt made over HTTP on an instance that does not hold its connection
+//! ([`Forward`]), for the one that does.
 
 use std::{
     collections::HashMap,
@@ -18,7 +20,7 @@ use std::{
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Viewer, report::RecordKey};
+use super::{Refusal, Viewer, forward::Forward, report::RecordKey};
 use crate::broker::redis::Link;
 
 /// Entries the stream keeps; readers only ever want the newest.
@@ -40,6 +42,8 @@ const FIELD_INSTANCE: &str = "instance";
 /// periodic share of many records is a few entries, never more than the trimmed stream keeps.
 const FIELD_SHARES: &str = "shares";
 const FIELD_HELLO: &str = "hello";
+/// A [`Forward`], as JSON.
+const FIELD_FORWARD: &str = "forward";
 
 /// One instance's viewers of one record; an empty list: none any more.
 pub(super) type Share = (RecordKey, Vec<Viewer>);
@@ -56,6 +60,8 @@ pub(super) enum News {
     /// or this one did, and what it shared before may have been read by nobody (instances that
     /// start together can each miss the other's first shares).
     ShareAgain,
+    /// A report or receipt for a connection this instance may hold.
+    Forwarded(Forward),
 }
 
 #[derive(Debug)]
@@ -143,6 +149,31 @@ impl Backplane {
             // The last word: not retried, the other instances' TTL covers a failure.
             append(&redis.link, &redis.key, redis.instance, &batch).await;
         }
+    }
+
+    /// Whether there are other instances to forward to.
+    pub(super) fn forwards(&self) -> bool {
+        matches!(self, Backplane::Redis(_))
+    }
+
+    /// Puts `forward` on the stream for the instance holding its connection, and waits until
+    /// Redis has it.
+    pub(super) async fn forward(&self, forward: &Forward) -> Result<(), Refusal> {
+        let Backplane::Redis(redis) = self else {
+            return Err(Refusal::UnknownConnection(forward.connection().to_string()));
+        };
+        let forward = serde_json::to_string(forward).map_err(|_| Refusal::Unforwarded)?;
+        redis
+            .link
+            .call::<redis::Value, _>(|_| {
+                entry(&redis.key, redis.instance, &[(FIELD_FORWARD, &forward)])
+            })
+            .await
+            .map(drop)
+            .map_err(|error| {
+                tracing::debug!(%error, "presence forward not written");
+                Refusal::Unforwarded
+            })
     }
 
     /// What the other instances say, until `shutdown`; closed at once when there are none.
@@ -358,6 +389,12 @@ fn parse(fields: &[String], me: &str) -> Vec<News> {
     };
     if field(FIELD_HELLO).is_some() {
         return vec![News::ShareAgain];
+    }
+    if let Some(forward) = field(FIELD_FORWARD) {
+        return serde_json::from_str(forward)
+            .map(News::Forwarded)
+            .into_iter()
+            .collect();
     }
     // A record key that is not one of ours fails the whole entry, as a client's would.
     let shares: Vec<Share> = field(FIELD_SHARES)

@@ -14,8 +14,12 @@
 //! until it lapses. An instance that dies takes its viewers with it within one TTL; one that
 //! starts asks the others for theirs. Names come only from the signed token ([`Principal`]), never
 //! from what a client sends.
+//!
+//! The connection table here also bounds each connection's receipts, and a report or receipt over
+//! HTTP for a connection another instance holds is [`Forward`]ed to it on the backplane.
 
 mod backplane;
+mod forward;
 mod report;
 
 use std::{
@@ -27,17 +31,21 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use self::report::{RecordKey, ViewState};
 pub(crate) use self::{
     backplane::Backplane,
     report::{Refusal, Report, brief, malformed},
+};
+use self::{
+    forward::{Allowance, Forward},
+    report::{RecordKey, ViewState},
 };
 use crate::{
     auth::Principal,
     hub::{Directed, Hub},
     metrics::Metrics,
-    protocol::{ConnectionId, Message, TransportKind},
+    protocol::{ConnectionId, Control, Message, TransportKind},
     rate::Budget,
+    receipts::Receipts,
     settings::PresenceSettings,
 };
 
@@ -63,6 +71,7 @@ struct Inner {
     backplane: Backplane,
     metrics: Metrics,
     settings: PresenceSettings,
+    receipts: Receipts,
     /// `receipts.max_per_sec`: the connection table keeps that budget too.
     max_receipts_per_sec: u32,
 }
@@ -71,6 +80,17 @@ struct Inner {
 struct State {
     connections: HashMap<ConnectionId, Reporter>,
     records: HashMap<RecordKey, Record>,
+    /// What each admin may still forward to other instances this second.
+    allowance: Allowance,
+}
+
+/// Where a report or receipt made over HTTP was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// This instance holds the connection: taken.
+    Here,
+    /// Another may: on the backplane, for the one that holds it.
+    Forwarded,
 }
 
 /// An open connection: who, on which transport, what it last reported, and what it may still
@@ -109,6 +129,7 @@ impl Presence {
     pub(crate) fn start(
         hub: Hub,
         settings: &PresenceSettings,
+        receipts: Receipts,
         max_receipts_per_sec: u32,
         backplane: Backplane,
         metrics: Metrics,
@@ -121,6 +142,7 @@ impl Presence {
                 backplane,
                 metrics,
                 settings: settings.clone(),
+                receipts,
                 max_receipts_per_sec,
             }),
         };
@@ -165,24 +187,151 @@ impl Presence {
         self.inner.settings.ttl()
     }
 
-    /// Whether connection `id` of `actor_id` may send a receipt now, and on which transport.
+    /// Counts connection `id`'s receipt for event `event`, made by `actor_id`, within the
+    /// connection's budget. Whoever answers it counts a refusal.
     pub(crate) fn receipt(
         &self,
         id: ConnectionId,
         actor_id: &str,
-    ) -> Result<TransportKind, Refusal> {
-        let mut state = self.state();
-        let reporter = state
-            .connections
-            .get_mut(&id)
-            .filter(|reporter| reporter.principal.actor_id == actor_id)
-            .ok_or_else(|| Refusal::UnknownConnection(id.to_string()))?;
-        if !reporter.receipts.spend() {
-            return Err(Refusal::TooManyReceipts {
-                limit: reporter.receipts.per_sec(),
+        event: &str,
+    ) -> Result<(), Refusal> {
+        let transport = {
+            let mut state = self.state();
+            let reporter = state
+                .connections
+                .get_mut(&id)
+                .filter(|reporter| reporter.principal.actor_id == actor_id)
+                .ok_or_else(|| Refusal::UnknownConnection(id.to_string()))?;
+            if !reporter.receipts.spend() {
+                return Err(Refusal::TooManyReceipts {
+                    limit: reporter.receipts.per_sec(),
+                });
+            }
+            reporter.transport
+        };
+        self.inner
+            .receipts
+            .take(transport, event)
+            .map_err(|_| Refusal::UnknownEvent)
+    }
+
+    /// A report made over HTTP: taken when this instance holds the connection, else forwarded.
+    pub(crate) async fn report_from_afar(
+        &self,
+        id: ConnectionId,
+        actor_id: &str,
+        report: Report,
+    ) -> Result<Taken, Refusal> {
+        if self.holds(id) {
+            return self.report(id, actor_id, report).map(|()| Taken::Here);
+        }
+        // What this instance can tell at once, it does.
+        self.fits(&report)?;
+        self.forward(Forward::Report {
+            connection: id,
+            actor_id: actor_id.to_owned(),
+            records: report,
+        })
+        .await
+    }
+
+    /// A receipt made over HTTP: counted when this instance holds the connection, else forwarded.
+    pub(crate) async fn receipt_from_afar(
+        &self,
+        id: ConnectionId,
+        actor_id: &str,
+        event: &str,
+    ) -> Result<Taken, Refusal> {
+        if self.holds(id) {
+            return self.receipt(id, actor_id, event).map(|()| Taken::Here);
+        }
+        // The event is looked up where the connection is: this instance may not have read it yet.
+        self.forward(Forward::Receipt {
+            connection: id,
+            actor_id: actor_id.to_owned(),
+            id: event.to_owned(),
+        })
+        .await
+    }
+
+    fn holds(&self, id: ConnectionId) -> bool {
+        self.state().connections.contains_key(&id)
+    }
+
+    /// Puts `forward` on the backplane, within its admin's allowance on this instance.
+    async fn forward(&self, forward: Forward) -> Result<Taken, Refusal> {
+        if !self.inner.backplane.forwards() {
+            return Err(Refusal::UnknownConnection(forward.connection().to_string()));
+        }
+        let (actor_id, receipt) = match &forward {
+            Forward::Report { actor_id, .. } => (actor_id, false),
+            Forward::Receipt { actor_id, .. } => (actor_id, true),
+        };
+        let limits = [
+            self.inner.settings.max_reports_per_sec,
+            self.inner.max_receipts_per_sec,
+        ];
+        let allowed = self.state().allowance.spend(actor_id, receipt, limits);
+        if !allowed {
+            return Err(if receipt {
+                Refusal::TooManyReceipts { limit: limits[1] }
+            } else {
+                Refusal::TooManyReports { limit: limits[0] }
             });
         }
-        Ok(reporter.transport)
+        self.inner.backplane.forward(&forward).await?;
+        Ok(Taken::Forwarded)
+    }
+
+    /// What another instance forwarded: taken if this one holds the connection, as if it had
+    /// arrived here; a refused report is told to the connection, a refused receipt only counted.
+    fn forwarded(&self, forward: Forward) {
+        let id = forward.connection();
+        if !self.holds(id) {
+            return;
+        }
+        match forward {
+            Forward::Report {
+                actor_id, records, ..
+            } => {
+                if let Err(refusal) = self.report(id, &actor_id, records) {
+                    self.refused(&refusal);
+                    // Another admin's report naming this connection is none of its business.
+                    if let Refusal::UnknownConnection(_) = refusal {
+                        return;
+                    }
+                    let refused = Control::PresenceRefused {
+                        error: refusal.code(),
+                        message: refusal.to_string(),
+                    };
+                    self.inner.hub.direct(Directed {
+                        to: vec![id],
+                        message: Message::control(&refused),
+                    });
+                }
+            }
+            Forward::Receipt {
+                actor_id,
+                id: event,
+                ..
+            } => {
+                if let Err(refusal) = self.receipt(id, &actor_id, &event) {
+                    self.inner.metrics.receipt_refused(refusal.code());
+                }
+            }
+        }
+    }
+
+    /// A report with more records than `presence.max_records` is refused.
+    fn fits(&self, report: &Report) -> Result<(), Refusal> {
+        let limit = self.inner.settings.max_records;
+        if report.len() > limit {
+            return Err(Refusal::TooManyRecords {
+                count: report.len(),
+                limit,
+            });
+        }
+        Ok(())
     }
 
     /// Forgets a connection and takes it off every record it reported.
@@ -213,17 +362,13 @@ impl Presence {
         report: Report,
     ) -> Result<(), Refusal> {
         let settings = &self.inner.settings;
-        if report.len() > settings.max_records {
-            return Err(Refusal::TooManyRecords {
-                count: report.len(),
-                limit: settings.max_records,
-            });
-        }
+        self.fits(&report)?;
         let now = Instant::now();
         let mut guard = self.state();
         let State {
             connections,
             records,
+            ..
         } = &mut *guard;
         let reporter = connections
             .get_mut(&id)
@@ -303,7 +448,9 @@ impl Presence {
         let State {
             connections,
             records,
+            allowance,
         } = &mut *state;
+        allowance.renew();
         let mut touched: Touched = Vec::new();
         for (id, reporter) in connections.iter_mut() {
             if !reporter.report.is_empty() && reporter.lapses <= now {
@@ -415,6 +562,7 @@ impl Presence {
                         self.heard(instance, record, viewers);
                     }
                     Some(backplane::News::ShareAgain) => self.inner.backplane.share(self.own()),
+                    Some(backplane::News::Forwarded(forward)) => self.forwarded(forward),
                     // Alone, or the backplane stopped: nothing more to hear.
                     None => listening = false,
                 },

@@ -69,7 +69,7 @@ pub(crate) enum ViewState {
 }
 
 /// The records a connection has open; at most `presence.max_records`, checked where it is made.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub(crate) struct Report(BTreeMap<RecordKey, ViewState>);
 
@@ -91,7 +91,8 @@ impl Report {
     }
 }
 
-/// Why a report was refused. Nothing of it was taken: the connection's previous report stands.
+/// Why a report (or a receipt) was refused. Nothing of a report was taken: the connection's
+/// previous report stands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Refusal {
     #[error("not a presence report: {0}")]
@@ -104,6 +105,10 @@ pub(crate) enum Refusal {
     UnknownConnection(String),
     #[error("more than receipts.max_per_sec ({limit}) receipts in a second")]
     TooManyReceipts { limit: u32 },
+    #[error("the history holds no event with this id")]
+    UnknownEvent,
+    #[error("the connection is not on this instance, and the others could not be reached")]
+    Unforwarded,
 }
 
 impl Refusal {
@@ -115,6 +120,8 @@ impl Refusal {
             Refusal::TooManyReports { .. } => "too_many_reports",
             Refusal::UnknownConnection(_) => "unknown_connection",
             Refusal::TooManyReceipts { .. } => "too_many_receipts",
+            Refusal::UnknownEvent => "unknown_event",
+            Refusal::Unforwarded => "backplane_unavailable",
         }
     }
 }

@@ -17,12 +17,18 @@ mod receipt;
 mod ticket;
 
 use actix_cors::Cors;
-use actix_web::{HttpRequest, Resource, Route, http::header, web};
+use actix_web::{
+    HttpRequest, HttpResponse, Resource, Route,
+    http::{StatusCode, header},
+    web,
+};
 
 use crate::{
     auth::{self, AuthError, Principal, Verifier},
     emit,
     metrics::Metrics,
+    presence::{Refusal, Taken},
+    problem,
     protocol::ConnectionId,
     settings::AuthSettings,
     sse, ws,
@@ -77,6 +83,40 @@ fn admin(
         .and_then(|()| auth::bearer_token(req)?.ok_or(AuthError::Missing))
         .and_then(|token| verifier.verify(&token))
         .inspect_err(|e| metrics.auth_failed(e.reason()))
+}
+
+/// A report's or receipt's refusal, as an HTTP status.
+fn status_of(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::TooManyReports { .. } | Refusal::TooManyReceipts { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        Refusal::UnknownConnection(_) => StatusCode::NOT_FOUND,
+        Refusal::UnknownEvent => StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::Unforwarded => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::Malformed(_) | Refusal::TooManyRecords { .. } => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A report's or receipt's refusal, as a JSON answer; one to try again in a second says so.
+fn refusal_response(refusal: &Refusal) -> HttpResponse {
+    let status = status_of(refusal);
+    let mut builder = problem::builder(status);
+    if matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        builder.insert_header((header::RETRY_AFTER, "1"));
+    }
+    problem::finish(builder, refusal.code(), &refusal.to_string())
+}
+
+/// `204` for what this instance took, `202` for what it forwarded.
+fn taken(taken: Taken) -> HttpResponse {
+    match taken {
+        Taken::Here => HttpResponse::NoContent().finish(),
+        Taken::Forwarded => HttpResponse::Accepted().finish(),
+    }
 }
 
 /// A connection named as its `ready` message did.

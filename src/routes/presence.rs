@@ -1,19 +1,16 @@
 //! `POST /admin-ws/presence`: a presence report for a connection that cannot send one itself (an
 //! SSE stream), authenticated like the ticket exchange, by the admin's bearer token. It names the
 //! connection by the id its `ready` carried; only that admin's own open connections can be named.
+//! `204` when this instance took it; `202` when another instance may hold the connection and the
+//! report went there on the backplane.
 
-use actix_web::{
-    HttpRequest, HttpResponse, ResponseError,
-    http::{StatusCode, header},
-    web,
-};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use serde::Deserialize;
 
 use crate::{
     auth::{AuthError, Verifier},
     metrics::Metrics,
-    presence::{self, Presence, Refusal, Report},
-    problem,
+    presence::{self, Presence, Refusal, Report, Taken},
     settings::AuthSettings,
 };
 
@@ -40,21 +37,14 @@ impl ResponseError for PresenceError {
         match self {
             PresenceError::Auth(e) => e.status_code(),
             PresenceError::Refused(Refusal::TooManyReports { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            PresenceError::Refused(Refusal::UnknownConnection(_)) => StatusCode::NOT_FOUND,
-            PresenceError::Refused(_) => StatusCode::BAD_REQUEST,
+            PresenceError::Refused(refusal) => super::status_of(refusal),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
             PresenceError::Auth(e) => e.error_response(),
-            PresenceError::Refused(refusal) => {
-                let mut builder = problem::builder(self.status_code());
-                if let Refusal::TooManyReports { .. } = refusal {
-                    builder.insert_header((header::RETRY_AFTER, "1"));
-                }
-                problem::finish(builder, refusal.code(), &refusal.to_string())
-            }
+            PresenceError::Refused(refusal) => super::refusal_response(refusal),
         }
     }
 }
@@ -68,16 +58,18 @@ pub(super) async fn presence(
     settings: web::Data<AuthSettings>,
 ) -> Result<HttpResponse, PresenceError> {
     let principal = super::admin(&req, &verifier, &metrics, &settings)?;
-    take(&body, &principal.actor_id, &presence).inspect_err(|refusal| presence.refused(refusal))?;
-    Ok(HttpResponse::NoContent().finish())
+    let taken = take(&body, &principal.actor_id, &presence)
+        .await
+        .inspect_err(|refusal| presence.refused(refusal))?;
+    Ok(super::taken(taken))
 }
 
-fn take(body: &[u8], actor_id: &str, presence: &Presence) -> Result<(), Refusal> {
+async fn take(body: &[u8], actor_id: &str, presence: &Presence) -> Result<Taken, Refusal> {
     let Body {
         connection,
         records,
     } = serde_json::from_slice(body).map_err(presence::malformed)?;
     let id = super::connection(&connection).map_err(presence::malformed)?;
     let report: Report = serde_json::from_value(records).map_err(presence::malformed)?;
-    presence.report(id, actor_id, report)
+    presence.report_from_afar(id, actor_id, report).await
 }

@@ -1,20 +1,15 @@
 //! `POST /admin-ws/receipt`: a screen-refresh receipt for a connection that cannot send one itself
-//! (an SSE stream), authenticated and naming its connection as presence reports do.
+//! (an SSE stream), authenticated and naming its connection as presence reports do (and, like
+//! them, forwarded to the instance holding the connection when this one does not).
 
-use actix_web::{
-    HttpRequest, HttpResponse, ResponseError,
-    http::{StatusCode, header},
-    web,
-};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use serde::Deserialize;
 
 use crate::{
     auth::{AuthError, Verifier},
     metrics::Metrics,
-    presence::{self, Presence, Refusal},
+    presence::{self, Presence, Refusal, Taken},
     problem,
-    receipts::{ReceiptError, Receipts},
-    session,
     settings::AuthSettings,
 };
 
@@ -32,9 +27,7 @@ pub(super) enum ReceiptRefused {
     #[error("not a receipt: {0}")]
     Malformed(String),
     #[error(transparent)]
-    Connection(#[from] Refusal),
-    #[error(transparent)]
-    Event(#[from] ReceiptError),
+    Refused(#[from] Refusal),
 }
 
 impl ReceiptRefused {
@@ -42,8 +35,7 @@ impl ReceiptRefused {
         match self {
             ReceiptRefused::Auth(e) => e.reason(),
             ReceiptRefused::Malformed(_) => "bad_receipt",
-            ReceiptRefused::Connection(refusal) => refusal.code(),
-            ReceiptRefused::Event(error) => error.code(),
+            ReceiptRefused::Refused(refusal) => refusal.code(),
         }
     }
 }
@@ -53,23 +45,20 @@ impl ResponseError for ReceiptRefused {
         match self {
             ReceiptRefused::Auth(e) => e.status_code(),
             ReceiptRefused::Malformed(_) => StatusCode::BAD_REQUEST,
-            ReceiptRefused::Connection(Refusal::TooManyReceipts { .. }) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
-            ReceiptRefused::Connection(_) => StatusCode::NOT_FOUND,
-            ReceiptRefused::Event(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ReceiptRefused::Refused(refusal) => super::status_of(refusal),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ReceiptRefused::Auth(e) = self {
-            return e.error_response();
+        match self {
+            ReceiptRefused::Auth(e) => e.error_response(),
+            ReceiptRefused::Malformed(_) => problem::finish(
+                problem::builder(self.status_code()),
+                self.code(),
+                &self.to_string(),
+            ),
+            ReceiptRefused::Refused(refusal) => super::refusal_response(refusal),
         }
-        let mut builder = problem::builder(self.status_code());
-        if self.status_code() == StatusCode::TOO_MANY_REQUESTS {
-            builder.insert_header((header::RETRY_AFTER, "1"));
-        }
-        problem::finish(builder, self.code(), &self.to_string())
     }
 }
 
@@ -78,34 +67,22 @@ pub(super) async fn receipt(
     body: web::Bytes,
     verifier: web::Data<Verifier>,
     presence: web::Data<Presence>,
-    connections: web::Data<session::Context>,
     metrics: web::Data<Metrics>,
     settings: web::Data<AuthSettings>,
 ) -> Result<HttpResponse, ReceiptRefused> {
     let principal = super::admin(&req, &verifier, &metrics, &settings)?;
-    let counted = take(
-        &body,
-        &principal.actor_id,
-        &presence,
-        connections.receipts(),
-    );
-    if let Err(refused) = &counted {
-        metrics.receipt_refused(refused.code());
-    }
-    counted.map(|()| HttpResponse::NoContent().finish())
+    let taken = take(&body, &principal.actor_id, &presence)
+        .await
+        .inspect_err(|refused| metrics.receipt_refused(refused.code()))?;
+    Ok(super::taken(taken))
 }
 
-fn take(
-    body: &[u8],
-    actor_id: &str,
-    presence: &Presence,
-    receipts: &Receipts,
-) -> Result<(), ReceiptRefused> {
+async fn take(body: &[u8], actor_id: &str, presence: &Presence) -> Result<Taken, ReceiptRefused> {
     let Body { connection, id } =
         serde_json::from_slice(body).map_err(|e| ReceiptRefused::Malformed(presence::brief(e)))?;
     let connection =
         super::connection(&connection).map_err(|e| ReceiptRefused::Malformed(e.to_owned()))?;
-    let transport = presence.receipt(connection, actor_id)?;
-    receipts.take(transport, &id)?;
-    Ok(())
+    Ok(presence
+        .receipt_from_afar(connection, actor_id, &id)
+        .await?)
 }

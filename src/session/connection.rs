@@ -41,7 +41,7 @@ use crate::{
     presence::{self, Presence, Report},
     protocol::{ConnectionId, Control, Event, ResyncReason, TransportKind},
     rate::Budget,
-    receipts::{Receipt, ReceiptError, Receipts},
+    receipts::{Receipt, Receipts},
     settings::Settings,
 };
 
@@ -81,12 +81,13 @@ impl Context {
         verifier: Arc<Verifier>,
         metrics: Metrics,
         presence: Presence,
+        receipts: Receipts,
         settings: &Settings,
         shutdown: CancellationToken,
     ) -> Self {
-        tokio::spawn(clock(hub.clone(), shutdown.clone()));
+        tokio::spawn(clock(hub, receipts.clone(), shutdown.clone()));
         Self {
-            receipts: Receipts::new(hub, metrics.clone(), &settings.receipts),
+            receipts,
             verifier,
             metrics,
             presence,
@@ -94,11 +95,6 @@ impl Context {
             sse: Timings::of(settings, TransportKind::Sse),
             shutdown,
         }
-    }
-
-    /// Where receipts are counted, for those that arrive over HTTP.
-    pub(crate) fn receipts(&self) -> &Receipts {
-        &self.receipts
     }
 
     fn timings(&self, transport: TransportKind) -> Timings {
@@ -109,13 +105,18 @@ impl Context {
     }
 }
 
-async fn clock(hub: Hub, shutdown: CancellationToken) {
+/// Ticks every connection once a second; before each tick, reconsiders the receipt rate the
+/// tick will tell them.
+async fn clock(hub: Hub, receipts: Receipts, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = ticks.tick() => hub.tick(),
+            _ = ticks.tick() => {
+                receipts.reconsider();
+                hub.tick();
+            }
         }
     }
     hub.tick();
@@ -212,6 +213,8 @@ pub(crate) struct Connection<W: Wire> {
     expires: Instant,
     last_heard: Instant,
     heartbeat: Heartbeat,
+    /// The receipt rate the client was last told.
+    receipt_rate: f64,
     /// Client frames this second (`ws.max_client_frames_per_sec`).
     budget: Budget,
     opened: Instant,
@@ -226,13 +229,14 @@ impl<W: Wire> Connection<W> {
         let id = context
             .presence
             .open(Arc::clone(&subscriber.principal), W::KIND);
+        let receipt_rate = context.receipts.rate();
         let mut outbox: VecDeque<Bytes> = W::greeting().into_iter().collect();
         outbox.push_back(W::control(Control::Ready {
             last_event_id: subscriber.resume_point,
             transport: W::KIND,
             connection: id,
             actor_id: subscriber.principal.actor_id.clone(),
-            receipt_rate: context.receipts.rate(),
+            receipt_rate,
             presence_ttl_ms: context.presence.ttl().as_millis() as u64,
         }));
         let replay = match std::mem::replace(&mut subscriber.start, Start::Fresh) {
@@ -264,6 +268,7 @@ impl<W: Wire> Connection<W> {
             replay,
             last_heard: now,
             heartbeat: Heartbeat::new(now, timings.heartbeat),
+            receipt_rate,
             budget: Budget::new(timings.max_client_frames_per_sec),
             opened: now,
             exit: None,
@@ -386,7 +391,8 @@ impl<W: Wire> Connection<W> {
         Ok(None)
     }
 
-    /// Checks the deadlines at `now`; the heartbeat's bytes when one is due.
+    /// Checks the deadlines at `now`, and whether the receipt rate changed; the heartbeat's bytes
+    /// when one is due, else the new rate's.
     fn check_deadlines(&mut self, now: Instant) -> Result<Option<Bytes>, Exit> {
         // Shutdown is checked here, not on every poll: the token's check takes a lock that every
         // worker shares, and the clock's last tick comes after the cancellation.
@@ -403,7 +409,15 @@ impl<W: Wire> Connection<W> {
         {
             return Err(Exit::PongTimeout);
         }
-        Ok(self.heartbeat.due(now).then(W::heartbeat))
+        if let Some(rate) = self.context.receipts.news(&mut self.receipt_rate) {
+            self.outbox
+                .push_back(W::control(Control::ReceiptRate { rate }));
+        }
+        Ok(self
+            .heartbeat
+            .due(now)
+            .then(W::heartbeat)
+            .or_else(|| self.queued()))
     }
 
     /// Handles a client text message: a valid refresh extends the session, a bad one ends it; a
@@ -440,17 +454,8 @@ impl<W: Wire> Connection<W> {
             Ok(ClientMessage::Receipt(Receipt { id })) => {
                 // Telemetry: counted or not, never answered.
                 let actor = &self.subscriber.principal.actor_id;
-                let refused = match self.context.presence.receipt(self.id, actor) {
-                    Ok(transport) => self
-                        .context
-                        .receipts
-                        .take(transport, &id)
-                        .err()
-                        .map(ReceiptError::code),
-                    Err(refusal) => Some(refusal.code()),
-                };
-                if let Some(reason) = refused {
-                    self.context.metrics.receipt_refused(reason);
+                if let Err(refusal) = self.context.presence.receipt(self.id, actor, &id) {
+                    self.context.metrics.receipt_refused(refusal.code());
                 }
                 Ok(())
             }

@@ -457,6 +457,60 @@ async fn instances_sharing_redis_show_each_other_s_viewers() {
 }
 
 #[tokio::test]
+async fn an_sse_tab_s_report_made_on_another_instance_reaches_the_one_holding_its_stream() {
+    let Some((_redis, a, b)) = two_instances("presence-forwarded").await else {
+        return;
+    };
+    let mut anna = Tab::open(&a, Transport::Ws, "user_anna", "Anna").await;
+    let mut ben = Tab::open(&a, Transport::Sse, "user_ben", "Ben").await;
+    anna.report(&a, json!({ "order:order_1": "viewing" })).await;
+    anna.sees("order:order_1", &["user_anna"]).await;
+    // Ben's balancer sends his report to `b`, which does not hold his stream.
+    let records = json!({ "order:order_1": "editing" });
+    let body = json!({ "connection": ben.connection, "records": records });
+    let (status, answer) = report_over_http(&b, &ben.token, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    ben.sees("order:order_1", &["user_anna", "user_ben"]).await;
+    anna.sees("order:order_1", &["user_anna", "user_ben"]).await;
+    // Another admin naming Ben's connection gets the same answer, and changes nothing.
+    let mallory = named_token("user_mallory", "Mallory");
+    let (status, answer) = report_over_http(
+        &b,
+        &mallory,
+        &json!({
+            "connection": ben.connection,
+            "records": {},
+        }),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    eventually(
+        "the stranger's report to be refused where the stream is",
+        || async {
+            a.metrics().await.lines().any(|line| {
+                line == r#"admin_push_presence_refused_total{reason="unknown_connection"} 1"#
+            })
+        },
+    )
+    .await;
+    // A limit `b` can see for itself is refused at once.
+    let many: serde_json::Map<String, Value> = (0..17)
+        .map(|n| (format!("order:o{n}"), json!("viewing")))
+        .collect();
+    let body = json!({ "connection": ben.connection, "records": many });
+    let (status, answer) = report_over_http(&b, &ben.token, &body).await;
+    assert_eq!(
+        (status, &answer["error"]),
+        (400, &json!("too_many_records"))
+    );
+    // Leaving goes through `b` as well.
+    let body = json!({ "connection": ben.connection, "records": {} });
+    let (status, answer) = report_over_http(&b, &ben.token, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    anna.sees("order:order_1", &["user_anna"]).await;
+}
+
+#[tokio::test]
 async fn thousands_of_visits_leave_nothing_behind_in_memory_or_in_redis() {
     const VISITS: usize = 10_000;
     const AT_ONCE: usize = 20;

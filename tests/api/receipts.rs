@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    BOTH, TestApp, Transport, admin_token, eventually, spawn_app, spawn_app_with,
+    BOTH, TestApp, Transport, admin_token, eventually, spawn_app, spawn_app_with, two_instances,
 };
 
 /// The value of one line of the metrics exposition, if the series exists.
@@ -137,21 +137,71 @@ async fn receipts_beyond_the_per_second_budget_are_not_counted() {
 }
 
 #[tokio::test]
-async fn about_receipts_sample_tabs_tabs_are_asked_for_receipts() {
+async fn the_receipt_rate_follows_the_open_tabs_so_that_about_sample_tabs_send_receipts() {
     let app = spawn_app_with(json!({ "receipts": { "sample_tabs": 2 } })).await;
     let mut tabs = Vec::new();
-    let mut rates = Vec::new();
-    for _ in 0..4 {
-        let mut tab = app.subscribe(Transport::Ws, "").await;
-        rates.push(tab.expect("ready").await.data["receipt_rate"].clone());
+    for transport in [Transport::Ws, Transport::Sse, Transport::Ws, Transport::Sse] {
+        let mut tab = app.subscribe(transport, "").await;
+        let ready = tab.expect("ready").await;
+        assert_eq!(ready.data["receipt_rate"], 1.0, "{ready:?}");
         tabs.push(tab);
     }
-    // Opened with 0, 1, 2 and 3 others open: all, all, all, two in three.
-    assert_eq!(
-        rates,
-        [json!(1.0), json!(1.0), json!(1.0), json!(2.0 / 3.0)]
-    );
+    // Four open for a sample of two: every tab, the first ones too, is told to send half.
+    for tab in &mut tabs {
+        let news = tab.expect("receipt_rate").await;
+        assert_eq!(news.data, json!({ "rate": 0.5 }));
+    }
+    let mut late = app.subscribe(Transport::Ws, "").await;
+    assert_eq!(late.expect("ready").await.data["receipt_rate"], 0.5);
+    // Back under the sample: all of them again.
+    drop(late);
+    let mut first = tabs.remove(0);
+    drop(tabs);
+    let news = first.expect("receipt_rate").await;
+    assert_eq!(news.data, json!({ "rate": 1.0 }));
+
     let off = spawn_app_with(json!({ "receipts": { "sample_tabs": 0 } })).await;
     let mut tab = off.subscribe(Transport::Sse, "").await;
     assert_eq!(tab.expect("ready").await.data["receipt_rate"], 0.0);
+}
+
+#[tokio::test]
+async fn a_receipt_made_on_another_instance_is_counted_where_the_stream_is() {
+    let Some((_redis, a, b)) = two_instances("receipts-forwarded").await else {
+        return;
+    };
+    let token = admin_token("user_1");
+    let mut tab = a
+        .connect(Transport::Sse, "", Some(&token), &[])
+        .await
+        .expect("connects");
+    let ready = tab.expect("ready").await;
+    let id = a.emit_product("prod_1").await;
+    tab.events(1).await;
+    let body = json!({ "connection": ready.data["connection"], "id": id });
+    let (status, answer) = receipt_over_http(&b, &token, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let series =
+        r#"admin_push_screen_refresh_seconds_count{event="product.updated",transport="sse"}"#;
+    eventually("the receipt to be observed where the stream is", || async {
+        metric(&a, series).await == Some(1.0)
+    })
+    .await;
+    assert_eq!(metric(&b, series).await, None);
+    // An id the history does not hold is refused where the stream is, and only counted there.
+    let body = json!({ "connection": ready.data["connection"], "id": "1-1" });
+    let (status, answer) = receipt_over_http(&b, &token, &body).await;
+    assert_eq!(status, 202, "{answer}");
+    eventually(
+        "the unknown id to be refused where the stream is",
+        || async {
+            metric(
+                &a,
+                r#"admin_push_receipts_refused_total{reason="unknown_event"}"#,
+            )
+            .await
+                == Some(1.0)
+        },
+    )
+    .await;
 }
