@@ -40,8 +40,10 @@ pub(crate) enum HubMessage {
     /// Wakes every connection to check its deadlines (heartbeat, token expiry, silence, drain):
     /// one clock for all of them instead of timers of their own.
     Tick,
-    /// A message for the few connections it names (who has a record open); the rest skip it.
-    Direct(Arc<Directed>),
+    /// Messages for the few connections each names (who has a record open); the rest skip them.
+    /// Whatever one change made goes in one: a report that touches many records wakes every
+    /// connection once, not once per record.
+    Direct(Arc<[Directed]>),
 }
 
 /// A message rendered once for the connections in `to`, never kept in the history.
@@ -233,19 +235,27 @@ impl Hub {
         self.history().get(id)
     }
 
+    /// The broadcast itself, as a connection's live feed reads it.
+    #[cfg(test)]
+    pub(crate) fn feed(&self) -> broadcast::Receiver<HubMessage> {
+        self.inner.sender.subscribe()
+    }
+
     /// Sends [`HubMessage::Tick`] to every subscriber.
     pub(crate) fn tick(&self) {
         let _ = self.inner.sender.send(HubMessage::Tick);
     }
 
-    /// Sends `directed` to the connections it names, through the same broadcast as events (its
-    /// order among them does not matter: it belongs to no history).
-    pub(crate) fn direct(&self, mut directed: Directed) {
-        directed.to.sort_unstable();
-        let _ = self
-            .inner
-            .sender
-            .send(HubMessage::Direct(Arc::new(directed)));
+    /// Sends each of `directed` to the connections it names, as one message through the same
+    /// broadcast as events (its order among them does not matter: it belongs to no history).
+    pub(crate) fn direct(&self, mut directed: Vec<Directed>) {
+        if directed.is_empty() {
+            return;
+        }
+        for directed in &mut directed {
+            directed.to.sort_unstable();
+        }
+        let _ = self.inner.sender.send(HubMessage::Direct(directed.into()));
     }
 
     /// Whether publishing can currently succeed; the reason when it cannot.

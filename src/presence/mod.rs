@@ -304,10 +304,10 @@ impl Presence {
                         error: refusal.code(),
                         message: refusal.to_string(),
                     };
-                    self.inner.hub.direct(Directed {
+                    self.inner.hub.direct(vec![Directed {
                         to: vec![id],
                         message: Message::control(&refused),
-                    });
+                    }]);
                 }
             }
             Forward::Receipt {
@@ -431,15 +431,16 @@ impl Presence {
         let Some(reporter) = state.connections.get(&id) else {
             return;
         };
-        for (key, _) in reporter.report.records() {
-            if let Some(record) = state.records.get(key) {
-                let message = self.render(key, &record.shown);
-                self.inner.hub.direct(Directed {
-                    to: vec![id],
-                    message,
-                });
-            }
-        }
+        let lists = reporter
+            .report
+            .records()
+            .filter_map(|(key, _)| Some((key, state.records.get(key)?)))
+            .map(|(key, record)| Directed {
+                to: vec![id],
+                message: self.render(key, &record.shown),
+            })
+            .collect();
+        self.inner.hub.direct(lists);
     }
 
     /// Lapses reports not repeated in time and other instances' viewers not heard of in time.
@@ -478,6 +479,7 @@ impl Presence {
     /// not), and forgets a record nobody is on any more.
     fn settle(&self, state: &mut State, touched: Touched) {
         let mut shares = Vec::new();
+        let mut lists = Vec::new();
         for (key, newcomers) in touched {
             let Some(record) = state.records.get_mut(&key) else {
                 continue;
@@ -511,13 +513,14 @@ impl Presence {
             record.shown = all;
             if !to.is_empty() {
                 let message = self.render(&key, &record.shown);
-                self.inner.hub.direct(Directed { to, message });
+                lists.push(Directed { to, message });
             }
             // `shared` was just set from the watchers, so no watchers means nothing shared.
             if record.watchers.is_empty() && record.remote.is_empty() {
                 state.records.remove(&key);
             }
         }
+        self.inner.hub.direct(lists);
         self.inner.metrics.presence_records(state.records.len());
         self.inner.backplane.share(shares);
     }
@@ -598,4 +601,56 @@ fn gather(viewers: impl Iterator<Item = Viewer>) -> Vec<Viewer> {
     let mut viewers: Vec<Viewer> = by_actor.into_values().collect();
     viewers.sort_by(|a, b| (a.name.as_deref(), &a.actor_id).cmp(&(b.name.as_deref(), &b.actor_id)));
     viewers
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        broker::{Broker, memory::MemoryBroker},
+        hub::HubMessage,
+        idempotency::MemoryAnswers,
+        settings::ReceiptSettings,
+    };
+
+    #[tokio::test]
+    async fn a_report_that_touches_many_records_wakes_every_connection_once() {
+        let (broker, notices) = MemoryBroker::new(MemoryAnswers::new(Duration::from_secs(60), 100));
+        let hub = Hub::start(Broker::Memory(broker), notices, 10, 64);
+        let metrics = Metrics::new().expect("metrics");
+        let receipts = Receipts::new(hub.clone(), metrics.clone(), &ReceiptSettings::default());
+        let settings = PresenceSettings::default();
+        let shutdown = CancellationToken::new();
+        let presence = Presence::start(
+            hub.clone(),
+            &settings,
+            receipts,
+            10,
+            Backplane::Alone,
+            metrics,
+            shutdown.clone(),
+        );
+        let mut broadcast = hub.feed();
+        let anna = Arc::new(Principal {
+            actor_id: "user_anna".into(),
+            name: None,
+            valid_until: u64::MAX,
+        });
+        let id = presence.open(anna, TransportKind::Ws);
+        let records = (0..settings.max_records)
+            .map(|n| format!(r#""order:o{n}":"viewing""#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let report = serde_json::from_str(&format!("{{{records}}}")).expect("a report");
+        presence.report(id, "user_anna", report).expect("taken");
+        let Ok(HubMessage::Direct(lists)) = broadcast.recv().await else {
+            panic!("the lists first");
+        };
+        assert_eq!(lists.len(), settings.max_records);
+        assert!(lists.iter().all(|list| list.is_for(id)));
+        assert!(broadcast.is_empty(), "one message for all sixteen lists");
+        shutdown.cancel();
+    }
 }

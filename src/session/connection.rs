@@ -206,7 +206,8 @@ pub(crate) struct Connection<W: Wire> {
     id: ConnectionId,
     context: Arc<Context>,
     timings: Timings,
-    /// `ready`, the gap notice, pongs and goodbyes: written before anything else.
+    /// `ready`, the gap notice, pongs, goodbyes, a new receipt rate, and the rest of a hub
+    /// message's presence lists after its first: written before anything else.
     outbox: VecDeque<Bytes>,
     /// A resume's backlog, while it lasts (boxed: most connections never have one).
     replay: Option<Box<Replay>>,
@@ -334,10 +335,15 @@ impl<W: Wire> Connection<W> {
                 }
                 Ok(HubMessage::Reset(reason)) => self.resync(reason),
                 Ok(HubMessage::Direct(directed)) => {
-                    if !directed.is_for(self.id) {
+                    let mut mine = directed
+                        .iter()
+                        .filter(|directed| directed.is_for(self.id))
+                        .map(|directed| W::direct(&directed.message));
+                    let Some(first) = mine.next() else {
                         continue;
-                    }
-                    W::direct(&directed.message)
+                    };
+                    self.outbox.extend(mine);
+                    first
                 }
                 // The clock's last tick may be among what a laggard missed.
                 Err(Lagged) if self.context.shutdown.is_cancelled() => return Err(Exit::Draining),
