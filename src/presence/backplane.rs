@@ -51,11 +51,8 @@ pub(super) type Share = (RecordKey, Vec<Viewer>);
 /// What other instances said.
 #[derive(Debug)]
 pub(super) enum News {
-    Viewers {
-        instance: u64,
-        record: RecordKey,
-        viewers: Vec<Viewer>,
-    },
+    /// One instance's viewers of each record in `shares`, from one entry.
+    Viewers { instance: u64, shares: Vec<Share> },
     /// Share this instance's viewers again: another instance (re)connected and wants everyone's,
     /// or this one did, and what it shared before may have been read by nobody (instances that
     /// start together can each miss the other's first shares).
@@ -348,10 +345,10 @@ async fn follow(
         .await?;
         for (id, fields) in reply.into_iter().flatten().flat_map(|(_, entries)| entries) {
             *last = Some(id);
-            for heard in parse(&fields, &me) {
-                if news.send(heard).await.is_err() {
-                    return Ok(());
-                }
+            if let Some(heard) = parse(&fields, &me)
+                && news.send(heard).await.is_err()
+            {
+                return Ok(());
             }
         }
     }
@@ -374,38 +371,22 @@ async fn within<T>(
 /// What an entry another instance wrote says; nothing for our own, and nothing for anything
 /// malformed (Redis is not trusted more than a client: record keys and viewers must parse as
 /// ours would).
-fn parse(fields: &[String], me: &str) -> Vec<News> {
+fn parse(fields: &[String], me: &str) -> Option<News> {
     let field = |name: &str| {
         fields
             .chunks_exact(2)
             .find(|pair| pair[0] == name)
             .map(|pair| pair[1].as_str())
     };
-    let Some(instance) = field(FIELD_INSTANCE).filter(|instance| *instance != me) else {
-        return Vec::new();
-    };
-    let Ok(instance) = u64::from_str_radix(instance, 16) else {
-        return Vec::new();
-    };
+    let instance = field(FIELD_INSTANCE).filter(|instance| *instance != me)?;
+    let instance = u64::from_str_radix(instance, 16).ok()?;
     if field(FIELD_HELLO).is_some() {
-        return vec![News::ShareAgain];
+        return Some(News::ShareAgain);
     }
     if let Some(forward) = field(FIELD_FORWARD) {
-        return serde_json::from_str(forward)
-            .map(News::Forwarded)
-            .into_iter()
-            .collect();
+        return serde_json::from_str(forward).ok().map(News::Forwarded);
     }
     // A record key that is not one of ours fails the whole entry, as a client's would.
-    let shares: Vec<Share> = field(FIELD_SHARES)
-        .and_then(|shares| serde_json::from_str(shares).ok())
-        .unwrap_or_default();
-    shares
-        .into_iter()
-        .map(|(record, viewers)| News::Viewers {
-            instance,
-            record,
-            viewers,
-        })
-        .collect()
+    let shares = serde_json::from_str(field(FIELD_SHARES)?).ok()?;
+    Some(News::Viewers { instance, shares })
 }

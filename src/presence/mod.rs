@@ -411,17 +411,21 @@ impl Presence {
         Ok(())
     }
 
-    /// What another instance shares: its viewers of `record` (none: it has no one there now).
-    fn heard(&self, instance: u64, record: RecordKey, viewers: Vec<Viewer>) {
+    /// What another instance shares: its viewers of each record (none: it has no one there now).
+    fn heard(&self, instance: u64, shares: Vec<backplane::Share>) {
+        let lapses = Instant::now() + self.inner.settings.ttl();
         let mut state = self.state();
-        let entry = state.records.entry(record.clone()).or_default();
-        if viewers.is_empty() {
-            entry.remote.remove(&instance);
-        } else {
-            let lapses = Instant::now() + self.inner.settings.ttl();
-            entry.remote.insert(instance, (viewers, lapses));
+        let mut touched: Touched = Vec::new();
+        for (record, viewers) in shares {
+            let entry = state.records.entry(record.clone()).or_default();
+            if viewers.is_empty() {
+                entry.remote.remove(&instance);
+            } else {
+                entry.remote.insert(instance, (viewers, lapses));
+            }
+            touched.push((record, Vec::new()));
         }
-        self.settle(&mut state, vec![(record, Vec::new())]);
+        self.settle(&mut state, touched);
     }
 
     /// Sends connection `id` the current list of every record it reports: it fell behind the
@@ -561,8 +565,8 @@ impl Presence {
                 now = lapse.tick() => self.lapse(now.into_std()),
                 _ = share.tick() => self.inner.backplane.share(self.own()),
                 news = heard.recv(), if listening => match news {
-                    Some(backplane::News::Viewers { instance, record, viewers }) => {
-                        self.heard(instance, record, viewers);
+                    Some(backplane::News::Viewers { instance, shares }) => {
+                        self.heard(instance, shares);
                     }
                     Some(backplane::News::ShareAgain) => self.inner.backplane.share(self.own()),
                     Some(backplane::News::Forwarded(forward)) => self.forwarded(forward),
