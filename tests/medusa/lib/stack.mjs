@@ -7,7 +7,7 @@
  * Every wait polls a condition under a deadline; nothing sleeps in place of synchronisation.
  * Every process started here is killed when the suite ends, and SIGKILLed if Node exits early.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -130,7 +130,11 @@ export async function startStack() {
   }
 }
 
-/** The admin API as a script (or another admin) uses it: bearer token from email/password. */
+/**
+ * The admin API as a script (or another admin) uses it: bearer token from email/password. The
+ * function keeps, as `lastCall`, when its latest call started and returned (`Date.now()`), for
+ * figures measured from a change's last call.
+ */
 export async function adminApi(base) {
   const login = await fetch(`${base}/auth/user/emailpass`, {
     method: "POST",
@@ -139,26 +143,45 @@ export async function adminApi(base) {
   });
   const { token } = await login.json();
   if (!token) throw new Error(`admin login failed: HTTP ${login.status}`);
-  return async function call(method, path, body) {
+  async function call(method, path, body) {
+    const start = Date.now();
     const res = await fetch(`${base}${path}`, {
       method,
       headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
     const text = await res.text();
+    call.lastCall = { start, end: Date.now() };
     if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
     return text ? JSON.parse(text) : null;
-  };
+  }
+  return call;
 }
 
-export function launchBrowser() {
+/**
+ * Headless Chromium. With `marker`, the browser's command line carries it, so that
+ * `signalBrowser` can find the browser's processes.
+ */
+export function launchBrowser({ marker } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
     args: [
       "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
       "--disable-component-update", "--disable-sync", "--no-first-run",
+      ...(marker ? [`--admin-push-test=${marker}`] : []),
     ],
   });
+}
+
+/**
+ * Sends `signal` to every process of the browser launched with `marker`: Chromium's main process
+ * leads a process group of its own, its renderers and network service included. `SIGSTOP` is a
+ * browser that vanished without a word: its sockets stay open (the kernel still answers for
+ * them), but nothing more is sent or read on them.
+ */
+export function signalBrowser(marker, signal) {
+  const pid = Number(execFileSync("pgrep", ["-o", "-f", "--", `--admin-push-test=${marker}`]).toString().trim());
+  process.kill(-pid, signal);
 }
 
 /** A browser context logged in to the admin through its own login form. */

@@ -4,56 +4,49 @@
  * notification bell update without a reload, one connection serves every tab of the browser, and
  * the screens recover when the service is killed and restarted.
  *
- * Latency figures (from the moment the admin API call returned: when the screen asked Medusa
- * for fresh data, and when its DOM showed the change; negative when the push beat the API's
- * answer) are printed as measured, not asserted: they depend on the machine.
+ * Latency figures (from the moment the admin API call returned, the push frame, the screen's
+ * refetch, Medusa's answer and the DOM showing the change: lib/breakdown.mjs; negative when the
+ * push beat the API's answer) are printed as measured, not asserted: they depend on the machine.
  */
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
+import { breakdown, printSummary, recordFrames } from "../lib/breakdown.mjs";
 import {
   WAIT_MS, adminApi, freePort, launchBrowser, liveIndicator, loggedInContext, openScreen,
   startMedusa, startStack, until, watchText,
 } from "../lib/stack.mjs";
 
+/** Each change's breakdown per screen (printSummary), and the other figures, as printed lines. */
 const figures = [];
-
-/**
- * Makes `change` and reports, per watched screen, how long after its API call returned the
- * screen asked Medusa for fresh data (the push arrived) and when its DOM showed the change.
- */
-async function measure(label, watches, change) {
-  const seen = await Promise.all(watches.map(([, page, text, opts]) => watchText(page, text, opts)));
-  const asked = watches.map(([, page]) => {
-    const first = { at: null };
-    const record = (request) => {
-      const { pathname } = new URL(request.url());
-      if (first.at === null && request.method() === "GET" && pathname.startsWith("/admin/") && pathname !== "/admin/push-token") {
-        first.at = Date.now();
-      }
-    };
-    page.on("request", record);
-    return { first, stop: () => page.off("request", record) };
-  });
-  await change();
-  const returned = Date.now();
-  for (const [i, shown] of seen.entries()) {
-    const ms = (await shown()) - returned;
-    asked[i].stop();
-    const refetch = asked[i].first.at === null ? "" : `, refetch sent at ${asked[i].first.at - returned} ms`;
-    const line = `${label} → ${watches[i][0]}: DOM at ${ms} ms${refetch}`;
-    figures.push(line);
-    console.log(`# latency ${line}`);
-  }
-}
+const notes = [];
 
 describe("the Medusa admin dashboard with @admin-push/medusa", () => {
   let push, medusa, api, browser, regionId;
   let serial = 0;
   const unique = (what) => `${what} ${process.pid}-${++serial}`;
 
-  /** A fresh logged-in browser context (its own tabs, its own shared connection). */
-  const session = () => loggedInContext(browser, medusa.base);
+  /** A fresh logged-in browser context (its own tabs, its own shared connection), its push frames recorded. */
+  const session = async () => {
+    const context = await loggedInContext(browser, medusa.base);
+    await recordFrames(context);
+    return context;
+  };
+
+  /**
+   * Makes `change` and reports each watched screen's figures: `[screen, page, text, event,
+   * refetch, {gone}]`, `refetch` the path of the screen's own query.
+   */
+  const measure = (label, watches, change) => breakdown(
+    label,
+    watches.map(([screen, page, text, event, refetch, { gone } = {}]) => ({ screen, page, text, event, refetch, gone })),
+    change,
+    { api, figures },
+  );
+  const productList = (page, text, opts) => ["product list", page, text, "product.updated", "/admin/products", opts];
+  const productDetail = (page, id, text) => ["product detail", page, text, "product.updated", `/admin/products/${id}`];
+  const orderList = (page, text) => ["order list", page, text, "order.updated", "/admin/orders"];
+  const orderDetail = (page, id, text) => ["order detail", page, text, "order.updated", `/admin/orders/${id}`];
 
   async function placeOrder(email) {
     const { draft_order: draft } = await api("POST", "/admin/draft-orders", {
@@ -76,7 +69,8 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     await browser?.close();
     await medusa?.stop();
     await push?.stop();
-    if (figures.length) console.log(`# latency summary\n${figures.map((f) => `#   ${f}`).join("\n")}`);
+    printSummary(figures);
+    if (notes.length) console.log(`# other figures\n${notes.map((f) => `#   ${f}`).join("\n")}`);
   });
 
   test("Medusa refuses to start when an option cannot work, naming the option", { timeout: 120_000 }, async () => {
@@ -116,17 +110,17 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
 
     const title = unique("Live Lamp");
     let product;
-    await measure("product created", [["product list", list.page, title]], async () => {
+    await measure("product created", [productList(list.page, title)], async () => {
       ({ product } = await api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }));
     });
 
     const detail = await openScreen(context, medusa.base, `/app/products/${product.id}`);
     const renamed = unique("Renamed Lamp");
-    await measure("product renamed", [["product list", list.page, renamed], ["product detail", detail.page, renamed]], () =>
+    await measure("product renamed", [productList(list.page, renamed), productDetail(detail.page, product.id, renamed)], () =>
       api("POST", `/admin/products/${product.id}`, { title: renamed }),
     );
 
-    await measure("product deleted", [["product list", list.page, renamed, { gone: true }]], () =>
+    await measure("product deleted", [productList(list.page, renamed, { gone: true })], () =>
       api("DELETE", `/admin/products/${product.id}`),
     );
     assert.deepEqual([...list.problems, ...detail.problems], [], "no errors in the pages");
@@ -139,13 +133,13 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
 
     const email = `${unique("buyer").replace(/\W+/g, "-")}@example.com`;
     let order;
-    await measure("order placed", [["order list", list.page, email]], async () => {
+    await measure("order placed", [orderList(list.page, email)], async () => {
       order = await placeOrder(email);
     });
 
     const detail = await openScreen(context, medusa.base, `/app/orders/${order.id}`);
     const changed = `changed-${email}`;
-    await measure("order email changed", [["order detail", detail.page, changed]], () =>
+    await measure("order email changed", [orderDetail(detail.page, order.id, changed)], () =>
       api("POST", `/admin/orders/${order.id}`, { email: changed }),
     );
   });
@@ -190,7 +184,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     );
     await list.page.getByText(`${batch} edited`).first().waitFor({ timeout: WAIT_MS });
     const line = `200 products created → ${onCreate} list refetches; 200 products edited → ${onUpdate} list refetches`;
-    figures.push(line);
+    notes.push(line);
     console.log(`# bulk ${line}`);
     for (const count of [onCreate, onUpdate]) assert.ok(count >= 1 && count <= 20, `a burst of 200 refetches 1 to 20 times, not ${count}`);
   });
@@ -201,7 +195,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     const page = await openScreen(context, medusa.base, "/app/hero-banners");
     const title = unique("Winter sale");
     const counted = await watchText(page.page, "Banner events seen: 1");
-    await measure("hero banner created", [["hero banners (shop page)", page.page, title]], () =>
+    await measure("hero banner created", [["hero banners (shop page)", page.page, title, "banner.updated", "/admin/hero-banners"]], () =>
       api("POST", "/admin/hero-banners", { title }),
     );
     await counted(); // useAdminPushEvent ran the page's own handler once
@@ -217,7 +211,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     });
     const detail = await openScreen(context, medusa.base, `/app/products/${product.id}`);
     const renamed = unique("Renamed variant");
-    await measure("variant renamed", [["product detail", detail.page, renamed]], () =>
+    await measure("variant renamed", [productDetail(detail.page, product.id, renamed)], () =>
       api("POST", `/admin/products/${product.id}/variants/${product.variants[0].id}`, { title: renamed }),
     );
   });
@@ -231,7 +225,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     });
     const detail = await openScreen(context, medusa.base, `/app/customers/${customer.id}`);
     const renamed = unique("Grace").replace(/\W+/g, "");
-    await measure("customer renamed", [["customer detail", detail.page, renamed]], () =>
+    await measure("customer renamed", [["customer detail", detail.page, renamed, "customer.updated", `/admin/customers/${customer.id}`]], () =>
       api("POST", `/admin/customers/${customer.id}`, { first_name: renamed }),
     );
   });
@@ -243,7 +237,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     const { inventory_item: item } = await api("POST", "/admin/inventory-items", { title: unique("Lamp shade"), sku: unique("shade").replace(/\W+/g, "-") });
     await api("POST", `/admin/inventory-items/${item.id}/location-levels`, { location_id: location.id, stocked_quantity: 3 });
     const detail = await openScreen(context, medusa.base, `/app/inventory/${item.id}`);
-    await measure("stock level changed", [["inventory item", detail.page, "731"]], () =>
+    await measure("stock level changed", [["inventory item", detail.page, "731", "inventory.updated", `/admin/inventory-items/${item.id}`]], () =>
       api("POST", `/admin/inventory-items/${item.id}/location-levels/${location.id}`, { stocked_quantity: 731 }),
     );
   });
@@ -253,7 +247,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     t.after(() => context.close());
     const list = await openScreen(context, medusa.base, "/app/price-lists");
     const title = unique("Summer prices");
-    await measure("price list created", [["price list list", list.page, title]], () =>
+    await measure("price list created", [["price list list", list.page, title, "price_list.updated", "/admin/price-lists"]], () =>
       api("POST", "/admin/price-lists", { title, description: "Live", type: "sale", status: "active" }),
     );
   });
@@ -263,7 +257,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     t.after(() => context.close());
     const list = await openScreen(context, medusa.base, "/app/draft-orders");
     const email = `${unique("draft").replace(/\W+/g, "-")}@example.com`;
-    await measure("draft order created", [["draft order list", list.page, email]], () =>
+    await measure("draft order created", [["draft order list", list.page, email, "order.updated", "/admin/draft-orders"]], () =>
       api("POST", "/admin/draft-orders", { email, region_id: regionId, items: [{ title: "Live Lamp", unit_price: 1200, quantity: 1 }] }),
     );
   });
@@ -275,7 +269,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     const { order: { items: [item] } } = await api("GET", `/admin/orders/${order.id}?fields=id,*items`);
     const detail = await openScreen(context, medusa.base, `/app/orders/${order.id}`);
     // One lamp at 1,200 becomes two: the new total shows only once the page refetched the order.
-    await measure("order edit confirmed", [["order detail", detail.page, "2,400.00"]], async () => {
+    await measure("order edit confirmed", [orderDetail(detail.page, order.id, "2,400.00")], async () => {
       await api("POST", "/admin/order-edits", { order_id: order.id });
       await api("POST", `/admin/order-edits/${order.id}/items/item/${item.id}`, { quantity: 2 });
       await api("POST", `/admin/order-edits/${order.id}/request`);
@@ -296,7 +290,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     // The page polls once a minute from when it opened; WAIT_MS is well inside that minute.
     await lit.first().waitFor({ timeout: WAIT_MS });
     const line = `product export finished → bell lit ${Date.now() - opened} ms after the export was asked for`;
-    figures.push(line);
+    notes.push(line);
     console.log(`# latency ${line}`);
   });
 
@@ -315,7 +309,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     await liveIndicator(page, "open");
     // The screen reached by navigation is live on the same socket.
     const title = unique("Navigated Lamp");
-    await measure("product created after navigation", [["product list", page, title]], () =>
+    await measure("product created after navigation", [productList(page, title)], () =>
       api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }),
     );
     assert.equal(sockets.length, 1, "one WebSocket for the whole visit");
@@ -334,14 +328,14 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     assert.equal(follower.sockets.length, 0, "the second tab opened none");
 
     const first = `${unique("first").replace(/\W+/g, "-")}@example.com`;
-    await measure("order placed (follower tab)", [["order list", follower.page, first]], () => placeOrder(first));
+    await measure("order placed (follower tab)", [orderList(follower.page, first)], () => placeOrder(first));
 
     await leader.page.close();
     await until("the remaining tab to take over the connection", () => follower.sockets.length === 1);
     await push.waitForConnections(1);
     await liveIndicator(follower.page, "open");
     const second = `${unique("second").replace(/\W+/g, "-")}@example.com`;
-    await measure("order placed (after the leader closed)", [["order list", follower.page, second]], () => placeOrder(second));
+    await measure("order placed (after the leader closed)", [orderList(follower.page, second)], () => placeOrder(second));
   });
 
   test("a tab navigated away frees its connection, and resumes when it comes back", { timeout: 90_000 }, async (t) => {
@@ -358,7 +352,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
     await liveIndicator(page, "open");
     await push.waitForConnections(1);
     const title = unique("Returned Lamp");
-    await measure("product created after coming back", [["product list", page, title]], () =>
+    await measure("product created after coming back", [productList(page, title)], () =>
       api("POST", "/admin/products", { title, options: [{ title: "Size", values: ["One"] }] }),
     );
   });
@@ -390,7 +384,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
 
     // And live again afterwards.
     const after = unique("Renamed after restart");
-    await measure("product renamed after restart", [["product list", products.page, after], ["product detail", detail.page, after]], () =>
+    await measure("product renamed after restart", [productList(products.page, after), productDetail(detail.page, product.id, after)], () =>
       api("POST", `/admin/products/${product.id}`, { title: after }),
     );
   });

@@ -13,80 +13,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import {
-  WAIT_MS, adminApi, launchBrowser, liveIndicator, loggedInContext, openScreen, startStack, until, watchText,
-} from "../lib/stack.mjs";
+import { breakdown, printSummary, recordFrames } from "../lib/breakdown.mjs";
+import { adminApi, launchBrowser, liveIndicator, loggedInContext, openScreen, startStack, until, watchText } from "../lib/stack.mjs";
 
 const figures = [];
-
-/**
- * Records, in every page of `context`, when each WebSocket message arrived, by the page's own
- * clock (the one watchText reads), before the plugin's client sees it.
- */
-function recordFrames(context) {
-  return context.addInitScript(() => {
-    const Native = window.WebSocket;
-    window.__adminPushFrames = [];
-    window.WebSocket = class extends Native {
-      constructor(...args) {
-        super(...args);
-        this.addEventListener("message", (e) => window.__adminPushFrames.push([Date.now(), String(e.data).slice(0, 300)]));
-      }
-    };
-  });
-}
-
-/**
- * Makes `change` with `screen` (opened by openScreen in a context given to recordFrames, the only
- * tab of its context, so it holds the connection) watching for `text`, and reports, in ms from
- * the API call's return: the first message naming `event` on the tab's WebSocket, the first
- * request for `refetchPath` the page sent, Medusa's first byte for it, and the DOM showing `text`.
- */
-async function breakdown(label, screen, { event, refetchPath }, text, change) {
-  const { page, sockets } = screen;
-  assert.equal(sockets.length, 1, "the screen's tab holds the connection");
-  const shown = await watchText(page, text);
-  const since = await page.evaluate(() => window.__adminPushFrames.length);
-  let refetch = null;
-  const onRequest = (request) => {
-    if (refetch === null && request.method() === "GET" && new URL(request.url()).pathname === refetchPath) refetch = request;
-  };
-  page.on("request", onRequest);
-  try {
-    await change();
-    const returned = Date.now();
-    const dom = (await shown()) - returned;
-    let frameAt = null;
-    await until(`the ${event} message on the tab's WebSocket`, async () => {
-      const frames = await page.evaluate((since) => window.__adminPushFrames.slice(since), since);
-      frameAt = frames.find(([, data]) => data.includes(event))?.[0] ?? null;
-      return frameAt !== null;
-    });
-    await until(`the refetch of ${refetchPath}`, () => refetch !== null);
-    await (await refetch.response())?.finished();
-    const timing = refetch.timing();
-    const result = {
-      frame: frameAt - returned,
-      sent: Math.round(timing.startTime) - returned,
-      answered: Math.round(timing.startTime + timing.responseStart) - returned,
-      dom,
-    };
-    const line = `${label}: frame ${result.frame} ms, refetch sent ${result.sent} ms, answer ${result.answered} ms, DOM ${dom} ms`;
-    figures.push({ label, ...result });
-    console.log(`# latency ${line}`);
-    return result;
-  } finally {
-    page.off("request", onRequest);
-  }
-}
-
-/** Median and range of `values`, as "median (min to max)". */
-function spread(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid] : Math.round((sorted[mid - 1] + sorted[mid]) / 2);
-  return `${median} (${sorted[0]} to ${sorted.at(-1)})`;
-}
 
 /** Each change is made this many times on the same open screen. */
 const ROUNDS = 5;
@@ -102,13 +32,13 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
     campaign: {
       screen: "/app/campaigns",
       event: "promotion.updated",
-      refetchPath: "/admin/campaigns",
+      refetch: "/admin/campaigns",
       create: (name) => api("POST", "/admin/campaigns", { name, campaign_identifier: name.replace(/\W+/g, "-") }),
     },
     promotion: {
       screen: "/app/promotions",
       event: "promotion.updated",
-      refetchPath: "/admin/promotions",
+      refetch: "/admin/promotions",
       create: (name) => api("POST", "/admin/promotions", {
         code: name.replace(/\W+/g, "-").toUpperCase(),
         type: "standard",
@@ -120,25 +50,25 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
     collection: {
       screen: "/app/collections",
       event: "catalog.updated",
-      refetchPath: "/admin/collections",
+      refetch: "/admin/collections",
       create: (name) => api("POST", "/admin/collections", { title: name }),
     },
     "sales channel": {
       screen: "/app/settings/sales-channels",
       event: "settings.updated",
-      refetchPath: "/admin/sales-channels",
+      refetch: "/admin/sales-channels",
       create: (name) => api("POST", "/admin/sales-channels", { name }),
     },
     region: {
       screen: "/app/settings/regions",
       event: "settings.updated",
-      refetchPath: "/admin/regions",
+      refetch: "/admin/regions",
       create: (name) => api("POST", "/admin/regions", { name, currency_code: "eur" }),
     },
     "customer group": {
       screen: "/app/customer-groups",
       event: "customer.updated",
-      refetchPath: "/admin/customer-groups",
+      refetch: "/admin/customer-groups",
       create: (name) => api("POST", "/admin/customer-groups", { name }),
     },
   };
@@ -155,12 +85,7 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
     await browser?.close();
     await medusa?.stop();
     await push?.stop();
-    const labels = [...new Set(figures.map(({ label }) => label))];
-    const rows = labels.map((label) => {
-      const of = figures.filter((f) => f.label === label);
-      return `#   ${label} (${of.length} rounds): ${["frame", "sent", "answered", "dom"].map((k) => `${k} ${spread(of.map((f) => f[k]))}`).join(", ")}`;
-    });
-    if (rows.length) console.log(`# latency summary (ms after the API call returned: median (min to max))\n${rows.join("\n")}`);
+    printSummary(figures);
   });
 
   for (const family of Object.keys(families)) {
@@ -169,9 +94,11 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
       t.after(() => context.close());
       await recordFrames(context);
       const list = await openScreen(context, medusa.base, families[family].screen);
+      assert.equal(list.sockets.length, 1, "the screen's tab holds the connection");
       for (let round = 1; round <= ROUNDS; round++) {
         const name = unique(`Live ${family}`);
-        await breakdown(`${family} created → ${family} list`, list, families[family], shown(family, name), () => families[family].create(name));
+        const { event, refetch: refetch } = families[family];
+        await breakdown(`${family} created`, [{ screen: `${family} list`, page: list.page, text: shown(family, name), event, refetch }], () => families[family].create(name), { api, figures });
       }
       assert.deepEqual(list.problems, [], "no errors in the page");
     });
@@ -183,11 +110,11 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
     await recordFrames(context);
     const { product } = await api("POST", "/admin/products", { title: unique("Breakdown Lamp"), options: [{ title: "Size", values: ["One"] }] });
     const detail = await openScreen(context, medusa.base, `/app/products/${product.id}`);
+    assert.equal(detail.sockets.length, 1, "the screen's tab holds the connection");
     for (let round = 1; round <= ROUNDS; round++) {
       const renamed = unique("Renamed Breakdown Lamp");
-      await breakdown("product renamed → product detail", detail, { event: "product.updated", refetchPath: `/admin/products/${product.id}` }, renamed, () =>
-        api("POST", `/admin/products/${product.id}`, { title: renamed }),
-      );
+      const watch = { screen: "product detail", page: detail.page, text: renamed, event: "product.updated", refetch: `/admin/products/${product.id}` };
+      await breakdown("product renamed", [watch], () => api("POST", `/admin/products/${product.id}`, { title: renamed }), { api, figures });
     }
   });
 
