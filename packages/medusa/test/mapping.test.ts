@@ -183,6 +183,15 @@ describe("the admin routes published after they answer", () => {
     assert.equal(route?.push({}), null)
   })
 
+  it("a shipping profile deleted (its module emits no event for it) → settings.updated {kind, action: deleted, id}", () => {
+    const route = ROUTE_SOURCES.find(({ matcher, method }) => matcher === "/admin/shipping-profiles/:id" && method === "DELETE")
+    assert.deepEqual(route?.push({ id: "sp_1" }), {
+      event: "settings.updated",
+      data: { kind: "shipping_profile", action: "deleted", id: "sp_1" },
+    })
+    assert.equal(route?.push({}), null)
+  })
+
   it("name only kinds their family has", () => {
     for (const { matcher, push } of ROUTE_SOURCES) {
       const message = push({ id: "x" })

@@ -188,7 +188,8 @@ const SOURCES: ReadonlyMap<string, Source> = new Map([
   ...crud("sales-channel", "settings.updated", "sales_channel"),
   ...crud("stock_location.stock-location", "settings.updated", "stock_location"),
   ...crud("shipping-option", "settings.updated", "shipping_option"),
-  // Shipping profiles have no workflow events; the fulfillment module emits its own.
+  // Shipping profiles have no workflow events; the fulfillment module emits its own (none for a
+  // deletion: ./routes publishes that).
   ...crud("fulfillment.shipping-profile", "settings.updated", "shipping_profile"),
   ...crud("user", "settings.updated", "user"),
   ...crud("api_key.api-key", "settings.updated", "api_key"),

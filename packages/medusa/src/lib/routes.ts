@@ -14,6 +14,10 @@
  * A draft order's items change through an edit, and confirming it (the workflow
  * `confirmDraftOrderEditWorkflow`) emits no event, unlike the draft order's own update: an open
  * draft order page would not show the new or changed items.
+ *
+ * A shipping profile deleted (`deleteShippingProfileWorkflow`, a soft delete) emits no event: the
+ * fulfillment module builds its shipping profile events itself, and has one for a creation and an
+ * update only. An open list of shipping profiles would go on showing the deleted one.
  */
 import type { PushMessage } from "./events"
 
@@ -40,5 +44,10 @@ export const ROUTE_SOURCES: readonly RouteSource[] = [
     matcher: "/admin/draft-orders/:id/edit/confirm",
     method: "POST",
     push: ({ id }) => (id ? { event: "order.updated", data: { id } } : null),
+  },
+  {
+    matcher: "/admin/shipping-profiles/:id",
+    method: "DELETE",
+    push: ({ id }) => (id ? { event: "settings.updated", data: { kind: "shipping_profile", action: "deleted", id } } : null),
   },
 ]
