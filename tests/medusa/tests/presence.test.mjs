@@ -1,8 +1,8 @@
 /**
  * Presence in the real Medusa admin with @admin-push/medusa: two different admin users, each in
  * a browser of their own, see each other on the order both have open (initials, and their name
- * and state on hover), not on another order, and no longer once one of them has left; the one
- * who opens an edit form while the other is editing is warned.
+ * and state on hover), not on another order, and no longer once one of them has left (or their
+ * browser vanished); the one who opens an edit form while the other is editing is warned.
  *
  * Times (from the moment one admin's page finished loading or navigating until the other's
  * screen showed it) are printed, not asserted: they depend on the machine.
@@ -11,8 +11,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   WAIT_MS, adminApi, createAdmin, launchBrowser, liveIndicator, loggedInAs, loggedInContext, openScreen,
-  startStack,
+  signalBrowser, startStack,
 } from "../lib/stack.mjs";
+
+/** The service's `presence.ttl_secs` (its default): how long a report stands unless repeated. */
+const PRESENCE_TTL_MS = 30_000;
 
 const SECOND = { email: "ben.second@example.com", password: "e2e-second-password", first_name: "Ben", last_name: "Second" };
 
@@ -125,5 +128,34 @@ describe("presence on a record in the Medusa admin", () => {
     const closed = Date.now();
     await avatar(annaTab.page, record, ben.id).waitFor({ state: "detached", timeout: WAIT_MS });
     t.diagnostic(`Ben's browser closed → his initials gone from Anna's product page: ${Date.now() - closed} ms`);
+  });
+
+  test("an admin whose browser vanishes without a word is gone within the presence TTL", { timeout: 180_000 }, async (t) => {
+    const order = await placeOrder();
+    const record = `order:${order.id}`;
+    const marker = `ben-${process.pid}`;
+    const benBrowser = await launchBrowser({ marker });
+    let frozen = false;
+    t.after(async () => {
+      if (frozen) signalBrowser(marker, "SIGCONT");
+      await benBrowser.close();
+    });
+    const annaContext = await loggedInContext(browser, medusa.base);
+    t.after(() => annaContext.close());
+    const benContext = await loggedInAs(benBrowser, medusa.base, SECOND);
+
+    const annaTab = await openScreen(annaContext, medusa.base, `/app/orders/${order.id}`);
+    await openScreen(benContext, medusa.base, `/app/orders/${order.id}`);
+    await avatar(annaTab.page, record, ben.id, "viewing").waitFor({ timeout: WAIT_MS });
+
+    // Ben's machine drops off the network: his socket is never closed, his reports just stop.
+    signalBrowser(marker, "SIGSTOP");
+    frozen = true;
+    const vanished = Date.now();
+    await avatar(annaTab.page, record, ben.id).waitFor({ state: "detached", timeout: PRESENCE_TTL_MS + WAIT_MS });
+    t.diagnostic(`Ben's browser frozen → his initials gone from Anna's order page: ${Date.now() - vanished} ms ` +
+      `(the TTL is ${PRESENCE_TTL_MS} ms from his last report)`);
+    await presence(annaTab.page, record).waitFor({ state: "attached", timeout: WAIT_MS });
+    assert.deepEqual(annaTab.problems, [], "no page errors");
   });
 });
