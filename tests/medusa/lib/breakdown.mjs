@@ -1,9 +1,12 @@
 /**
  * Where the time goes between an admin API call and an open screen showing its change, for every
  * suite file that measures it: from the moment the (last) admin API call of the change returned,
- * in ms (negative: before it returned), the first push frame naming the event on the browser's
+ * in ms (negative: before it returned), the push frame naming the event on the browser's
  * WebSocket, the screen's own refetch leaving the page, Medusa's first byte for it, the DOM
- * showing the change, and Medusa's own time for the query (answer minus refetch sent).
+ * showing the change, and Medusa's own time for the query (answer minus refetch sent). The
+ * refetch is the one that brought the change: of the screen's requests for its query sent since
+ * the last call began, the last answered before the DOM showed it; the frame is the last one
+ * before that refetch left.
  *
  * Printed as measured, never asserted: they depend on the machine. Each figure is one
  * `# latency <change> → <screen>: frame …` line (a column the change has none of shows `-`), and
@@ -11,7 +14,7 @@
  * request the page made after the change is printed too (`# trace`), to see what a slow screen
  * waited for.
  */
-import { until, watchText } from "./stack.mjs";
+import { loggedInContext, until, watchText } from "./stack.mjs";
 
 const COLUMNS = ["frame", "sent", "answered", "dom", "query"];
 const TRACE = process.env.MEDUSA_SUITE_TRACE === "1";
@@ -34,16 +37,23 @@ export function recordFrames(context) {
   });
 }
 
-/** The first frame at or after `since` naming `event` in any page of `page`'s context (the tab holding the connection). */
-async function firstFrame(page, event, since) {
-  let first = null;
+/** A browser context logged in to the admin at `base`, its push frames recorded (recordFrames). */
+export async function framedContext(browser, base) {
+  const context = await loggedInContext(browser, base);
+  await recordFrames(context);
+  return context;
+}
+
+/** When frames naming `event` arrived from `since` on, in any page of `page`'s context (the tab holding the connection), earliest first. */
+async function framesOf(page, event, since) {
+  const times = [];
   for (const tab of page.context().pages()) {
     const at = await tab.evaluate(({ event, since }) => (window.__adminPushFrames ?? [])
       .filter(([time, data]) => time >= since && data.includes(event))
-      .map(([time]) => time)[0] ?? null, { event, since }).catch(() => null);
-    if (at !== null && (first === null || at < first)) first = at;
+      .map(([time]) => time), { event, since }).catch(() => []);
+    times.push(...at);
   }
-  return first;
+  return times.sort((a, b) => a - b);
 }
 
 /** When `request` left the page and Medusa's first byte came back, by the page's clock; null if it failed. */
@@ -89,20 +99,27 @@ export async function breakdown(label, watches, change, { api, figures }) {
   const results = [];
   for (const { watch, requests, matches, onRequest, shown } of armed) {
     try {
-      const dom = (await shown()) - returned;
-      const frameAt = watch.event ? await firstFrame(watch.page, watch.event, last.start) : null;
+      const domAt = await shown();
+      const dom = domAt - returned;
       // The refetch that brought the change left before the DOM showed it; its request event may
       // reach this process a moment after the DOM's.
       const own = () => requests.filter((r) => matches(new URL(r.url())));
       await until("the screen's refetch", () => own().length > 0, 2_000).catch(() => undefined);
-      let refetch = null;
+      const sent = [];
       for (const request of own()) {
         const times = await timesOf(request);
-        if (times && times.sent >= last.start) { refetch = times; break; }
+        if (times && times.sent >= last.start) sent.push(times);
       }
+      // The one that brought the change: the last answered before the DOM showed it (a change of
+      // several calls, or a page asking for the same record twice, refetches more than once).
+      const answeredBefore = sent.filter((t) => t.answered <= domAt).sort((a, b) => a.answered - b.answered);
+      const refetch = answeredBefore.at(-1) ?? sent[0] ?? null;
+      // And the push that caused it: the last frame naming the event before it left.
+      const frames = watch.event ? await framesOf(watch.page, watch.event, last.start) : [];
+      const frameAt = frames.filter((at) => refetch && at <= refetch.sent).at(-1) ?? frames[0] ?? null;
       const result = {
         label: `${label} → ${watch.screen}`,
-        frame: frameAt === null ? null : frameAt - last.end,
+        frame: frameAt === null ? null : frameAt - returned,
         sent: refetch ? refetch.sent - returned : null,
         answered: refetch ? refetch.answered - returned : null,
         dom,

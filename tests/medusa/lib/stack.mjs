@@ -185,16 +185,21 @@ export function signalBrowser(marker, signal) {
 }
 
 /** A browser context logged in to the admin through its own login form. */
-export async function loggedInContext(browser, base) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${base}/app/login`);
-  await page.locator('input[name="email"]').fill(ADMIN.email);
-  await page.locator('input[name="password"]').fill(ADMIN.password);
-  await page.locator('button[type="submit"]').click();
-  await page.waitForURL((url) => !url.pathname.includes("/login"), { timeout: WAIT_MS });
-  await page.close();
-  return context;
+export function loggedInContext(browser, base) {
+  return loggedInAs(browser, base, ADMIN);
+}
+
+/** What a suite file drives: the service and Medusa (startStack), the admin API, and the browser. */
+export async function startAll() {
+  const { push, medusa } = await startStack();
+  return { push, medusa, api: await adminApi(medusa.base), browser: await launchBrowser() };
+}
+
+/** Stops what startAll started, whatever of it did start. */
+export async function stopAll({ push, medusa, browser }) {
+  await browser?.close();
+  await medusa?.stop();
+  await push?.stop();
 }
 
 /**

@@ -11,10 +11,9 @@
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
-import { breakdown, printSummary, recordFrames } from "../lib/breakdown.mjs";
+import { breakdown, framedContext, printSummary } from "../lib/breakdown.mjs";
 import {
-  WAIT_MS, adminApi, freePort, launchBrowser, liveIndicator, loggedInContext, openScreen,
-  startMedusa, startStack, until, watchText,
+  WAIT_MS, freePort, liveIndicator, openScreen, startAll, startMedusa, stopAll, until, watchText,
 } from "../lib/stack.mjs";
 
 /** Each change's breakdown per screen (printSummary), and the other figures, as printed lines. */
@@ -27,11 +26,7 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
   const unique = (what) => `${what} ${process.pid}-${++serial}`;
 
   /** A fresh logged-in browser context (its own tabs, its own shared connection), its push frames recorded. */
-  const session = async () => {
-    const context = await loggedInContext(browser, medusa.base);
-    await recordFrames(context);
-    return context;
-  };
+  const session = () => framedContext(browser, medusa.base);
 
   /**
    * Makes `change` and reports each watched screen's figures: `[screen, page, text, event,
@@ -59,16 +54,12 @@ describe("the Medusa admin dashboard with @admin-push/medusa", () => {
   }
 
   before(async () => {
-    ({ push, medusa } = await startStack());
-    api = await adminApi(medusa.base);
+    ({ push, medusa, api, browser } = await startAll());
     ({ region: { id: regionId } } = await api("POST", "/admin/regions", { name: "Europe", currency_code: "eur" }));
-    browser = await launchBrowser();
   });
 
   after(async () => {
-    await browser?.close();
-    await medusa?.stop();
-    await push?.stop();
+    await stopAll({ push, medusa, browser });
     printSummary(figures);
     if (notes.length) console.log(`# other figures\n${notes.map((f) => `#   ${f}`).join("\n")}`);
   });

@@ -19,10 +19,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { breakdown, printSummary, recordFrames } from "../lib/breakdown.mjs";
-import {
-  adminApi, createAdmin, launchBrowser, liveIndicator, loggedInContext, openScreen, startStack, until, watchText,
-} from "../lib/stack.mjs";
+import { breakdown, framedContext, printSummary } from "../lib/breakdown.mjs";
+import { createAdmin, liveIndicator, openScreen, startAll, stopAll, until, watchText } from "../lib/stack.mjs";
 
 const figures = [];
 
@@ -30,7 +28,7 @@ describe("every other admin screen shows a change made through the API without a
   let push, medusa, api, browser, regionId;
   let serial = 0;
   const unique = (what) => `${what} ${process.pid}-${++serial}`;
-  const session = () => loggedInContext(browser, medusa.base);
+  const session = () => framedContext(browser, medusa.base);
   /** A unique email address. */
   const email = (what) => `${unique(what).replace(/\W+/g, "-")}@example.com`;
 
@@ -612,16 +610,12 @@ describe("every other admin screen shows a change made through the API without a
   }
 
   before(async () => {
-    ({ push, medusa } = await startStack());
-    api = await adminApi(medusa.base);
+    ({ push, medusa, api, browser } = await startAll());
     regionId = (await created("/admin/regions", { name: "Europe", currency_code: "eur" })).id;
-    browser = await launchBrowser();
   });
 
   after(async () => {
-    await browser?.close();
-    await medusa?.stop();
-    await push?.stop();
+    await stopAll({ push, medusa, browser });
     printSummary(figures);
   });
 
@@ -629,7 +623,6 @@ describe("every other admin screen shows a change made through the API without a
     test(`${name}: ${screen.steps.map(({ what }) => what).join(", ")}`, { timeout: 120_000 }, async (t) => {
       const context = await session();
       t.after(() => context.close());
-      await recordFrames(context);
       const { page, problems, record } = await open(context, screen);
       for (const step of screen.steps) {
         const { marker, text } = markOf(step, record);

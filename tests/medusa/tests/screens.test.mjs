@@ -13,8 +13,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { breakdown, printSummary, recordFrames } from "../lib/breakdown.mjs";
-import { adminApi, launchBrowser, liveIndicator, loggedInContext, openScreen, startStack, until, watchText } from "../lib/stack.mjs";
+import { breakdown, framedContext, printSummary } from "../lib/breakdown.mjs";
+import { liveIndicator, openScreen, startAll, stopAll, until, watchText } from "../lib/stack.mjs";
 
 const figures = [];
 
@@ -25,7 +25,7 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
   let push, medusa, api, browser;
   let serial = 0;
   const unique = (what) => `${what} ${process.pid}-${++serial}`;
-  const session = () => loggedInContext(browser, medusa.base);
+  const session = () => framedContext(browser, medusa.base);
 
   /** Each family: its list screen, the change that adds `name` to it, the event it pushes, and the list's request. */
   const families = {
@@ -76,15 +76,11 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
   const shown = (family, name) => (families[family].shows ?? ((n) => n))(name);
 
   before(async () => {
-    ({ push, medusa } = await startStack());
-    api = await adminApi(medusa.base);
-    browser = await launchBrowser();
+    ({ push, medusa, api, browser } = await startAll());
   });
 
   after(async () => {
-    await browser?.close();
-    await medusa?.stop();
-    await push?.stop();
+    await stopAll({ push, medusa, browser });
     printSummary(figures);
   });
 
@@ -92,7 +88,6 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
     test(`a ${family} created through the API shows in the open ${family} list`, { timeout: 90_000 }, async (t) => {
       const context = await session();
       t.after(() => context.close());
-      await recordFrames(context);
       const list = await openScreen(context, medusa.base, families[family].screen);
       assert.equal(list.sockets.length, 1, "the screen's tab holds the connection");
       for (let round = 1; round <= ROUNDS; round++) {
@@ -107,7 +102,6 @@ describe("the admin screens of campaigns, promotions, collections, sales channel
   test("a product renamed through the API shows on its open page", { timeout: 90_000 }, async (t) => {
     const context = await session();
     t.after(() => context.close());
-    await recordFrames(context);
     const { product } = await api("POST", "/admin/products", { title: unique("Breakdown Lamp"), options: [{ title: "Size", values: ["One"] }] });
     const detail = await openScreen(context, medusa.base, `/app/products/${product.id}`);
     assert.equal(detail.sockets.length, 1, "the screen's tab holds the connection");
