@@ -249,7 +249,7 @@ impl Control {
     }
 
     pub(crate) fn ws_frame(&self) -> Bytes {
-        Message::control(self).ws_frame
+        Message::render(self.name(), &self.data()).ws_frame
     }
 
     /// `ready` carries the resume point as the record id so a browser's own reconnect resumes there.
@@ -280,11 +280,6 @@ impl Message {
             ws_frame: ws_text_frame(&format!(r#"{{"event":"{name}","data":{data}}}"#)),
             sse_record: Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
         }
-    }
-
-    /// A control message for some connections only (a forwarded report's refusal).
-    pub(crate) fn control(control: &Control) -> Self {
-        Self::render(control.name(), &control.data())
     }
 
     /// Who has `record` open: `data` is the `presence` message's JSON object.

@@ -177,6 +177,7 @@ class RecentEvents {
  * @property {any} readyData what that `ready` said
  * @property {ReturnType<typeof setTimeout>|undefined} readyTimer
  * @property {Promise<void>} [posting] SSE: the presence reports sent over HTTP, one after another
+ * @property {number} [reportSeq] SSE: the number of the last report sent over HTTP
  */
 
 /**
@@ -679,10 +680,12 @@ export class AdminPush {
    * expired meanwhile). One at a time per connection, so they arrive in order.
    */
   #postPresence(conn, body) {
+    // Numbered, so that one forwarded through another instance cannot undo a later one.
+    const seq = conn.reportSeq = (conn.reportSeq ?? 0) + 1;
     const post = (token) => fetch(`${this.#base}/admin-ws/presence`, {
       method: "POST",
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: `{"connection":${JSON.stringify(conn.readyData?.connection ?? "")},"records":${body}}`,
+      body: `{"connection":${JSON.stringify(conn.readyData?.connection ?? "")},"records":${body},"seq":${seq}}`,
       cache: "no-store",
     });
     conn.posting = (conn.posting ?? Promise.resolve()).then(async () => {

@@ -8,7 +8,7 @@
 //! missed meanwhile is lost; it shares its own again then too, since what it shared while it was
 //! not reading may have been read by nobody either. An entry says "instance I has these viewers
 //! on these records now" (up to 256 records in one entry); an empty list takes them off. Or it
-//! carries a report or receipt made over HTTP on an instance that does not hold its connection
+//! carries a report made over HTTP on an instance that does not hold its connection
 //! ([`Forward`]), for the one that does.
 
 use std::{
@@ -20,7 +20,7 @@ use std::{
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Refusal, Viewer, forward::Forward, report::RecordKey};
+use super::{Viewer, forward::Forward, report::RecordKey};
 use crate::broker::redis::Link;
 
 /// Entries the stream keeps; readers only ever want the newest.
@@ -57,7 +57,7 @@ pub(super) enum News {
     /// or this one did, and what it shared before may have been read by nobody (instances that
     /// start together can each miss the other's first shares).
     ShareAgain,
-    /// A report or receipt for a connection this instance may hold.
+    /// A report for a connection this instance may hold.
     Forwarded(Forward),
 }
 
@@ -153,24 +153,25 @@ impl Backplane {
         matches!(self, Backplane::Redis(_))
     }
 
-    /// Puts `forward` on the stream for the instance holding its connection, and waits until
-    /// Redis has it.
-    pub(super) async fn forward(&self, forward: &Forward) -> Result<(), Refusal> {
+    /// Puts `forward` on the stream for the instance holding its connection; whether Redis has
+    /// it (alone, nobody could).
+    pub(super) async fn forward(&self, forward: &Forward) -> bool {
         let Backplane::Redis(redis) = self else {
-            return Err(Refusal::UnknownConnection(forward.connection().to_string()));
+            return false;
         };
-        let forward = serde_json::to_string(forward).map_err(|_| Refusal::Unforwarded)?;
-        redis
+        let Ok(forward) = serde_json::to_string(forward) else {
+            return false;
+        };
+        let written = redis
             .link
             .call::<redis::Value, _>(|_| {
                 entry(&redis.key, redis.instance, &[(FIELD_FORWARD, &forward)])
             })
-            .await
-            .map(drop)
-            .map_err(|error| {
-                tracing::debug!(%error, "presence forward not written");
-                Refusal::Unforwarded
-            })
+            .await;
+        if let Err(error) = &written {
+            tracing::debug!(%error, "presence report not forwarded");
+        }
+        written.is_ok()
     }
 
     /// What the other instances say, until `shutdown`; closed at once when there are none.

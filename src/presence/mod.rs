@@ -15,8 +15,8 @@
 //! starts asks the others for theirs. Names come only from the signed token ([`Principal`]), never
 //! from what a client sends.
 //!
-//! The connection table here also bounds each connection's receipts, and a report or receipt over
-//! HTTP for a connection another instance holds is [`Forward`]ed to it on the backplane.
+//! The connection table here also bounds each connection's receipts, and a report over HTTP for a
+//! connection another instance holds is [`Forward`]ed to it on the backplane.
 
 mod backplane;
 mod forward;
@@ -36,14 +36,14 @@ pub(crate) use self::{
     report::{Refusal, Report, brief, malformed},
 };
 use self::{
-    forward::{Allowance, Forward},
+    forward::{Allowance, Forward, Spent},
     report::{RecordKey, ViewState},
 };
 use crate::{
     auth::Principal,
     hub::{Directed, Hub},
     metrics::Metrics,
-    protocol::{ConnectionId, Control, Message, TransportKind},
+    protocol::{ConnectionId, Message, TransportKind},
     rate::Budget,
     receipts::Receipts,
     settings::PresenceSettings,
@@ -102,6 +102,8 @@ struct Reporter {
     report: Report,
     /// When the report lapses unless it is repeated.
     lapses: Instant,
+    /// The highest `seq` of the reports taken over HTTP (0: none numbered yet).
+    seq: u64,
     reports: Budget,
     receipts: Budget,
 }
@@ -164,6 +166,7 @@ impl Presence {
             transport,
             report: Report::default(),
             lapses: Instant::now(),
+            seq: 0,
             reports: Budget::new(settings.max_reports_per_sec),
             receipts: Budget::new(self.inner.max_receipts_per_sec),
         };
@@ -215,110 +218,87 @@ impl Presence {
             .map_err(|_| Refusal::UnknownEvent)
     }
 
-    /// A report made over HTTP: taken when this instance holds the connection, else forwarded.
+    /// A report made over HTTP (`seq`: its place among the connection's reports, if the client
+    /// numbers them): taken when this instance holds the connection, else forwarded.
     pub(crate) async fn report_from_afar(
         &self,
         id: ConnectionId,
         actor_id: &str,
         report: Report,
+        seq: Option<u64>,
     ) -> Result<Taken, Refusal> {
         if self.holds(id) {
-            return self.report(id, actor_id, report).map(|()| Taken::Here);
+            return self.report(id, actor_id, report, seq).map(|()| Taken::Here);
         }
         // What this instance can tell at once, it does.
         self.fits(&report)?;
-        self.forward(Forward::Report {
+        if !self.inner.backplane.forwards() {
+            return Err(Refusal::UnknownConnection(id.to_string()));
+        }
+        let limit = self.inner.settings.max_reports_per_sec;
+        if !self.state().allowance.spend(actor_id, Spent::Report, limit) {
+            return Err(Refusal::TooManyReports { limit });
+        }
+        let forward = Forward {
             connection: id,
             actor_id: actor_id.to_owned(),
             records: report,
-        })
-        .await
+            seq,
+        };
+        if !self.inner.backplane.forward(&forward).await {
+            return Err(Refusal::Unforwarded);
+        }
+        Ok(Taken::Forwarded)
     }
 
-    /// A receipt made over HTTP: counted when this instance holds the connection, else forwarded.
-    pub(crate) async fn receipt_from_afar(
+    /// A receipt made over HTTP: counted with its connection's budget when this instance holds
+    /// it; else here too, as an SSE tab's (the only kind that sends receipts over HTTP), within
+    /// the admin's allowance. Every instance reads the same events, so the lookup is the same.
+    pub(crate) fn receipt_from_afar(
         &self,
         id: ConnectionId,
         actor_id: &str,
         event: &str,
-    ) -> Result<Taken, Refusal> {
+    ) -> Result<(), Refusal> {
         if self.holds(id) {
-            return self.receipt(id, actor_id, event).map(|()| Taken::Here);
+            return self.receipt(id, actor_id, event);
         }
-        // The event is looked up where the connection is: this instance may not have read it yet.
-        self.forward(Forward::Receipt {
-            connection: id,
-            actor_id: actor_id.to_owned(),
-            id: event.to_owned(),
-        })
-        .await
+        if !self.inner.backplane.forwards() {
+            return Err(Refusal::UnknownConnection(id.to_string()));
+        }
+        let limit = self.inner.max_receipts_per_sec;
+        if !self
+            .state()
+            .allowance
+            .spend(actor_id, Spent::Receipt, limit)
+        {
+            return Err(Refusal::TooManyReceipts { limit });
+        }
+        self.inner
+            .receipts
+            .take(TransportKind::Sse, event)
+            .map_err(|_| Refusal::UnknownEvent)
     }
 
     fn holds(&self, id: ConnectionId) -> bool {
         self.state().connections.contains_key(&id)
     }
 
-    /// Puts `forward` on the backplane, within its admin's allowance on this instance.
-    async fn forward(&self, forward: Forward) -> Result<Taken, Refusal> {
-        if !self.inner.backplane.forwards() {
-            return Err(Refusal::UnknownConnection(forward.connection().to_string()));
-        }
-        let (actor_id, receipt) = match &forward {
-            Forward::Report { actor_id, .. } => (actor_id, false),
-            Forward::Receipt { actor_id, .. } => (actor_id, true),
-        };
-        let limits = [
-            self.inner.settings.max_reports_per_sec,
-            self.inner.max_receipts_per_sec,
-        ];
-        let allowed = self.state().allowance.spend(actor_id, receipt, limits);
-        if !allowed {
-            return Err(if receipt {
-                Refusal::TooManyReceipts { limit: limits[1] }
-            } else {
-                Refusal::TooManyReports { limit: limits[0] }
-            });
-        }
-        self.inner.backplane.forward(&forward).await?;
-        Ok(Taken::Forwarded)
-    }
-
-    /// What another instance forwarded: taken if this one holds the connection, as if it had
-    /// arrived here; a refused report is told to the connection, a refused receipt only counted.
+    /// A report another instance forwarded: taken if this one holds the connection, as if it had
+    /// arrived here. A refusal is counted, not told: the forwarding instance already answered,
+    /// and each message to the tab would wake every connection here.
     fn forwarded(&self, forward: Forward) {
-        let id = forward.connection();
-        if !self.holds(id) {
+        let Forward {
+            connection,
+            actor_id,
+            records,
+            seq,
+        } = forward;
+        if !self.holds(connection) {
             return;
         }
-        match forward {
-            Forward::Report {
-                actor_id, records, ..
-            } => {
-                if let Err(refusal) = self.report(id, &actor_id, records) {
-                    self.refused(&refusal);
-                    // Another admin's report naming this connection is none of its business.
-                    if let Refusal::UnknownConnection(_) = refusal {
-                        return;
-                    }
-                    let refused = Control::PresenceRefused {
-                        error: refusal.code(),
-                        message: refusal.to_string(),
-                    };
-                    self.inner.hub.direct(vec![Directed {
-                        to: vec![id],
-                        message: Message::control(&refused),
-                    }]);
-                }
-            }
-            Forward::Receipt {
-                actor_id,
-                id: event,
-                ..
-            } => {
-                if let Err(refusal) = self.receipt(id, &actor_id, &event) {
-                    self.inner.metrics.receipt_refused(refusal.code());
-                }
-            }
+        if let Err(refusal) = self.report(connection, &actor_id, records, seq) {
+            self.refused(&refusal);
         }
     }
 
@@ -360,9 +340,9 @@ impl Presence {
         id: ConnectionId,
         actor_id: &str,
         report: Report,
+        seq: Option<u64>,
     ) -> Result<(), Refusal> {
         let settings = &self.inner.settings;
-        self.fits(&report)?;
         let now = Instant::now();
         let mut guard = self.state();
         let State {
@@ -374,6 +354,15 @@ impl Presence {
             .get_mut(&id)
             .filter(|reporter| reporter.principal.actor_id == actor_id)
             .ok_or_else(|| Refusal::UnknownConnection(id.to_string()))?;
+        self.fits(&report)?;
+        // A report overtaken by a later one (sent through another instance, taken after the
+        // later one arrived here directly) is stale: dropped, not refused.
+        if let Some(seq) = seq {
+            if seq <= reporter.seq {
+                return Ok(());
+            }
+            reporter.seq = seq;
+        }
         if !reporter.reports.spend() {
             return Err(Refusal::TooManyReports {
                 limit: settings.max_reports_per_sec,
@@ -611,6 +600,8 @@ fn gather(viewers: impl Iterator<Item = Viewer>) -> Vec<Viewer> {
 mod tests {
     use std::time::Duration;
 
+    use tokio::sync::broadcast;
+
     use super::*;
     use crate::{
         broker::{Broker, memory::MemoryBroker},
@@ -619,42 +610,72 @@ mod tests {
         settings::ReceiptSettings,
     };
 
-    #[tokio::test]
-    async fn a_report_that_touches_many_records_wakes_every_connection_once() {
+    /// Presence on one instance, the broadcast its lists go out on, and Anna's connection.
+    fn anna_alone() -> (Presence, broadcast::Receiver<HubMessage>, ConnectionId) {
         let (broker, notices) = MemoryBroker::new(MemoryAnswers::new(Duration::from_secs(60), 100));
         let hub = Hub::start(Broker::Memory(broker), notices, 10, 64);
         let metrics = Metrics::new().expect("metrics");
         let receipts = Receipts::new(hub.clone(), metrics.clone(), &ReceiptSettings::default());
-        let settings = PresenceSettings::default();
-        let shutdown = CancellationToken::new();
         let presence = Presence::start(
             hub.clone(),
-            &settings,
+            &PresenceSettings::default(),
             receipts,
             10,
             Backplane::Alone,
             metrics,
-            shutdown.clone(),
+            CancellationToken::new(),
         );
-        let mut broadcast = hub.feed();
         let anna = Arc::new(Principal {
             actor_id: "user_anna".into(),
             name: None,
             valid_until: u64::MAX,
         });
+        let feed = hub.feed();
         let id = presence.open(anna, TransportKind::Ws);
-        let records = (0..settings.max_records)
-            .map(|n| format!(r#""order:o{n}":"viewing""#))
+        (presence, feed, id)
+    }
+
+    fn report(records: &[String]) -> Report {
+        let records = records
+            .iter()
+            .map(|record| format!(r#""{record}":"viewing""#))
             .collect::<Vec<_>>()
             .join(",");
-        let report = serde_json::from_str(&format!("{{{records}}}")).expect("a report");
-        presence.report(id, "user_anna", report).expect("taken");
-        let Ok(HubMessage::Direct(lists)) = broadcast.recv().await else {
+        serde_json::from_str(&format!("{{{records}}}")).expect("a report")
+    }
+
+    #[tokio::test]
+    async fn a_report_that_touches_many_records_wakes_every_connection_once() {
+        let (presence, mut feed, id) = anna_alone();
+        let max = PresenceSettings::default().max_records;
+        let records: Vec<String> = (0..max).map(|n| format!("order:o{n}")).collect();
+        presence
+            .report(id, "user_anna", report(&records), None)
+            .expect("taken");
+        let Ok(HubMessage::Direct(lists)) = feed.recv().await else {
             panic!("the lists first");
         };
-        assert_eq!(lists.len(), settings.max_records);
+        assert_eq!(lists.len(), max);
         assert!(lists.iter().all(|list| list.is_for(id)));
-        assert!(broadcast.is_empty(), "one message for all sixteen lists");
-        shutdown.cancel();
+        assert!(feed.is_empty(), "one message for all sixteen lists");
+    }
+
+    #[tokio::test]
+    async fn a_numbered_report_overtaken_by_a_later_one_changes_nothing() {
+        let (presence, mut feed, id) = anna_alone();
+        let on_order = report(&["order:o1".to_owned()]);
+        presence
+            .report(id, "user_anna", on_order, Some(2))
+            .expect("taken");
+        assert!(matches!(feed.recv().await, Ok(HubMessage::Direct(_))));
+        // Report 1 (say, leaving the order) came the long way, through another instance.
+        presence
+            .report(id, "user_anna", report(&[]), Some(1))
+            .expect("dropped, not refused");
+        assert!(feed.is_empty(), "Anna is still on the order");
+        presence
+            .report(id, "user_anna", report(&["order:o2".to_owned()]), Some(3))
+            .expect("taken");
+        assert!(matches!(feed.recv().await, Ok(HubMessage::Direct(_))));
     }
 }

@@ -1,5 +1,6 @@
 //! What a connection says about itself: the records its tabs have open, each viewed or being
-//! edited, as typed values; and every way such a report can be refused.
+//! edited, as typed values; and every way such a report (or a receipt, which the same connection
+//! table bounds) can be refused.
 //!
 //! A report replaces the connection's previous one whole (it names every record, not a change),
 //! so a lost or refused report is healed by the next, and a leader tab carrying several tabs

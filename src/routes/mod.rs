@@ -27,7 +27,7 @@ use crate::{
     auth::{self, AuthError, Principal, Verifier},
     emit,
     metrics::Metrics,
-    presence::{Refusal, Taken},
+    presence::Refusal,
     problem,
     protocol::ConnectionId,
     settings::AuthSettings,
@@ -109,14 +109,6 @@ fn refusal_response(refusal: &Refusal) -> HttpResponse {
         builder.insert_header((header::RETRY_AFTER, "1"));
     }
     problem::finish(builder, refusal.code(), &refusal.to_string())
-}
-
-/// `204` for what this instance took, `202` for what it forwarded.
-fn taken(taken: Taken) -> HttpResponse {
-    match taken {
-        Taken::Here => HttpResponse::NoContent().finish(),
-        Taken::Forwarded => HttpResponse::Accepted().finish(),
-    }
 }
 
 /// A connection named as its `ready` message did.

@@ -22,6 +22,9 @@ pub(super) const MAX_BODY_BYTES: usize = 16 * 1024;
 struct Body {
     connection: String,
     records: serde_json::Value,
+    /// Grows with each report of the connection, if the client numbers them.
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +39,6 @@ impl ResponseError for PresenceError {
     fn status_code(&self) -> StatusCode {
         match self {
             PresenceError::Auth(e) => e.status_code(),
-            PresenceError::Refused(Refusal::TooManyReports { .. }) => StatusCode::TOO_MANY_REQUESTS,
             PresenceError::Refused(refusal) => super::status_of(refusal),
         }
     }
@@ -61,15 +63,19 @@ pub(super) async fn presence(
     let taken = take(&body, &principal.actor_id, &presence)
         .await
         .inspect_err(|refusal| presence.refused(refusal))?;
-    Ok(super::taken(taken))
+    Ok(match taken {
+        Taken::Here => HttpResponse::NoContent().finish(),
+        Taken::Forwarded => HttpResponse::Accepted().finish(),
+    })
 }
 
 async fn take(body: &[u8], actor_id: &str, presence: &Presence) -> Result<Taken, Refusal> {
     let Body {
         connection,
         records,
+        seq,
     } = serde_json::from_slice(body).map_err(presence::malformed)?;
     let id = super::connection(&connection).map_err(presence::malformed)?;
     let report: Report = serde_json::from_value(records).map_err(presence::malformed)?;
-    presence.report_from_afar(id, actor_id, report).await
+    presence.report_from_afar(id, actor_id, report, seq).await
 }

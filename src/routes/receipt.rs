@@ -1,6 +1,6 @@
 //! `POST /admin-ws/receipt`: a screen-refresh receipt for a connection that cannot send one itself
-//! (an SSE stream), authenticated and naming its connection as presence reports do (and, like
-//! them, forwarded to the instance holding the connection when this one does not).
+//! (an SSE stream), authenticated and naming its connection as presence reports do. With several
+//! instances it is counted wherever it lands (see `presence::forward`).
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use serde::Deserialize;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::{
     auth::{AuthError, Verifier},
     metrics::Metrics,
-    presence::{self, Presence, Refusal, Taken},
+    presence::{self, Presence, Refusal},
     problem,
     settings::AuthSettings,
 };
@@ -71,18 +71,15 @@ pub(super) async fn receipt(
     settings: web::Data<AuthSettings>,
 ) -> Result<HttpResponse, ReceiptRefused> {
     let principal = super::admin(&req, &verifier, &metrics, &settings)?;
-    let taken = take(&body, &principal.actor_id, &presence)
-        .await
+    take(&body, &principal.actor_id, &presence)
         .inspect_err(|refused| metrics.receipt_refused(refused.code()))?;
-    Ok(super::taken(taken))
+    Ok(HttpResponse::NoContent().finish())
 }
 
-async fn take(body: &[u8], actor_id: &str, presence: &Presence) -> Result<Taken, ReceiptRefused> {
+fn take(body: &[u8], actor_id: &str, presence: &Presence) -> Result<(), ReceiptRefused> {
     let Body { connection, id } =
         serde_json::from_slice(body).map_err(|e| ReceiptRefused::Malformed(presence::brief(e)))?;
     let connection =
         super::connection(&connection).map_err(|e| ReceiptRefused::Malformed(e.to_owned()))?;
-    Ok(presence
-        .receipt_from_afar(connection, actor_id, &id)
-        .await?)
+    Ok(presence.receipt_from_afar(connection, actor_id, &id)?)
 }

@@ -230,6 +230,10 @@ impl<W: Wire> Connection<W> {
         let id = context
             .presence
             .open(Arc::clone(&subscriber.principal), W::KIND);
+        context.metrics.connection_opened(W::KIND);
+        // Reconsidered with this connection counted: after a burst of connections, the clock's
+        // last look may be up to a second stale.
+        context.receipts.reconsider();
         let receipt_rate = context.receipts.rate();
         let mut outbox: VecDeque<Bytes> = W::greeting().into_iter().collect();
         outbox.push_back(W::control(Control::Ready {
@@ -253,7 +257,6 @@ impl<W: Wire> Connection<W> {
                 next_check: now + TICK,
             })),
         };
-        context.metrics.connection_opened(W::KIND);
         tracing::info!(
             actor_id = %subscriber.principal.actor_id,
             transport = W::KIND.as_str(),
@@ -446,6 +449,7 @@ impl<W: Wire> Connection<W> {
                             self.id,
                             &self.subscriber.principal.actor_id,
                             report,
+                            None,
                         )
                     });
                 if let Err(refusal) = taken {

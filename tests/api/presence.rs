@@ -474,25 +474,55 @@ async fn an_sse_tab_s_report_made_on_another_instance_reaches_the_one_holding_it
     anna.sees("order:order_1", &["user_anna", "user_ben"]).await;
     // Another admin naming Ben's connection gets the same answer, and changes nothing.
     let mallory = named_token("user_mallory", "Mallory");
-    let (status, answer) = report_over_http(
-        &b,
-        &mallory,
-        &json!({
-            "connection": ben.connection,
-            "records": {},
-        }),
-    )
-    .await;
+    let stranger = json!({ "connection": ben.connection, "records": {} });
+    let refused_on_a = |n: u32| {
+        let a = &a;
+        async move {
+            let line =
+                format!(r#"admin_push_presence_refused_total{{reason="unknown_connection"}} {n}"#);
+            a.metrics().await.lines().any(|l| l == line)
+        }
+    };
+    let (status, answer) = report_over_http(&b, &mallory, &stranger).await;
     assert_eq!(status, 202, "{answer}");
     eventually(
         "the stranger's report to be refused where the stream is",
-        || async {
-            a.metrics().await.lines().any(|line| {
-                line == r#"admin_push_presence_refused_total{reason="unknown_connection"} 1"#
-            })
-        },
+        || refused_on_a(1),
     )
     .await;
+    // Ben was told nothing of it: the next thing on his stream is Anna starting to edit.
+    anna.report(&a, json!({ "order:order_1": "editing" })).await;
+    let both_editing = [
+        viewer("user_anna", "Anna", "editing"),
+        viewer("user_ben", "Ben", "editing"),
+    ];
+    assert_eq!(ben.presence("order:order_1").await, both_editing);
+    assert_eq!(anna.presence("order:order_1").await, both_editing);
+    // Numbered reports: 5 made on `a`, then 4, older, the long way through `b`.
+    let numbered = |records: Value, seq: u64| json!({ "connection": ben.connection, "records": records, "seq": seq });
+    let viewing = json!({ "order:order_1": "viewing" });
+    let (status, _) = report_over_http(&a, &ben.token, &numbered(viewing, 5)).await;
+    assert_eq!(status, 204);
+    let ben_viewing = [
+        viewer("user_anna", "Anna", "editing"),
+        viewer("user_ben", "Ben", "viewing"),
+    ];
+    assert_eq!(anna.presence("order:order_1").await, ben_viewing);
+    let (status, _) = report_over_http(&b, &ben.token, &numbered(json!({}), 4)).await;
+    assert_eq!(status, 202);
+    // The stranger's second report follows it on the stream: once `a` refused that, it had 4.
+    report_over_http(&b, &mallory, &stranger).await;
+    eventually("`a` to have read both", || refused_on_a(2)).await;
+    anna.report(&a, json!({ "order:order_1": "viewing" })).await;
+    let both_viewing = [
+        viewer("user_anna", "Anna", "viewing"),
+        viewer("user_ben", "Ben", "viewing"),
+    ];
+    assert_eq!(
+        anna.presence("order:order_1").await,
+        both_viewing,
+        "4 left Ben on"
+    );
     // A limit `b` can see for itself is refused at once.
     let many: serde_json::Map<String, Value> = (0..17)
         .map(|n| (format!("order:o{n}"), json!("viewing")))
@@ -504,8 +534,7 @@ async fn an_sse_tab_s_report_made_on_another_instance_reaches_the_one_holding_it
         (400, &json!("too_many_records"))
     );
     // Leaving goes through `b` as well.
-    let body = json!({ "connection": ben.connection, "records": {} });
-    let (status, answer) = report_over_http(&b, &ben.token, &body).await;
+    let (status, answer) = report_over_http(&b, &ben.token, &numbered(json!({}), 6)).await;
     assert_eq!(status, 202, "{answer}");
     anna.sees("order:order_1", &["user_anna"]).await;
 }
