@@ -98,6 +98,8 @@ impl Report {
 pub(crate) enum Refusal {
     #[error("not a presence report: {0}")]
     Malformed(String),
+    #[error("not a receipt: {0}")]
+    BadReceipt(String),
     #[error("{count} records in one report; presence.max_records allows {limit}")]
     TooManyRecords { count: usize, limit: usize },
     #[error("more than presence.max_reports_per_sec ({limit}) reports in a second")]
@@ -117,6 +119,7 @@ impl Refusal {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             Refusal::Malformed(_) => "bad_report",
+            Refusal::BadReceipt(_) => "bad_receipt",
             Refusal::TooManyRecords { .. } => "too_many_records",
             Refusal::TooManyReports { .. } => "too_many_reports",
             Refusal::UnknownConnection(_) => "unknown_connection",

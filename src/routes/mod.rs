@@ -18,7 +18,7 @@ mod ticket;
 
 use actix_cors::Cors;
 use actix_web::{
-    HttpRequest, HttpResponse, Resource, Route,
+    HttpRequest, HttpResponse, Resource, ResponseError, Route,
     http::{StatusCode, header},
     web,
 };
@@ -85,30 +85,50 @@ fn admin(
         .inspect_err(|e| metrics.auth_failed(e.reason()))
 }
 
-/// A report's or receipt's refusal, as an HTTP status.
-fn status_of(refusal: &Refusal) -> StatusCode {
-    match refusal {
-        Refusal::TooManyReports { .. } | Refusal::TooManyReceipts { .. } => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
-        Refusal::UnknownConnection(_) => StatusCode::NOT_FOUND,
-        Refusal::UnknownEvent => StatusCode::UNPROCESSABLE_ENTITY,
-        Refusal::Unforwarded => StatusCode::SERVICE_UNAVAILABLE,
-        Refusal::Malformed(_) | Refusal::TooManyRecords { .. } => StatusCode::BAD_REQUEST,
-    }
+/// Why a tab's own request about its connection (a presence report, a receipt) was refused.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum TabError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
-/// A report's or receipt's refusal, as a JSON answer; one to try again in a second says so.
-fn refusal_response(refusal: &Refusal) -> HttpResponse {
-    let status = status_of(refusal);
-    let mut builder = problem::builder(status);
-    if matches!(
-        status,
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-    ) {
-        builder.insert_header((header::RETRY_AFTER, "1"));
+impl ResponseError for TabError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            TabError::Auth(e) => e.status_code(),
+            TabError::Refused(refusal) => match refusal {
+                Refusal::TooManyReports { .. } | Refusal::TooManyReceipts { .. } => {
+                    StatusCode::TOO_MANY_REQUESTS
+                }
+                Refusal::UnknownConnection(_) => StatusCode::NOT_FOUND,
+                Refusal::UnknownEvent => StatusCode::UNPROCESSABLE_ENTITY,
+                Refusal::Unforwarded => StatusCode::SERVICE_UNAVAILABLE,
+                Refusal::Malformed(_) | Refusal::BadReceipt(_) | Refusal::TooManyRecords { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+            },
+        }
     }
-    problem::finish(builder, refusal.code(), &refusal.to_string())
+
+    /// A refusal to try again in a second says so.
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            TabError::Auth(e) => e.error_response(),
+            TabError::Refused(refusal) => {
+                let status = self.status_code();
+                let mut builder = problem::builder(status);
+                if matches!(
+                    status,
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                ) {
+                    builder.insert_header((header::RETRY_AFTER, "1"));
+                }
+                problem::finish(builder, refusal.code(), &refusal.to_string())
+            }
+        }
+    }
 }
 
 /// A connection named as its `ready` message did.

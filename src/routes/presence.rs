@@ -4,11 +4,11 @@
 //! `204` when this instance took it; `202` when another instance may hold the connection and the
 //! report went there on the backplane.
 
-use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::{
-    auth::{AuthError, Verifier},
+    auth::Verifier,
     metrics::Metrics,
     presence::{self, Presence, Refusal, Report, Taken},
     settings::AuthSettings,
@@ -27,30 +27,6 @@ struct Body {
     seq: Option<u64>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub(super) enum PresenceError {
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-}
-
-impl ResponseError for PresenceError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            PresenceError::Auth(e) => e.status_code(),
-            PresenceError::Refused(refusal) => super::status_of(refusal),
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            PresenceError::Auth(e) => e.error_response(),
-            PresenceError::Refused(refusal) => super::refusal_response(refusal),
-        }
-    }
-}
-
 pub(super) async fn presence(
     req: HttpRequest,
     body: web::Bytes,
@@ -58,7 +34,7 @@ pub(super) async fn presence(
     presence: web::Data<Presence>,
     metrics: web::Data<Metrics>,
     settings: web::Data<AuthSettings>,
-) -> Result<HttpResponse, PresenceError> {
+) -> Result<HttpResponse, super::TabError> {
     let principal = super::admin(&req, &verifier, &metrics, &settings)?;
     let taken = take(&body, &principal.actor_id, &presence)
         .await
