@@ -22,10 +22,11 @@ const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 const NGINX = process.env.NGINX_BIN ?? "nginx";
 
 /**
- * A real nginx in front of `upstreamPort`, on a free port, configured in a fresh temp dir.
- * `location` is the body of `location /` (the proxy_pass is added).
+ * A real nginx in front of `upstreamPort` (or, round robin, each of `upstreamPorts`), on a free
+ * port, configured in a fresh temp dir. `location` is the body of `location /` (the proxy_pass is
+ * added).
  */
-export async function startNginx({ upstreamPort, location }) {
+export async function startNginx({ upstreamPort, upstreamPorts = [upstreamPort], location }) {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "admin-push-nginx-"));
   chmodSync(dir, 0o755); // worker processes (not root) must reach their temp paths
@@ -39,7 +40,7 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  upstream admin_push { server 127.0.0.1:${upstreamPort}; }
+  upstream admin_push { ${upstreamPorts.map((port) => `server 127.0.0.1:${port};`).join(" ")} }
   server {
     listen 127.0.0.1:${port};
     location / {

@@ -6,7 +6,10 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { createServer } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 
 export const JWT_SECRET = "browser-suite-jwt-secret-0123456789abcdef";
@@ -109,6 +112,38 @@ export async function startService({ port, env = {} } = {}) {
     throw new Error(`${err.message}\n${output()}`);
   }
   return { port, base, output, stop: (signal = "SIGTERM") => stopChild(child, signal) };
+}
+
+/**
+ * A redis-server of the test's own on 127.0.0.1 and a free port, keeping nothing on disk; for
+ * admin-push instances that share it as their backplane.
+ */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), "admin-push-test-redis-"));
+  const child = track(spawn("redis-server", [
+    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+  ], { stdio: ["ignore", "pipe", "pipe"] }));
+  const output = captureOutput(child, `redis-server :${port}`);
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const accepts = () => new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("error", () => resolve(false));
+  });
+  const stop = async () => {
+    await stopChild(child);
+    await rm(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await accepts())) {
+    if (!alive() || Date.now() > deadline) {
+      await stop();
+      throw new Error(`redis-server did not accept connections within ${WAIT_MS} ms\n${output()}`);
+    }
+    await delay(50);
+  }
+  return { url: `redis://127.0.0.1:${port}`, stop };
 }
 
 /** A Medusa admin JWT (HS256), valid for `secs` seconds from now. */

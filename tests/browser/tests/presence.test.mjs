@@ -11,8 +11,16 @@ import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
-  JWT_SECRET, WAIT_MS, launchBrowser, openConnections, openPage, startClient, startService, waitForState,
+  JWT_SECRET, WAIT_MS, launchBrowser, openConnections, openPage, startClient, startNginx, startRedis, startService,
+  waitForState,
 } from "../lib/harness.mjs";
+
+/** A balancer as one would set one up for SSE: HTTP/1.1 to the upstreams, nothing sticky. */
+const PLAIN_PROXY = `
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_read_timeout 60s;`;
 
 const CLIENT_JS = readFileSync(new URL("../../../packages/client/admin-push.js", import.meta.url), "utf8");
 
@@ -154,5 +162,33 @@ describe("presence", () => {
     const [refusal] = await anna.page.evaluate(() => window.refusals);
     assert.equal(refusal.error, "too_many_records");
     assert.match(refusal.message, /presence report refused: HTTP 400/);
+  });
+
+  test("behind a round-robin balancer over two instances, SSE admins see each other with no sticky sessions", { timeout: 90_000 }, async (t) => {
+    const redis = await startRedis();
+    const env = { ADMIN_PUSH__HUB__BACKEND: "redis", ADMIN_PUSH__HUB__REDIS_URL: redis.url };
+    const instances = [await startService({ env }), await startService({ env })];
+    const nginx = await startNginx({ upstreamPorts: instances.map((i) => i.port), location: PLAIN_PROXY });
+    t.after(async () => {
+      await nginx.stop();
+      for (const instance of instances) await instance.stop();
+      await redis.stop();
+    });
+    const anna = await openTab(browser, nginx, { actorId: "user_anna", name: "Anna", transports: ["sse"] });
+    const ben = await openTab(browser, nginx, { actorId: "user_ben", name: "Ben", transports: ["sse"] });
+    t.after(async () => { await anna.context.close(); await ben.context.close(); });
+    // Which way each of Ben's reports went: taken by the instance holding his stream (204), or
+    // forwarded by the other one (202).
+    const answers = [];
+    ben.page.on("response", (res) => { if (res.url().endsWith("/admin-ws/presence")) answers.push(res.status()); });
+
+    await setPresence(anna.page, "order:o1", "viewing");
+    for (const [state, shown] of [["viewing", "Ben:viewing"], ["editing", "Ben:editing"], ["viewing", "Ben:viewing"], [null, ""]]) {
+      await setPresence(ben.page, "order:o1", state);
+      await waitForViewers(anna.page, "order:o1", shown);
+    }
+    t.diagnostic(`Ben's reports answered ${answers.join(", ")}`);
+    assert.ok(answers.includes(202), `some of Ben's reports reached the instance without his stream: ${answers}`);
+    assert.deepEqual(answers.filter((status) => status !== 202 && status !== 204), [], "none refused");
   });
 });

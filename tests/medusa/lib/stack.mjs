@@ -8,17 +8,14 @@
  * Every process started here is killed when the suite ends, and SIGKILLed if Node exits early.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { chromium } from "playwright-core";
 import {
-  captureOutput, freePort, openConnections, startService, stopChild, track, waitForConnections, waitForHttp200,
+  captureOutput, freePort, openConnections, startRedis, startService, stopChild, track, waitForConnections,
+  waitForHttp200,
 } from "../../browser/lib/service.mjs";
 
-export { freePort };
+export { freePort, startRedis };
 export const ADMIN = { email: "admin@example.com", password: "e2e-admin-password" };
 /** Upper bound on any single wait for something that should happen. */
 export const WAIT_MS = 20_000;
@@ -246,39 +243,6 @@ export async function watchText(page, text, { gone = false } = {}) {
     const handle = await page.waitForFunction((key) => window.__adminPushWatches?.[key], key, { timeout: WAIT_MS });
     return handle.jsonValue();
   };
-}
-
-/**
- * A redis-server of the test's own on 127.0.0.1 and a free port, keeping nothing on disk; for
- * admin-push instances that share it as their backplane.
- */
-export async function startRedis() {
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), "admin-push-medusa-redis-"));
-  const child = track(spawn("redis-server", [
-    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
-  ], { stdio: ["ignore", "pipe", "pipe"] }));
-  const output = captureOutput(child, `redis-server :${port}`);
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  const accepts = () => new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => { socket.destroy(); resolve(true); });
-    socket.once("error", () => resolve(false));
-  });
-  const stop = async () => {
-    await stopChild(child);
-    await rm(dir, { recursive: true, force: true });
-  };
-  try {
-    await until("redis-server to accept connections", async () => {
-      if (!alive()) throw new Error("redis-server exited");
-      return accepts();
-    });
-  } catch (err) {
-    await stop();
-    throw new Error(`${err.message}\n${output()}`);
-  }
-  return { url: `redis://127.0.0.1:${port}`, stop };
 }
 
 /** Another admin user, made the way the dashboard makes one: invited, registered, accepted. */
