@@ -24,7 +24,7 @@ pub const PROGRAMS: &[Program] = &[
     Program {
         name: "redis-server",
         install: "apt-get install redis-server",
-        needed_by: "every Redis backplane test, and the Medusa suite",
+        needed_by: "every Redis backplane test, and the browser and Medusa suites",
     },
     Program {
         name: "redis-cli",
