@@ -96,7 +96,8 @@ export async function startMedusa({ port, pushBase, adminOrigin, env: overrides 
   }));
   const output = captureOutput(child, `medusa :${port}`);
   const base = `http://localhost:${port}`;
-  const alive = () => child.exitCode === null && child.signalCode === null;
+  // Medusa stays up when its port turns out to be taken: that counts as exiting, at once.
+  const alive = () => child.exitCode === null && child.signalCode === null && !PORT_TAKEN.test(output());
   try {
     await waitForHttp200(`${base}/health`, "Medusa", 120_000, alive);
   } catch (err) {
@@ -106,13 +107,27 @@ export async function startMedusa({ port, pushBase, adminOrigin, env: overrides 
   return { base, stop: () => stopChild(child) };
 }
 
+const PORT_TAKEN = /EADDRINUSE|Address already in use/;
+
 /**
- * The admin-push service and Medusa on free ports, the service allowing the admin's origin. A
- * port found free can be taken by another process before it is bound (a busy machine runs many
- * suites at once): then both start again on other ports.
+ * Runs `start`, which picks free ports and starts servers on them, again (up to three times in
+ * all) when one of those ports was taken before its server bound it: a port found free is only
+ * free until someone else binds it, an outgoing connection's own port included, and a busy
+ * machine runs many suites at once. `start` stops what it started before it throws.
  */
-export async function startStack() {
+export async function onFreePorts(start) {
   for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 3 || !PORT_TAKEN.test(err.message)) throw err;
+    }
+  }
+}
+
+/** The admin-push service and Medusa on free ports, the service allowing the admin's origin. */
+export function startStack() {
+  return onFreePorts(async () => {
     const port = await freePort();
     const adminOrigin = `http://localhost:${port}`;
     const push = pushService({ port: await freePort(), adminOrigin });
@@ -122,9 +137,9 @@ export async function startStack() {
       return { push, medusa };
     } catch (err) {
       await push.stop();
-      if (attempt >= 3 || !/EADDRINUSE|Address already in use/.test(err.message)) throw err;
+      throw err;
     }
-  }
+  });
 }
 
 /**

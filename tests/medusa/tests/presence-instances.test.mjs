@@ -15,8 +15,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  WAIT_MS, adminApi, createAdmin, freePort, launchBrowser, loggedInAs, loggedInContext, pushService, startMedusa,
-  startRedis, until,
+  WAIT_MS, adminApi, createAdmin, freePort, launchBrowser, loggedInAs, loggedInContext, onFreePorts, pushService,
+  startMedusa, startRedis, until,
 } from "../lib/stack.mjs";
 
 const CARL = { email: "carl.sse@example.com", password: "e2e-carl-password", first_name: "Carl", last_name: "Sse" };
@@ -88,30 +88,43 @@ async function toOrderList(page) {
   await page.waitForURL((url) => url.pathname === "/app/orders", { timeout: WAIT_MS });
 }
 
+/**
+ * Two admin-push instances on `redis`, each with a Medusa of its own on the same database; the
+ * second Medusa's admin uses SSE. Stops what it started if any of it fails to start.
+ */
+async function startInstances(redis) {
+  const [portA, portB] = [await freePort(), await freePort()];
+  const origins = [`http://localhost:${portA}`, `http://localhost:${portB}`];
+  const hub = {
+    ADMIN_PUSH__HUB__BACKEND: "redis",
+    ADMIN_PUSH__HUB__REDIS_URL: redis.url,
+    ADMIN_PUSH__HUB__STREAM_KEY: "admin-push:medusa-presence",
+    // Either site's admin may reach either instance.
+    ADMIN_PUSH__AUTH__ALLOWED_ORIGINS: JSON.stringify(origins),
+  };
+  const pushA = pushService({ port: await freePort(), adminOrigin: origins[0], env: hub });
+  const pushB = pushService({ port: await freePort(), adminOrigin: origins[1], env: hub });
+  const started = await Promise.allSettled([
+    pushA.start().then(() => startMedusa({ port: portA, pushBase: pushA.base, adminOrigin: origins[0] })),
+    pushB.start().then(() => startMedusa({
+      port: portB, pushBase: pushB.base, adminOrigin: origins[1], env: { ADMIN_PUSH_TRANSPORTS: "sse" },
+    })),
+  ]);
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) {
+    await Promise.all(started.map((s) => (s.status === "fulfilled" ? s.value.stop() : undefined)));
+    await Promise.all([pushA.stop(), pushB.stop()]);
+    throw failed.reason;
+  }
+  const [medusaA, medusaB] = started.map((s) => s.value);
+  return { pushA, pushB, medusaA, medusaB };
+}
+
 describe("presence across two admin-push instances on one Redis, one admin on SSE", () => {
   let redis, pushA, pushB, medusaA, medusaB, api, browser, regionId, anna, carl;
   before(async () => {
     redis = await startRedis();
-    const [portA, portB] = [await freePort(), await freePort()];
-    const origins = [`http://localhost:${portA}`, `http://localhost:${portB}`];
-    const hub = {
-      ADMIN_PUSH__HUB__BACKEND: "redis",
-      ADMIN_PUSH__HUB__REDIS_URL: redis.url,
-      ADMIN_PUSH__HUB__STREAM_KEY: "admin-push:medusa-presence",
-      // Either site's admin may reach either instance.
-      ADMIN_PUSH__AUTH__ALLOWED_ORIGINS: JSON.stringify(origins),
-    };
-    pushA = pushService({ port: await freePort(), adminOrigin: origins[0], env: hub });
-    pushB = pushService({ port: await freePort(), adminOrigin: origins[1], env: hub });
-    await pushA.start();
-    await pushB.start();
-    const started = await Promise.allSettled([
-      startMedusa({ port: portA, pushBase: pushA.base, adminOrigin: origins[0] }),
-      startMedusa({ port: portB, pushBase: pushB.base, adminOrigin: origins[1], env: { ADMIN_PUSH_TRANSPORTS: "sse" } }),
-    ]);
-    [medusaA, medusaB] = started.map((s) => (s.status === "fulfilled" ? s.value : undefined));
-    for (const s of started) if (s.status === "rejected") throw s.reason;
-
+    ({ pushA, pushB, medusaA, medusaB } = await onFreePorts(() => startInstances(redis)));
     api = await adminApi(medusaA.base);
     ({ region: { id: regionId } } = await api("POST", "/admin/regions", { name: "Instances", currency_code: "eur" }));
     ({ user: anna } = await api("GET", "/admin/users/me"));
