@@ -1,6 +1,6 @@
 /** Shared test helpers: a quiet logger, a local HTTP stub, the real service, an SSE reader. */
 import { spawn, type ChildProcess } from "node:child_process"
-import { mkdtempSync, writeFileSync, accessSync, constants } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync, accessSync, constants } from "node:fs"
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http"
 import { createServer as createNetServer, type AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
@@ -131,16 +131,21 @@ async function startOn(port: number, bin: string, overrides: Record<string, stri
   )
 
   const stop = async () => {
-    if (exited) return
-    child.kill("SIGTERM")
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5000)
-    await exit
-    clearTimeout(timer)
+    if (!exited) {
+      child.kill("SIGTERM")
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000)
+      await exit
+      clearTimeout(timer)
+    }
+    rmSync(dir, { recursive: true, force: true })
   }
 
   const deadline = Date.now() + 20_000
   for (;;) {
-    if (exited) throw new Error(`admin-push ${exited} before it was healthy:\n${output}`)
+    if (exited) {
+      await stop()
+      throw new Error(`admin-push ${exited} before it was healthy:\n${output}`)
+    }
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
       await res.body?.cancel()
