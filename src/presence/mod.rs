@@ -232,13 +232,7 @@ impl Presence {
         }
         // What this instance can tell at once, it does.
         self.fits(&report)?;
-        if !self.inner.backplane.forwards() {
-            return Err(Refusal::UnknownConnection(id.to_string()));
-        }
-        let limit = self.inner.settings.max_reports_per_sec;
-        if !self.state().allowance.spend(actor_id, Spent::Report, limit) {
-            return Err(Refusal::TooManyReports { limit });
-        }
+        self.elsewhere(id, actor_id, Spent::Report)?;
         let forward = Forward {
             connection: id,
             actor_id: actor_id.to_owned(),
@@ -263,17 +257,7 @@ impl Presence {
         if self.holds(id) {
             return self.receipt(id, actor_id, event);
         }
-        if !self.inner.backplane.forwards() {
-            return Err(Refusal::UnknownConnection(id.to_string()));
-        }
-        let limit = self.inner.max_receipts_per_sec;
-        if !self
-            .state()
-            .allowance
-            .spend(actor_id, Spent::Receipt, limit)
-        {
-            return Err(Refusal::TooManyReceipts { limit });
-        }
+        self.elsewhere(id, actor_id, Spent::Receipt)?;
         self.inner
             .receipts
             .take(TransportKind::Sse, event)
@@ -282,6 +266,30 @@ impl Presence {
 
     fn holds(&self, id: ConnectionId) -> bool {
         self.state().connections.contains_key(&id)
+    }
+
+    /// Whether `actor_id` may have a report or receipt for connection `id`, which this instance
+    /// does not hold, taken care of here: only with other instances that may hold it, and within
+    /// the admin's allowance on this one (the connection's own limits).
+    fn elsewhere(&self, id: ConnectionId, actor_id: &str, spent: Spent) -> Result<(), Refusal> {
+        if !self.inner.backplane.forwards() {
+            return Err(Refusal::UnknownConnection(id.to_string()));
+        }
+        let (limit, refusal) = match spent {
+            Spent::Report => {
+                let limit = self.inner.settings.max_reports_per_sec;
+                (limit, Refusal::TooManyReports { limit })
+            }
+            Spent::Receipt => {
+                let limit = self.inner.max_receipts_per_sec;
+                (limit, Refusal::TooManyReceipts { limit })
+            }
+        };
+        if self.state().allowance.spend(actor_id, spent, limit) {
+            Ok(())
+        } else {
+            Err(refusal)
+        }
     }
 
     /// A report another instance forwarded: taken if this one holds the connection, as if it had
