@@ -14,7 +14,16 @@ use std::{
     time::Duration,
 };
 
-use actix_web::{App, HttpServer, dev::Server, web};
+use actix_http::HttpService;
+use actix_server::Server;
+use actix_service::{ServiceFactory, map_config};
+use actix_web::{
+    App,
+    body::MessageBody,
+    dev::{AppConfig, ServiceRequest, ServiceResponse},
+    rt::net::TcpStream,
+    web,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -36,6 +45,7 @@ use crate::{
     session::{self, Admission, Handshake},
     settings::{AuthSettings, HubBackend, Settings, SettingsError, WsSettings},
     tickets::Tickets,
+    ws,
 };
 
 /// Accept-queue depth requested for the listeners (see [`listen`]).
@@ -346,16 +356,47 @@ fn local_port(listener: &TcpListener) -> Result<u16, StartupError> {
 
 /// A client that takes no bytes at all for `after` (its window stays shut, or it vanished) is cut
 /// off by the kernel (`TCP_USER_TIMEOUT`, Linux): connections hold no write timers of their own.
-fn cut_off_stalled_readers(io: &dyn std::any::Any, after: Duration) {
+fn cut_off_stalled_readers(socket: &TcpStream, after: Duration) {
     #[cfg(target_os = "linux")]
-    if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        let _ = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(after));
-    }
+    let _ = socket2::SockRef::from(socket).set_tcp_user_timeout(Some(after));
     // Elsewhere a stalled reader is bounded by the hub's lag, not by time.
     #[cfg(not(target_os = "linux"))]
-    let _ = (io, after);
+    let _ = (socket, after);
 }
 
+/// One worker's routes, with every dependency a handler extracts.
+fn app(
+    shared: Shared,
+    routes: &dyn Fn(&mut web::ServiceConfig),
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody + use<>>,
+        Error = actix_web::Error,
+        InitError = (),
+    > + use<>,
+> {
+    App::new()
+        .wrap(problem::json_refusals())
+        .app_data(shared.hub)
+        .app_data(shared.verifier)
+        .app_data(shared.tickets)
+        .app_data(shared.metrics)
+        .app_data(shared.auth)
+        .app_data(shared.ws)
+        .app_data(shared.shutdown)
+        .app_data(shared.handshake)
+        .app_data(shared.presence)
+        .app_data(shared.connections)
+        .app_data(shared.emit)
+        .configure(|cfg| routes(cfg))
+        .default_service(web::to(routes::not_found))
+}
+
+/// Serves `routes` on `listener` with actix-server and actix-http directly (what `HttpServer`
+/// does), because a WebSocket leaves the HTTP dispatcher through the upgrade service, which
+/// `HttpServer` does not offer.
 fn serve(
     listener: TcpListener,
     settings: &Settings,
@@ -365,40 +406,47 @@ fn serve(
     let addr = listener.local_addr().unwrap_or(settings.server.bind);
     let shared = shared.clone();
     let send_timeout = settings.limits.send_timeout();
-    let mut server = HttpServer::new(move || {
-        let shared = shared.clone();
-        App::new()
-            .wrap(problem::json_refusals())
-            .app_data(shared.hub)
-            .app_data(shared.verifier)
-            .app_data(shared.tickets)
-            .app_data(shared.metrics)
-            .app_data(shared.auth)
-            .app_data(shared.ws)
-            .app_data(shared.shutdown)
-            .app_data(shared.handshake)
-            .app_data(shared.presence)
-            .app_data(shared.connections)
-            .app_data(shared.emit)
-            .configure(routes.clone())
-            .default_service(web::to(routes::not_found))
-    })
-    .disable_signals()
-    .client_request_timeout(Duration::from_secs(settings.server.header_timeout_secs))
-    // A client's FIN ends its connection at once. By default actix-http keeps serving a response
-    // after the peer closed its side, so a closed SSE tab held its slot (and counted as open)
-    // until a write failed, up to two keepalives later.
-    .h1_allow_half_closed(false)
-    .on_connect(move |io, _| cut_off_stalled_readers(io, send_timeout))
-    // Connections have been drained by then; this only bounds flushing their last bytes.
-    .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
-    // Per worker; admission enforces the real limit with a clear 503 before this one bites.
-    .max_connections(settings.limits.max_connections.saturating_add(1024));
+    let header_timeout = Duration::from_secs(settings.server.header_timeout_secs);
+    let max_frame_bytes = settings.ws.max_frame_bytes;
+    let mut builder = Server::build()
+        .disable_signals()
+        .backlog(LISTEN_BACKLOG)
+        // Connections have been drained by then; this only bounds flushing their last bytes.
+        .shutdown_timeout(SHUTDOWN_MARGIN.as_secs())
+        // Per worker; admission enforces the real limit with a clear 503 before this one bites.
+        .max_concurrent_connections(settings.limits.max_connections.saturating_add(1024));
     if settings.server.workers > 0 {
-        server = server.workers(settings.server.workers);
+        builder = builder.workers(settings.server.workers);
     }
-    Ok(server
-        .listen(listener)
-        .map_err(|source| StartupError::Bind { addr, source })?
-        .run())
+    // Tells idle keep-alive connections to close once the server stops, instead of holding the
+    // stop for its whole timeout.
+    let stopping = builder.graceful_shutdown_signal();
+    let builder = builder
+        .listen("admin-push", listener, move || {
+            let routes = || {
+                let config = |_| AppConfig::default();
+                map_config(app(shared.clone(), &routes), config)
+            };
+            let stopping = stopping.clone();
+            let connections = shared.connections.clone().into_inner();
+            HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let stopping = stopping.clone();
+                    async move { stopping.notified().await }
+                })
+                .client_request_timeout(header_timeout)
+                // A client's FIN ends its connection at once. By default actix-http keeps serving
+                // a response after the peer closed its side, so a closed SSE tab held its slot
+                // (and counted as open) until a write failed, up to two keepalives later.
+                .h1_allow_half_closed(false)
+                .local_addr(addr)
+                .on_connect_ext(move |socket: &TcpStream, _| {
+                    cut_off_stalled_readers(socket, send_timeout);
+                })
+                .upgrade(ws::upgrade_service(routes(), connections, max_frame_bytes))
+                .h1(routes())
+                .tcp()
+        })
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    Ok(builder.run())
 }

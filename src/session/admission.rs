@@ -6,6 +6,7 @@ use std::{
 };
 
 use super::SubscribeError;
+use crate::auth::Principal;
 
 /// Counts open connections against `limits.max_connections` and, per admin,
 /// `limits.max_connections_per_actor` (one runaway tab loop must not starve everyone else).
@@ -34,7 +35,8 @@ impl Admission {
         }
     }
 
-    pub(super) fn enter(self: &Arc<Self>, actor_id: &str) -> Result<Slot, SubscribeError> {
+    pub(super) fn enter(self: &Arc<Self>, principal: &Arc<Principal>) -> Result<Slot, SubscribeError> {
+        let actor_id = &principal.actor_id;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if open.total >= self.max_total {
             return Err(SubscribeError::Full);
@@ -47,7 +49,7 @@ impl Admission {
         open.total += 1;
         Ok(Slot {
             admission: Arc::clone(self),
-            actor_id: actor_id.to_owned(),
+            principal: Arc::clone(principal),
         })
     }
 
@@ -73,7 +75,8 @@ impl Admission {
 #[derive(Debug)]
 pub(super) struct Slot {
     admission: Arc<Admission>,
-    actor_id: String,
+    /// Shared with the connection: its admin's id, without a copy of its own.
+    principal: Arc<Principal>,
 }
 
 impl Drop for Slot {
@@ -87,10 +90,11 @@ impl Drop for Slot {
         if open.total == 0 {
             self.admission.idle.notify_waiters();
         }
-        if let Some(mine) = open.per_actor.get_mut(&self.actor_id) {
+        let actor_id = &self.principal.actor_id;
+        if let Some(mine) = open.per_actor.get_mut(actor_id) {
             *mine -= 1;
             if *mine == 0 {
-                open.per_actor.remove(&self.actor_id);
+                open.per_actor.remove(actor_id);
             }
         }
     }

@@ -146,15 +146,11 @@ impl Timings {
 #[derive(Debug)]
 struct Heartbeat {
     next: Instant,
-    every: Duration,
 }
 
 impl Heartbeat {
     fn new(now: Instant, every: Duration) -> Self {
-        Self {
-            next: now + every,
-            every,
-        }
+        Self { next: now + every }
     }
 
     /// Whether a heartbeat is due at `now`, scheduling the next one if so. A check up to half a
@@ -164,13 +160,13 @@ impl Heartbeat {
     /// could then look silent). The next one is due an interval after this one's time, not after
     /// `now`, so such delays never add up; after a long stall it starts afresh instead of
     /// catching up in a burst.
-    fn due(&mut self, now: Instant) -> bool {
+    fn due(&mut self, now: Instant, every: Duration) -> bool {
         if now + TICK / 2 < self.next {
             return false;
         }
-        self.next += self.every;
+        self.next += every;
         if self.next + TICK / 2 <= now {
-            self.next = now + self.every;
+            self.next = now + every;
         }
         true
     }
@@ -205,7 +201,6 @@ pub(crate) struct Connection<W: Wire> {
     /// The connection's name in `ready`, in presence reports and in the presence it is sent.
     id: ConnectionId,
     context: Arc<Context>,
-    timings: Timings,
     /// `ready`, the gap notice, pongs, goodbyes, a new receipt rate, and the rest of a hub
     /// message's presence lists after its first: written before anything else.
     outbox: VecDeque<Bytes>,
@@ -267,7 +262,6 @@ impl<W: Wire> Connection<W> {
             expires: now + subscriber.principal.remaining(),
             subscriber,
             id,
-            timings,
             outbox,
             replay,
             last_heard: now,
@@ -285,11 +279,21 @@ impl<W: Wire> Connection<W> {
         connection
     }
 
+    /// Read from the context when needed rather than kept: every byte of a connection counts.
+    fn timings(&self) -> Timings {
+        self.context.timings(W::KIND)
+    }
+
+    /// The wire the connection reads its client from (a WebSocket's socket is written through it).
+    pub(crate) fn wire(&self) -> &W {
+        &self.wire
+    }
+
     /// Ends the connection: the farewell message, then the wire's goodbye, then the end of the body.
     fn finish(&mut self, exit: Exit) {
         let farewell = match exit {
             Exit::Draining => Some(Control::Reconnect {
-                after_ms: rand::random_range(0..self.timings.drain.as_millis().max(1) as u64),
+                after_ms: rand::random_range(0..self.timings().drain.as_millis().max(1) as u64),
             }),
             Exit::AuthExpired => Some(Control::AuthExpired),
             _ => None,
@@ -412,7 +416,7 @@ impl<W: Wire> Connection<W> {
             return Err(Exit::AuthExpired);
         }
         if self
-            .timings
+            .timings()
             .liveness
             .is_some_and(|limit| now.duration_since(self.last_heard) > limit)
         {
@@ -424,7 +428,7 @@ impl<W: Wire> Connection<W> {
         }
         Ok(self
             .heartbeat
-            .due(now)
+            .due(now, self.timings().heartbeat)
             .then(W::heartbeat)
             .or_else(|| self.queued()))
     }
@@ -529,6 +533,7 @@ mod tests {
     fn heartbeats_keep_their_schedule_when_ticks_arrive_early_or_late() {
         let start = Instant::now();
         let mut heartbeat = Heartbeat::new(start, SECOND);
+        let mut due = |at| heartbeat.due(at, SECOND);
         // Each tick reaches the connection with a delay of its own: a hair early, late, early.
         let ticks = [
             start + SECOND - Duration::from_millis(1),
@@ -537,27 +542,29 @@ mod tests {
             start + 4 * SECOND,
         ];
         for (n, tick) in ticks.into_iter().enumerate() {
-            assert!(heartbeat.due(tick), "tick {} skipped", n + 1);
+            assert!(due(tick), "tick {} skipped", n + 1);
         }
-        assert!(!heartbeat.due(start + 4 * SECOND + Duration::from_millis(200)));
+        assert!(!due(start + 4 * SECOND + Duration::from_millis(200)));
     }
 
     #[test]
     fn a_slower_heartbeat_waits_for_its_tick() {
         let start = Instant::now();
         let mut heartbeat = Heartbeat::new(start, 3 * SECOND);
-        assert!(!heartbeat.due(start + SECOND));
-        assert!(!heartbeat.due(start + 2 * SECOND));
-        assert!(heartbeat.due(start + 3 * SECOND - Duration::from_millis(10)));
-        assert!(!heartbeat.due(start + 4 * SECOND));
+        let mut due = |at| heartbeat.due(at, 3 * SECOND);
+        assert!(!due(start + SECOND));
+        assert!(!due(start + 2 * SECOND));
+        assert!(due(start + 3 * SECOND - Duration::from_millis(10)));
+        assert!(!due(start + 4 * SECOND));
     }
 
     #[test]
     fn after_a_stall_heartbeats_start_afresh_instead_of_bursting() {
         let start = Instant::now();
         let mut heartbeat = Heartbeat::new(start, SECOND);
-        assert!(heartbeat.due(start + 10 * SECOND));
-        assert!(!heartbeat.due(start + 10 * SECOND + Duration::from_millis(100)));
-        assert!(heartbeat.due(start + 11 * SECOND));
+        let mut due = |at| heartbeat.due(at, SECOND);
+        assert!(due(start + 10 * SECOND));
+        assert!(!due(start + 10 * SECOND + Duration::from_millis(100)));
+        assert!(due(start + 11 * SECOND));
     }
 }

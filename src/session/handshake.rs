@@ -135,7 +135,8 @@ impl Handshake {
                 self.metrics.auth_failed(e.reason());
             }
         })?;
-        let slot = self.admission.enter(&principal.actor_id)?;
+        let principal = Arc::new(principal);
+        let slot = self.admission.enter(&principal)?;
         // An empty id is no id: a fresh start rather than a gap.
         let resume = resume_header
             .filter(|id| !id.is_empty())
@@ -146,7 +147,7 @@ impl Handshake {
             resume_point,
         } = self.hub.subscribe(resume).await;
         Ok(Subscriber {
-            principal: Arc::new(principal),
+            principal,
             live: self.hub.live(receiver),
             start,
             resume_point,

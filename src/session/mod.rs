@@ -23,7 +23,7 @@ use bytestring::ByteString;
 pub(crate) use self::{
     admission::Admission,
     connection::{Connection, Context},
-    handshake::{Handshake, SubscribeError},
+    handshake::{Handshake, SubscribeError, Subscriber},
 };
 use crate::protocol::{Control, Event, Message, TransportKind};
 

@@ -3,8 +3,8 @@
 //!
 //! actix-http's WebSocket parser checks `max_size` only once a whole frame has arrived, and
 //! actix-ws appends every chunk the client sends to its buffer until then, so a header announcing a
-//! 1 GiB frame made the server hold whatever followed it. This guard sits on the request payload,
-//! ahead of the decoder: it reads every frame header as the bytes stream past, refuses a declared
+//! 1 GiB frame made the server hold whatever followed it. This guard sits between the socket and
+//! the decoder: it reads every frame header as the bytes stream past, refuses a declared
 //! length above `ws.max_frame_bytes` at once, and skips over payloads without copying them. Its only
 //! state is a partial header (at most 10 bytes) and a count of payload bytes still to skip, so what
 //! the decoder may buffer stays bounded by the limit plus what arrives in one read.
@@ -14,15 +14,6 @@
 //! which would otherwise log every one of them at ERROR level (one line per hostile client).
 //!
 //! [`check_header`] is a pure function of the bytes so far, easy to fuzz on its own.
-
-use std::{
-    pin::Pin,
-    task::{Context, Poll},
-};
-
-use actix_web::{dev, error::PayloadError};
-use bytes::Bytes;
-use futures_util::Stream;
 
 /// Bytes needed to know any frame's payload length: two fixed bytes and a 64-bit length.
 const LENGTH_KNOWN: usize = 2 + 8;
@@ -96,7 +87,8 @@ pub(crate) struct FrameGuard {
     limit: usize,
     /// The start of a header split across chunks.
     head: [u8; LENGTH_KNOWN],
-    head_len: usize,
+    /// At most `LENGTH_KNOWN` (a byte, so the guard packs beside `head`).
+    head_len: u8,
     /// Bytes of the current frame (rest of its header and payload) still to pass.
     skip: usize,
     refused: Option<Refused>,
@@ -113,6 +105,16 @@ impl FrameGuard {
         }
     }
 
+    /// The largest payload a frame may declare.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Why the stream was refused, once it was: nothing after a refused frame is read.
+    pub(crate) fn refused(&self) -> Option<Refused> {
+        self.refused
+    }
+
     /// Checks the frame headers in the next chunk of the stream. Once a frame is refused, every
     /// later call refuses too: the stream cannot be resynchronised.
     pub(crate) fn inspect(&mut self, mut chunk: &[u8]) -> Result<(), Refused> {
@@ -126,7 +128,7 @@ impl FrameGuard {
             if chunk.is_empty() {
                 return Ok(());
             }
-            let seen = self.head_len;
+            let seen = usize::from(self.head_len);
             let take = (LENGTH_KNOWN - seen).min(chunk.len());
             self.head[seen..seen + take].copy_from_slice(&chunk[..take]);
             let header = check_header(&self.head[..seen + take], self.limit).inspect_err(|e| {
@@ -135,7 +137,7 @@ impl FrameGuard {
             match header {
                 // Fewer than LENGTH_KNOWN bytes in all: the whole chunk went into `head`.
                 Header::Incomplete => {
-                    self.head_len = seen + take;
+                    self.head_len = (seen + take) as u8;
                     return Ok(());
                 }
                 Header::Frame {
@@ -155,52 +157,6 @@ impl FrameGuard {
                 }
             }
         }
-    }
-}
-
-/// A request payload with a [`FrameGuard`] in front of whoever decodes it. A refused frame ends the
-/// stream with [`GuardedError::Refused`]; nothing after it is read.
-pub(crate) struct Guarded {
-    payload: dev::Payload,
-    guard: FrameGuard,
-}
-
-impl Guarded {
-    pub(crate) fn new(payload: dev::Payload, limit: usize) -> Self {
-        Self {
-            payload,
-            guard: FrameGuard::new(limit),
-        }
-    }
-}
-
-/// Why a guarded payload stream ended early.
-#[derive(Debug)]
-pub(crate) enum GuardedError {
-    Refused(Refused),
-    Payload(PayloadError),
-}
-
-impl Stream for Guarded {
-    type Item = Result<Bytes, GuardedError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.guard.refused.is_some() {
-            return Poll::Ready(None);
-        }
-        Pin::new(&mut this.payload)
-            .poll_next(cx)
-            .map(|item| match item {
-                Some(Ok(chunk)) => Some(
-                    this.guard
-                        .inspect(&chunk)
-                        .map(|()| chunk)
-                        .map_err(GuardedError::Refused),
-                ),
-                Some(Err(e)) => Some(Err(GuardedError::Payload(e))),
-                None => None,
-            })
     }
 }
 

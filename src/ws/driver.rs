@@ -1,0 +1,155 @@
+//! A live WebSocket on its socket: the [`Connection`] polled for its next bytes, and those bytes
+//! written, with nothing held in between but what the socket would not take.
+//!
+//! This is the HTTP dispatcher's job for a response body, done without its two 8 KiB buffers. The
+//! connection is asked for more only once what it gave last is written, so a client that reads
+//! slowly holds the connection away from the hub's ring, which moves on; the connection learns it
+//! lagged when it is polled again. What is ready at once (a replay, a burst) goes out in one
+//! vectored write of up to [`BATCH`] frames. What the socket does not take is kept as one piece:
+//! the unwritten end of a single frame as it is, or several frames' ends copied together, and
+//! only then.
+
+use std::{
+    future::Future,
+    io::{self, IoSlice},
+    pin::Pin,
+    task::{Context as TaskContext, Poll, ready},
+};
+
+use actix_web::body::MessageBody;
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::wire::WsWire;
+use crate::session::Connection;
+
+/// The most frames written in one system call.
+const BATCH: usize = 16;
+
+/// Drives one live WebSocket until it ends; the socket closes when the driver is dropped.
+pub(crate) struct Driver {
+    connection: Connection<WsWire>,
+    /// Bytes the socket did not take yet; written before the connection is asked for more.
+    unsent: Bytes,
+    /// The connection has given its last bytes (its goodbye).
+    ended: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(connection: Connection<WsWire>) -> Self {
+        Self {
+            connection,
+            unsent: Bytes::new(),
+            ended: false,
+        }
+    }
+
+    /// Writes what is unsent; `Ready(Ok)` once it all went.
+    fn flush(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let socket = self.connection.wire().socket();
+        while !self.unsent.is_empty() {
+            match socket.try_write(&self.unsent) {
+                Ok(n) => self.unsent.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(socket.poll_write_ready(cx))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        // An emptied remainder lets go of the frame it was cut from.
+        self.unsent = Bytes::new();
+        Poll::Ready(Ok(()))
+    }
+
+    /// Up to [`BATCH`] frames the connection has ready, and whether it has more to give now.
+    fn gather(&mut self, cx: &mut TaskContext<'_>, batch: &mut [Bytes; BATCH]) -> (usize, bool) {
+        for (n, slot) in batch.iter_mut().enumerate() {
+            match Pin::new(&mut self.connection).poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => *slot = bytes,
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    return (n, false);
+                }
+                Poll::Pending => return (n, false),
+            }
+        }
+        (BATCH, true)
+    }
+
+    /// Writes the frames in one call, and keeps what the socket did not take.
+    fn write(&mut self, batch: &[Bytes]) -> io::Result<()> {
+        let slices: [IoSlice<'_>; BATCH] =
+            std::array::from_fn(|i| IoSlice::new(batch.get(i).map_or(&[], |b| &b[..])));
+        let mut written = match self
+            .connection
+            .wire()
+            .socket()
+            .try_write_vectored(&slices[..batch.len()])
+        {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        let mut index = 0;
+        while let Some(frame) = batch.get(index).filter(|frame| written >= frame.len()) {
+            written -= frame.len();
+            index += 1;
+        }
+        let Some(first) = batch.get(index) else {
+            return Ok(());
+        };
+        let first = first.slice(written..);
+        let rest = &batch[index + 1..];
+        self.unsent = if rest.is_empty() {
+            first
+        } else {
+            let total = first.len() + rest.iter().map(Bytes::len).sum::<usize>();
+            let mut joined = BytesMut::with_capacity(total);
+            joined.extend_from_slice(&first);
+            rest.iter().for_each(|frame| joined.extend_from_slice(frame));
+            joined.freeze()
+        };
+        Ok(())
+    }
+}
+
+impl Future for Driver {
+    /// However it ends (a goodbye written, the client gone, the socket failed), the connection is
+    /// over: its own `Drop` counts and logs it.
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if ready!(this.flush(cx)).is_err() {
+                return Poll::Ready(());
+            }
+            if this.ended {
+                // The goodbye is out: our FIN, then the socket closes with the driver.
+                let _ = socket2::SockRef::from(this.connection.wire().socket())
+                    .shutdown(std::net::Shutdown::Write);
+                return Poll::Ready(());
+            }
+            let mut batch: [Bytes; BATCH] = Default::default();
+            let (n, more) = this.gather(cx, &mut batch);
+            if n == 0 && !this.ended {
+                return Poll::Pending;
+            }
+            if this.write(&batch[..n]).is_err() {
+                return Poll::Ready(());
+            }
+            // Written in full with nothing more ready: the connection's poll registered the waker.
+            if this.unsent.is_empty() && !more && !this.ended {
+                return Poll::Pending;
+            }
+        }
+    }
+}
