@@ -6,8 +6,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{
-    End, TestApp, Transport, WAIT, admin_token, assert_problem, eventually, raw_exchange,
-    spawn_app, spawn_app_with, spawn_binary,
+    End, Transport, WAIT, admin_token, assert_problem, client_frame, close_code_after, eventually,
+    raw_exchange, raw_websocket, spawn_app, spawn_app_with, spawn_binary,
 };
 
 #[tokio::test]
@@ -75,58 +75,6 @@ async fn oversized_headers_are_refused_and_the_server_carries_on() {
     );
     let health = app.get("/healthz").await;
     assert_eq!(health.status(), 200);
-}
-
-/// Opens a WebSocket by hand on a raw socket (bearer token, no client library in the way) and
-/// returns it once the server has answered `101`.
-async fn raw_websocket(app: &TestApp) -> tokio::net::TcpStream {
-    let addr = app.base.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!(
-        "GET /admin-ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Authorization: Bearer {}\r\n\r\n",
-        admin_token("user_1")
-    );
-    socket.write_all(request.as_bytes()).await.expect("write");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        socket.read_exact(&mut byte).await.expect("response head");
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{:?}",
-        String::from_utf8_lossy(&head)
-    );
-    socket
-}
-
-/// Writes `bytes` and returns the code of the close frame the server answers with, in time.
-async fn close_code_after(socket: &mut tokio::net::TcpStream, bytes: &[u8]) -> u16 {
-    socket.write_all(bytes).await.expect("write");
-    tokio::time::timeout(WAIT, close_code(socket))
-        .await
-        .expect("the server closes in time")
-}
-
-/// Reads server frames (unmasked) until a close frame and returns its code.
-async fn close_code(socket: &mut tokio::net::TcpStream) -> u16 {
-    loop {
-        let mut start = [0u8; 2];
-        socket.read_exact(&mut start).await.expect("a frame header");
-        let len = match start[1] & 0x7f {
-            126 => u64::from(socket.read_u16().await.expect("length")),
-            127 => socket.read_u64().await.expect("length"),
-            short => u64::from(short),
-        };
-        let mut payload = vec![0u8; usize::try_from(len).expect("small frame")];
-        socket.read_exact(&mut payload).await.expect("payload");
-        if start[0] & 0x0f == 0x8 {
-            return u16::from_be_bytes([payload[0], payload[1]]);
-        }
-    }
 }
 
 #[tokio::test]
@@ -219,6 +167,29 @@ async fn a_reader_that_takes_nothing_is_cut_off_after_the_send_timeout() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_while_a_write_is_blocked_frees_its_slot_at_once() {
+    let app = spawn_app_with(json!({
+        "limits": { "max_connections_per_actor": 1, "send_timeout_secs": 600 },
+        "events": { "extra": ["bulk.updated"] },
+        "emit": { "max_body_bytes": 262144 },
+    }))
+    .await;
+    // Never reads, so the server's writes towards it block; then it goes, unread bytes and all
+    // (its kernel answers with a reset).
+    let stalled = raw_websocket(&app).await;
+    app.flood().await;
+    drop(stalled);
+    // Only the blocked write noticing can free the slot within the wait: the send timeout is 10
+    // minutes.
+    eventually("the slot of the tab that went to be free", || async {
+        app.connect(Transport::Ws, "", Some(&admin_token("user_1")), &[])
+            .await
+            .is_ok()
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_flawed_websocket_handshake_is_refused_with_a_json_body_before_the_ticket_is_spent() {
     let app = spawn_app().await;
@@ -251,15 +222,6 @@ async fn a_flawed_websocket_handshake_is_refused_with_a_json_body_before_the_tic
         .await
         .expect("the ticket still opens a connection");
     tab.ready().await;
-}
-
-/// A masked client frame; the mask key is zero, so the payload goes as it is.
-fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
-    let len = u8::try_from(payload.len()).expect("a short test frame");
-    assert!(len <= 125);
-    let mut frame = vec![first_byte, 0x80 | len, 0, 0, 0, 0];
-    frame.extend_from_slice(payload);
-    frame
 }
 
 #[tokio::test]

@@ -30,3 +30,4 @@ mod resume;
 mod shutdown;
 mod top;
 mod transports;
+mod upgrade;

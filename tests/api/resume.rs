@@ -422,6 +422,51 @@ async fn read_slowly_until_control(tab: &mut crate::helpers::Subscriber) -> (Str
 }
 
 #[tokio::test]
+async fn a_replay_larger_than_every_socket_buffer_arrives_whole_and_once() {
+    let (app, from) = app_with_a_long_replay().await;
+    let mut tab = app
+        .subscribe(Transport::Ws, &format!("last_event_id={from}"))
+        .await;
+    tab.ready().await;
+    // 36 MB: the server's writes stop short of a frame's end again and again; each frame must
+    // still arrive whole, and none twice.
+    let replayed = tab.events(LONG_REPLAY).await;
+    let distinct: std::collections::HashSet<_> = ids(&replayed).into_iter().collect();
+    assert_eq!(distinct.len(), LONG_REPLAY);
+    assert!(
+        replayed
+            .iter()
+            .all(|event| event.data["blob"].as_str().map(str::len) == Some(12_000))
+    );
+    let next = app.emit_product("prod_after").await;
+    assert_eq!(tab.events(1).await[0].id.as_deref(), Some(&*next));
+}
+
+#[tokio::test]
+async fn a_close_sent_in_the_middle_of_a_long_replay_ends_it_with_1000() {
+    let (app, from) = app_with_a_long_replay().await;
+    let mut tab = app
+        .subscribe(Transport::Ws, &format!("last_event_id={from}"))
+        .await;
+    tab.ready().await;
+    tab.events(10).await;
+    tab.send_raw(tokio_tungstenite::tungstenite::Message::Close(None))
+        .await;
+    let mut replayed = 10;
+    let end = loop {
+        match tab.next().await {
+            Ok(message) => replayed += usize::from(message.id.is_some()),
+            Err(end) => break end,
+        }
+    };
+    assert_eq!(end, End::Closed(1000));
+    assert!(
+        replayed < LONG_REPLAY,
+        "the close waited for the whole replay"
+    );
+}
+
+#[tokio::test]
 async fn a_token_expires_even_in_the_middle_of_a_long_replay() {
     let (app, from) = app_with_a_long_replay().await;
     let token = admin_token_valid_for("user_1", 2);

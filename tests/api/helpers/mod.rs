@@ -5,6 +5,7 @@
 //! - [`client`]: WebSocket and SSE subscribers behind one type.
 //! - [`redis`]: a real `redis-server`, and instances sharing it.
 //! - [`process`]: the real binary as a child process.
+//! - [`raw`]: a WebSocket spoken by hand, byte by byte.
 //! - [`storm`]: an emit storm through several instances, and tabs that must keep up with it.
 //!
 //! Every wait is on an event, bounded by [`WAIT`]; nothing sleeps in place of synchronisation.
@@ -12,6 +13,7 @@
 mod app;
 mod client;
 mod process;
+mod raw;
 mod redis;
 mod storm;
 mod tokens;
@@ -20,7 +22,7 @@ use std::time::Duration;
 
 use admin_push_prerequisites as prerequisites;
 
-pub use self::{app::*, client::*, process::*, redis::*, storm::*, tokens::*};
+pub use self::{app::*, client::*, process::*, raw::*, redis::*, storm::*, tokens::*};
 
 /// Upper bound on any single wait for something the server should do.
 pub const WAIT: Duration = Duration::from_secs(10);
