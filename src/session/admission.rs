@@ -35,7 +35,10 @@ impl Admission {
         }
     }
 
-    pub(super) fn enter(self: &Arc<Self>, principal: &Arc<Principal>) -> Result<Slot, SubscribeError> {
+    pub(super) fn enter(
+        self: &Arc<Self>,
+        principal: &Arc<Principal>,
+    ) -> Result<Slot, SubscribeError> {
         let actor_id = &principal.actor_id;
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if open.total >= self.max_total {

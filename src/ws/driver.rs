@@ -114,7 +114,8 @@ impl Driver {
             let total = first.len() + rest.iter().map(Bytes::len).sum::<usize>();
             let mut joined = BytesMut::with_capacity(total);
             joined.extend_from_slice(&first);
-            rest.iter().for_each(|frame| joined.extend_from_slice(frame));
+            rest.iter()
+                .for_each(|frame| joined.extend_from_slice(frame));
             joined.freeze()
         };
         Ok(())

@@ -22,8 +22,8 @@ use actix_web::{
     web,
 };
 
-pub(crate) use self::upgrade::service as upgrade_service;
 use self::upgrade::Upgradable;
+pub(crate) use self::upgrade::service as upgrade_service;
 use crate::{
     problem,
     session::{self, Handshake},
@@ -73,7 +73,11 @@ pub(crate) async fn admin_ws(
     }
     let subscriber = handshake.admit(&req, None).await?;
     // The upgrade service writes this `101` and takes the subscriber up on the socket.
-    let mut response = HttpResponse::from(ws::handshake_response(req.head()).finish().map_into_boxed_body());
+    let mut response = HttpResponse::from(
+        ws::handshake_response(req.head())
+            .finish()
+            .map_into_boxed_body(),
+    );
     response.extensions_mut().insert(subscriber);
     Ok(response)
 }

@@ -106,6 +106,11 @@ where
 
 /// One upgrade request's whole life in the dispatcher's task: the handshake (boxed, since it is
 /// large and brief), then, if it succeeded, the live connection (inline).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the live connection is inline on purpose: boxing it would add an allocation to \
+              every WebSocket, while the dispatcher's task is sized for its own larger state anyway"
+)]
 pub(crate) enum Upgrade {
     Handshake(LocalBoxFuture<'static, Option<Driver>>),
     Live(Driver),
@@ -188,7 +193,9 @@ async fn switch(
         .as_mut()
         .write(h1::Message::Item((head, BodySize::None)))
         .ok()?;
-    poll_fn(|cx| written.as_mut().flush::<Head>(cx)).await.ok()?;
+    poll_fn(|cx| written.as_mut().flush::<Head>(cx))
+        .await
+        .ok()?;
     // The dispatcher's buffers go with `parts`; what the client sent behind its request (its
     // first frames) is copied out first.
     let parts = framed.into_parts();
@@ -198,7 +205,10 @@ async fn switch(
 }
 
 /// Writes a whole answer, which ends the connection.
-async fn answer(mut framed: Framed<TcpStream, h1::Codec>, response: HttpResponse) -> io::Result<()> {
+async fn answer(
+    mut framed: Framed<TcpStream, h1::Codec>,
+    response: HttpResponse,
+) -> io::Result<()> {
     let (mut head, mut body) = actix_http::Response::from(response).into_parts();
     head.head_mut().set_connection_type(ConnectionType::Close);
     let mut framed = Pin::new(&mut framed);
