@@ -1,15 +1,18 @@
-//! A connection that is its own response body: from `ready` to the one [`Exit`], for either wire.
+//! A connection polled for its next bytes: from `ready` to the one [`Exit`], for either wire.
 //!
 //! Delivery order per connection: `ready` (with a safe resume point), then either the replay or a
 //! `resync{gap}`, then live events. A connection that falls behind the broadcast buffer is told
 //! `resync{lagged}`.
 //!
-//! Why a body and not a task: the HTTP dispatcher already is one task per connection, and it polls
-//! the response body whenever the socket can take bytes or the body woke it. Holding the broadcast
-//! receiver, the replay and the deadlines right here, and returning each event's shared bytes as
-//! the next chunk, costs no task, no channel and no copy per subscriber; when the client cannot
-//! take writes, the dispatcher stops polling, the hub's ring moves on and the connection learns it
-//! lagged once it is polled again. A client that takes nothing at all for
+//! Why a stream of bytes and not a task: every connection already has one task, the HTTP
+//! dispatcher's, which polls it whenever the socket can take bytes or the connection woke it (an
+//! SSE connection is the response body; a WebSocket, once its handshake is over, is driven by
+//! `ws::driver` inside that same task). Holding the broadcast receiver, the replay and the
+//! deadlines right here, and returning each event's shared bytes as the next chunk, costs no task,
+//! no channel and no copy per subscriber; when the client cannot take writes, nobody polls, the
+//! hub's ring moves on and the connection learns it lagged once it is polled again. Every byte of
+//! it counts: a WebSocket's connection must fit in the dispatcher task's own state (`ws::upgrade`
+//! tests it), so it keeps nothing it can read from its [`Context`]. A client that takes nothing at all for
 //! `limits.send_timeout_secs` is cut off by the kernel (`TCP_USER_TIMEOUT`, set in `startup`).
 //!
 //! Deadlines (heartbeat, token expiry, a silent WebSocket client, drain) have no timers of their
@@ -194,7 +197,7 @@ enum ClientMessage {
     Receipt(Receipt),
 }
 
-/// One subscriber's connection, polled by the HTTP dispatcher as its response body.
+/// One subscriber's connection: SSE's response body, or a WebSocket's on its bare socket.
 pub(crate) struct Connection<W: Wire> {
     wire: W,
     subscriber: Subscriber,

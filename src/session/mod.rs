@@ -5,7 +5,8 @@
 //!
 //! - [`handshake`]: parse the query, authenticate, take an [`admission`] slot, subscribe to the hub
 //!   (refusals are ordinary HTTP answers, before any upgrade);
-//! - [`connection`]: the connection *is* the response body. The HTTP dispatcher polls it; each
+//! - [`connection`]: the connection is a stream of bytes, polled by the connection's one task
+//!   (SSE: as its response body; WebSocket: by `ws::driver` on the socket); each
 //!   poll reads what the client sent, checks the deadlines, and hands over the next pre-rendered
 //!   bytes: `ready`, the replay or `resync{gap}`, then live events, until an [`Exit`] and its
 //!   goodbye (`reconnect` + close 1012, `auth_expired` + close 4401, ...). No task, no channel and
