@@ -51,6 +51,9 @@ use crate::{
 /// Accept-queue depth requested for the listeners (see [`listen`]).
 const LISTEN_BACKLOG: u32 = 4096;
 
+/// How long a connection the server is closing waits for the client's own close.
+const CLIENT_DISCONNECT: Duration = Duration::from_secs(1);
+
 /// Extra time, past `server.drain_secs`, that the HTTP servers wait for connections to finish.
 const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
 
@@ -435,6 +438,9 @@ fn serve(
                     async move { stopping.notified().await }
                 })
                 .client_request_timeout(header_timeout)
+                // What `HttpServer` gives a client to close its side once the server closed its
+                // own (actix-http alone would not wait at all).
+                .client_disconnect_timeout(CLIENT_DISCONNECT)
                 // A client's FIN ends its connection at once. By default actix-http keeps serving
                 // a response after the peer closed its side, so a closed SSE tab held its slot
                 // (and counted as open) until a write failed, up to two keepalives later.
