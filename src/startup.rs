@@ -426,10 +426,10 @@ fn serve(
     let stopping = builder.graceful_shutdown_signal();
     let builder = builder
         .listen("admin-push", listener, move || {
-            let routes = || {
-                let config = |_| AppConfig::default();
-                map_config(app(shared.clone(), &routes), config)
-            };
+            // The same routes twice: for ordinary requests, and for the upgrade service, which
+            // has every request asking for a WebSocket answered by them. (Nothing reads the app
+            // config's host and address, which only actix-web itself could set.)
+            let fresh_app = || map_config(app(shared.clone(), &routes), |()| AppConfig::default());
             let stopping = stopping.clone();
             let connections = shared.connections.clone().into_inner();
             HttpService::build()
@@ -449,8 +449,12 @@ fn serve(
                 .on_connect_ext(move |socket: &TcpStream, _| {
                     cut_off_stalled_readers(socket, send_timeout);
                 })
-                .upgrade(ws::upgrade_service(routes(), connections, max_frame_bytes))
-                .h1(routes())
+                .upgrade(ws::upgrade_service(
+                    fresh_app(),
+                    connections,
+                    max_frame_bytes,
+                ))
+                .h1(fresh_app())
                 .tcp()
         })
         .map_err(|source| StartupError::Bind { addr, source })?;
