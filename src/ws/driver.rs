@@ -62,10 +62,14 @@ impl Driver {
     }
 
     /// Up to [`BATCH`] frames the connection has ready, and whether it has more to give now.
-    fn gather(&mut self, cx: &mut TaskContext<'_>, batch: &mut [Bytes; BATCH]) -> (usize, bool) {
+    fn gather(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        batch: &mut [Option<Bytes>; BATCH],
+    ) -> (usize, bool) {
         for (n, slot) in batch.iter_mut().enumerate() {
             match Pin::new(&mut self.connection).poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => *slot = bytes,
+                Poll::Ready(Some(Ok(bytes))) => *slot = Some(bytes),
                 Poll::Ready(Some(Err(never))) => match never {},
                 Poll::Ready(None) => {
                     self.ended = true;
@@ -78,15 +82,13 @@ impl Driver {
     }
 
     /// Writes the frames in one call, and keeps what the socket did not take.
-    fn write(&mut self, batch: &[Bytes]) -> io::Result<()> {
-        let slices: [IoSlice<'_>; BATCH] =
-            std::array::from_fn(|i| IoSlice::new(batch.get(i).map_or(&[], |b| &b[..])));
-        let mut written = match self
-            .connection
-            .wire()
-            .socket()
-            .try_write_vectored(&slices[..batch.len()])
-        {
+    fn write(&mut self, batch: &[Option<Bytes>]) -> io::Result<()> {
+        let mut slices = [IoSlice::new(&[]); BATCH];
+        for (slice, frame) in slices.iter_mut().zip(batch.iter().flatten()) {
+            *slice = IoSlice::new(frame);
+        }
+        let socket = self.connection.wire().socket();
+        let mut written = match socket.try_write_vectored(&slices[..batch.len()]) {
             Ok(n) => n,
             Err(e)
                 if matches!(
@@ -98,24 +100,23 @@ impl Driver {
             }
             Err(e) => return Err(e),
         };
-        let mut index = 0;
-        while let Some(frame) = batch.get(index).filter(|frame| written >= frame.len()) {
+        // Frames the socket took whole are done; the first it did not is cut where it stopped.
+        let mut frames = batch.iter().flatten();
+        let first = loop {
+            let Some(frame) = frames.next() else {
+                return Ok(());
+            };
+            if written < frame.len() {
+                break frame.slice(written..);
+            }
             written -= frame.len();
-            index += 1;
-        }
-        let Some(first) = batch.get(index) else {
-            return Ok(());
         };
-        let first = first.slice(written..);
-        let rest = &batch[index + 1..];
-        self.unsent = if rest.is_empty() {
+        let mut rest = frames.peekable();
+        self.unsent = if rest.peek().is_none() {
             first
         } else {
-            let total = first.len() + rest.iter().map(Bytes::len).sum::<usize>();
-            let mut joined = BytesMut::with_capacity(total);
-            joined.extend_from_slice(&first);
-            rest.iter()
-                .for_each(|frame| joined.extend_from_slice(frame));
+            let mut joined = BytesMut::from(&first[..]);
+            rest.for_each(|frame| joined.extend_from_slice(frame));
             joined.freeze()
         };
         Ok(())
@@ -139,7 +140,8 @@ impl Future for Driver {
                     .shutdown(std::net::Shutdown::Write);
                 return Poll::Ready(());
             }
-            let mut batch: [Bytes; BATCH] = Default::default();
+            // `None`s: an empty slot costs nothing to make or drop.
+            let mut batch: [Option<Bytes>; BATCH] = Default::default();
             let (n, more) = this.gather(cx, &mut batch);
             if n == 0 && !this.ended {
                 return Poll::Pending;

@@ -129,8 +129,20 @@ impl WsWire {
         if let Some(refused) = self.guard.refused() {
             return Some(Poll::Ready(Inbound::Gone(refusal_exit(refused))));
         }
-        let mut chunk = [0u8; READ_CHUNK];
         loop {
+            // Readiness first: most polls find nothing to read, and then the buffer below is
+            // never filled in.
+            match self.socket.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Some(Poll::Ready(Inbound::Gone(Exit::ClientClosed))),
+                Poll::Pending => {
+                    if self.inbound.is_empty() {
+                        self.inbound = BytesMut::new();
+                    }
+                    return Some(Poll::Pending);
+                }
+            }
+            let mut chunk = [0u8; READ_CHUNK];
             match self.socket.try_read(&mut chunk) {
                 Ok(0) => return Some(Poll::Ready(Inbound::Gone(Exit::ClientClosed))),
                 Ok(n) => {
@@ -141,21 +153,12 @@ impl WsWire {
                     self.inbound.extend_from_slice(read);
                     return None;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match self.socket.poll_read_ready(cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(_)) => {
-                            return Some(Poll::Ready(Inbound::Gone(Exit::ClientClosed)));
-                        }
-                        Poll::Pending => {
-                            if self.inbound.is_empty() {
-                                self.inbound = BytesMut::new();
-                            }
-                            return Some(Poll::Pending);
-                        }
-                    }
-                }
+                // The readiness was stale (it is cleared now) or a signal came: ask again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 // Reset, or the kernel gave up on it (`TCP_USER_TIMEOUT`).
                 Err(_) => return Some(Poll::Ready(Inbound::Gone(Exit::ClientClosed))),
             }
