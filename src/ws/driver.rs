@@ -61,6 +61,21 @@ impl Driver {
         Poll::Ready(Ok(()))
     }
 
+    /// The goodbye is out: our FIN, then the socket closes with the driver. What the client sent
+    /// and nobody read is discarded first, up to a bound: closing a socket with unread bytes
+    /// answers with a reset, which may destroy the goodbye before the client has read it.
+    fn close(&self) {
+        let socket = socket2::SockRef::from(self.connection.wire().socket());
+        let _ = socket.shutdown(std::net::Shutdown::Write);
+        // Straight to the (non-blocking) socket: the reactor may not have seen the last bytes.
+        let mut discard = [0u8; 4096];
+        for _ in 0..16 {
+            if !matches!(io::Read::read(&mut &*socket, &mut discard), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+
     /// Up to [`BATCH`] frames the connection has ready, and whether it has more to give now.
     fn gather(
         &mut self,
@@ -135,9 +150,7 @@ impl Future for Driver {
                 return Poll::Ready(());
             }
             if this.ended {
-                // The goodbye is out: our FIN, then the socket closes with the driver.
-                let _ = socket2::SockRef::from(this.connection.wire().socket())
-                    .shutdown(std::net::Shutdown::Write);
+                this.close();
                 return Poll::Ready(());
             }
             // `None`s: an empty slot costs nothing to make or drop.
