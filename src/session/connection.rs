@@ -10,10 +10,11 @@
 //! `ws::driver` inside that same task). Holding the broadcast receiver, the replay and the
 //! deadlines right here, and returning each event's shared bytes as the next chunk, costs no task,
 //! no channel and no copy per subscriber; when the client cannot take writes, nobody polls, the
-//! hub's ring moves on and the connection learns it lagged once it is polled again. Every byte of
-//! it counts: a WebSocket's connection must fit in the dispatcher task's own state (`ws::upgrade`
-//! tests it), so it keeps nothing it can read from its [`Context`]. A client that takes nothing at all for
-//! `limits.send_timeout_secs` is cut off by the kernel (`TCP_USER_TIMEOUT`, set in `startup`).
+//! hub's ring moves on and the connection learns it lagged once it is polled again. A client that
+//! takes nothing at all for `limits.send_timeout_secs` is cut off by the kernel
+//! (`TCP_USER_TIMEOUT`, set in `startup`). Every byte of a connection counts: a WebSocket's must
+//! fit in the dispatcher task's own state (`ws::upgrade` tests it), so it keeps nothing it can
+//! read from its [`Context`].
 //!
 //! Deadlines (heartbeat, token expiry, a silent WebSocket client, drain) have no timers of their
 //! own: the [`Context`]'s clock sends one [`HubMessage::Tick`] a second through the hub's
