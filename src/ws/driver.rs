@@ -159,7 +159,8 @@ impl Future for Driver {
             if n == 0 && !this.ended {
                 return Poll::Pending;
             }
-            if this.write(&batch[..n]).is_err() {
+            // A connection that ended with nothing left to give has nothing to write.
+            if n > 0 && this.write(&batch[..n]).is_err() {
                 return Poll::Ready(());
             }
             // Written in full with nothing more ready: the connection's poll registered the waker.
