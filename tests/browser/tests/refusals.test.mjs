@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  WAIT_MS, adminToken, openPage, sharedBrowserAndService, startClient, startService, waitForState,
+  adminToken, openPage, sharedBrowserAndService, startClient, startService, waitForConnections, waitForState,
 } from "../lib/harness.mjs";
 
 const isTicket = (req) => req.method() === "POST" && req.url().endsWith("/admin-ws/ticket");
@@ -32,6 +32,20 @@ async function assertNoRetry(page, tickets) {
   assert.equal(await page.locator("#log li").count(), lines, "nothing logged: no new attempt");
   assert.equal(tickets.n, 1, "one ticket request in all");
   assert.equal(await page.textContent("#state"), "refused");
+}
+
+/**
+ * Runs the page's clock to its next connection attempt and waits, in real time, for that attempt's
+ * outcome: open, or refused with `status`. The clock never jumps while an attempt is in flight:
+ * the jump would fire the attempt's own timeouts and fail it, on a busy machine every time.
+ */
+async function nextAttempt(page, status) {
+  const refusals = page.locator("#log li.error", { hasText: `HTTP ${status}` });
+  const before = await refusals.count();
+  const started = page.waitForRequest(isTicket);
+  await page.clock.runFor(2 * 60_000);
+  await started;
+  await page.locator("#state", { hasText: /^open$/ }).or(refusals.nth(before)).first().waitFor();
 }
 
 async function connectConsole(page, { token, filter = "" }) {
@@ -113,21 +127,14 @@ describe("the console shows refusals", () => {
       assert.match(problem, message);
       assert.match(problem, /Next attempt at \d\d:\d\d:\d\d/);
 
-      const retried = page.waitForRequest(isTicket);
-      await page.clock.runFor(2 * 60_000);
-      await retried;
+      await nextAttempt(page, status);
       assert.equal(await page.textContent("#state"), "reconnecting", "still reconnecting, never refused");
 
       await holder.close();
-      // The slot is free once the service has seen the holder go; an attempt before that is
-      // (rightly) refused again. So let attempts happen, each after however long the backoff
-      // put it, until one gets the freed slot (polling: nothing signals the server's release).
-      const deadline = Date.now() + WAIT_MS;
-      while ((await page.textContent("#state")) !== "open") {
-        assert.ok(Date.now() < deadline, "no attempt got the freed slot");
-        await page.clock.runFor(2 * 60_000);
-        await page.waitForTimeout(50);
-      }
+      // The service has released the only slot once its gauge shows no connection (the console's
+      // refused attempts never hold one).
+      await waitForConnections(full.base, 0);
+      await nextAttempt(page, status);
       await badge(page, "open");
     });
   }
