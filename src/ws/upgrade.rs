@@ -10,10 +10,13 @@
 //!   written, the dispatcher's read and write buffers are dropped (keeping the bytes the client
 //!   sent behind its handshake), and the connection goes on as a [`Driver`] on the bare socket;
 //! - anything else is written as it is, and the connection closes: it has left the dispatcher, so
-//!   it cannot serve a next request.
+//!   it cannot serve a next request. An answer that streams until the client goes (`/admin-sse`)
+//!   is replaced by a `400`: nothing here watches the socket while writing, so a client that left
+//!   would hold its subscription until a write failed.
 //!
-//! A request that asks for an upgrade and announces a body is refused `400` before the routes: the
-//! dispatcher does not read a body for an upgrade.
+//! A request that asks for an upgrade and announces a `Content-Length` body is refused `400`
+//! before the routes: the dispatcher does not read a body for an upgrade. (A chunked one is not
+//! handed over at all: actix-http serves it as an ordinary request.)
 //!
 //! The future returned here lives inline in the dispatcher's task, in the place of its HTTP/1
 //! state, so a live WebSocket costs that task and nothing else; its size is tested to fit.
@@ -157,11 +160,26 @@ where
     match subscriber {
         Some(subscriber) => switch(framed, response, subscriber, &sessions).await,
         None => {
+            // An answer that streams until the client goes (`/admin-sse`) cannot be served from
+            // here: nothing would read the socket, so a client that left would keep its slot
+            // until a write failed. Dropping it ends that subscription at once.
+            if matches!(response.body().size(), BodySize::Stream) {
+                response = stream_refused();
+            }
             // Whatever happens to it, the answer is the connection's last.
             let _ = answer(framed, response).await;
             None
         }
     }
+}
+
+/// The answer to a request that asks for a WebSocket upgrade of a route that streams (SSE).
+fn stream_refused() -> HttpResponse {
+    problem::respond(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "a stream cannot answer a request asking for a WebSocket upgrade: ask without `Upgrade`",
+    )
 }
 
 /// The answer to a request that asks for a WebSocket upgrade and carries a body.

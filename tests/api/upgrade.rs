@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use crate::helpers::{
-    EMIT_SECRET, Transport, WAIT, client_frame, close_code, handshake_request, raw_exchange,
-    read_frame, read_head, spawn_app, spawn_app_with,
+    EMIT_SECRET, Transport, WAIT, admin_token, client_frame, close_code, handshake_request,
+    raw_exchange, read_frame, read_head, spawn_app, spawn_app_with,
 };
 
 fn addr(base: &str) -> &str {
@@ -125,6 +125,33 @@ async fn an_upgrade_asked_of_another_route_gets_that_routes_answer_and_a_closed_
     )
     .await;
     assert_eq!(status_and_body(&subscribe).0, 404, "{subscribe}");
+}
+
+#[tokio::test]
+async fn an_sse_stream_asked_for_with_an_upgrade_is_refused_with_400_and_holds_no_slot() {
+    let app = spawn_app_with(json!({ "limits": { "max_connections_per_actor": 1 } })).await;
+    // Without the refusal the stream would never end, and nothing would notice its reader leave.
+    let stream = asked_to_upgrade(
+        addr(&app.base),
+        "GET /admin-sse HTTP/1.1",
+        &format!(
+            "Accept: text/event-stream\r\nAuthorization: Bearer {}\r\n\r\n",
+            admin_token("user_1")
+        ),
+    )
+    .await;
+    let (status, body) = status_and_body(&stream);
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("bad_request")),
+        "{stream}"
+    );
+    // The subscription the route opened ended before the answer went out: the admin's only slot
+    // is free for the next tab.
+    let next = app
+        .connect(Transport::Sse, "", Some(&admin_token("user_1")), &[])
+        .await;
+    assert!(next.is_ok(), "{:?}", next.err());
 }
 
 #[tokio::test]
