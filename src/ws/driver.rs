@@ -5,9 +5,9 @@
 //! connection is asked for more only once what it gave last is written, so a client that reads
 //! slowly holds the connection away from the hub's ring, which moves on; the connection learns it
 //! lagged when it is polled again. What is ready at once (a replay, a burst) goes out in one
-//! vectored write of up to [`BATCH`] frames. What the socket does not take is kept as one piece:
-//! the unwritten end of a single frame as it is, or several frames' ends copied together, and
-//! only then.
+//! vectored write of up to [`BATCH`] frames or [`BATCH_BYTES`]. What the socket does not take is
+//! kept as one piece: the unwritten end of a single frame as it is, or several frames' ends copied
+//! together, and only then.
 
 use std::{
     future::Future,
@@ -24,6 +24,11 @@ use crate::session::Connection;
 
 /// The most frames written in one system call.
 const BATCH: usize = 16;
+
+/// A batch takes no more frames once it holds this many bytes. What the socket does not take of a
+/// batch is copied into one piece, so this bounds what a reader that stopped reading holds (this,
+/// plus the frame that crossed it), as the dispatcher's write buffer did at the same size.
+const BATCH_BYTES: usize = 32 * 1024;
 
 /// Drives one live WebSocket until it ends; the socket closes when the driver is dropped.
 pub(crate) struct Driver {
@@ -76,15 +81,23 @@ impl Driver {
         }
     }
 
-    /// Up to [`BATCH`] frames the connection has ready, and whether it has more to give now.
+    /// Up to [`BATCH`] frames the connection has ready (fewer once they reach [`BATCH_BYTES`]),
+    /// and whether it may have more to give now.
     fn gather(
         &mut self,
         cx: &mut TaskContext<'_>,
         batch: &mut [Option<Bytes>; BATCH],
     ) -> (usize, bool) {
+        let mut gathered = 0;
         for (n, slot) in batch.iter_mut().enumerate() {
             match Pin::new(&mut self.connection).poll_next(cx) {
-                Poll::Ready(Some(Ok(bytes))) => *slot = Some(bytes),
+                Poll::Ready(Some(Ok(bytes))) => {
+                    gathered += bytes.len();
+                    *slot = Some(bytes);
+                    if gathered >= BATCH_BYTES {
+                        return (n + 1, true);
+                    }
+                }
                 Poll::Ready(Some(Err(never))) => match never {},
                 Poll::Ready(None) => {
                     self.ended = true;
